@@ -1,0 +1,92 @@
+// The mount process: builds store, caches, VFS and FUSE from a Config, mounts, reports
+// readiness, and unmounts cleanly on SIGINT/SIGTERM or when someone else unmounts it.
+import { availableParallelism } from 'node:os';
+import type { Config } from '../config/config.js';
+import { FuseMount } from '../fuse/mount.js';
+import type { Logger } from '../log.js';
+import { Metrics } from '../metrics/metrics.js';
+import { type MetricsServer, startMetricsServer } from '../metrics/server.js';
+import { WindowReader } from '../read/window-reader.js';
+import { createStore } from '../store/index.js';
+import { Namespace } from '../vfs/namespace.js';
+import { Vfs } from '../vfs/vfs.js';
+import { checkBucket, checkMountpoint, mountedPaths } from './preflight.js';
+
+/** Kernel cache timeouts in seconds from a TTL in ms (Infinity -> a year; libfuse takes a double). */
+function kernelTimeout(ttlMs: number): number {
+  return Number.isFinite(ttlMs) ? ttlMs / 1000 : 365 * 24 * 3600;
+}
+
+export interface Running {
+  mount: FuseMount;
+  metrics: Metrics;
+  metricsServer?: MetricsServer;
+  stop(reason: string): Promise<void>;
+}
+
+/** Mounts; `onStopped` runs once the mount is gone, whoever unmounted it. */
+export async function startMount(
+  config: Readonly<Config>,
+  log: Logger,
+  onStopped: () => void,
+): Promise<Running> {
+  await checkMountpoint(config.mountpoint);
+  const metrics = new Metrics({ processMetrics: true });
+  const maxSockets = Math.max(64, availableParallelism() * 16);
+  // The bucket check gets a short retry budget: a wrong endpoint should fail in seconds.
+  const probe = await createStore(config, { ...config.retry, maxAttempts: Math.min(2, config.retry.maxAttempts) }, 4, metrics, log);
+  await checkBucket(probe, config);
+
+  const store = await createStore(config, config.retry, maxSockets, metrics, log);
+  const ns = new Namespace(store, config, metrics, log);
+  const vfs = new Vfs(ns, (meta) => new WindowReader(store, meta, 8 * 1024 * 1024), config, metrics, log);
+  const metricsServer =
+    config.metricsPort !== undefined ? await startMetricsServer(metrics, config.metricsHost, config.metricsPort) : undefined;
+  const mount = new FuseMount(
+    vfs,
+    {
+      mountpoint: config.mountpoint,
+      fsName: `${config.backend === 'gcs' ? 'gs' : 's3'}://${config.bucket}/${config.prefix}`,
+      allowOther: config.allowOther,
+      allowRoot: config.allowRoot,
+      attrTimeoutSecs: kernelTimeout(config.statTtl),
+      entryTimeoutSecs: kernelTimeout(config.statTtl),
+      negativeTimeoutSecs: kernelTimeout(config.negativeTtl),
+      opTimeoutMs: config.fuseOpTimeoutMs,
+      debug: config.debugFuse,
+    },
+    metrics,
+    log,
+  );
+  try {
+    await mount.mount();
+  } catch (err) {
+    await metricsServer?.close();
+    throw err;
+  }
+  log.info(
+    { bucket: config.bucket, prefix: config.prefix, mountpoint: config.mountpoint, metricsPort: metricsServer?.port },
+    'mounted',
+  );
+
+  let stopping: Promise<void> | undefined;
+  const stop = (reason: string): Promise<void> => {
+    stopping ??= (async () => {
+      log.info({ reason }, 'unmounting');
+      clearInterval(watch);
+      if ((await mountedPaths()).has(config.mountpoint)) await mount.unmount();
+      await metricsServer?.close();
+      onStopped();
+    })();
+    return stopping;
+  };
+  // libfuse's thread ends silently when someone runs fusermount -u; notice and exit with it.
+  const watch = setInterval(() => {
+    void mountedPaths().then((paths) => {
+      if (!paths.has(config.mountpoint)) void stop('unmounted externally');
+    });
+  }, 1000);
+  const running: Running = { mount, metrics, stop };
+  if (metricsServer) running.metricsServer = metricsServer;
+  return running;
+}

@@ -1,0 +1,73 @@
+// Checks made before anything is mounted, so bad input fails with one clear line and leaves
+// nothing behind: the mountpoint is usable, and the bucket answers with these credentials.
+import { readFile, stat } from 'node:fs/promises';
+import type { Config } from '../config/config.js';
+import { BucketfsError, ErrorCodes, describe } from '../errors.js';
+import type { ObjectStore } from '../store/types.js';
+
+/** Mount points listed in /proc/self/mountinfo (field 5, octal escapes decoded). */
+export async function mountedPaths(): Promise<Set<string>> {
+  const text = await readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
+  const out = new Set<string>();
+  for (const line of text.split('\n')) {
+    const field = line.split(' ')[4];
+    if (field) out.add(field.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8))));
+  }
+  return out;
+}
+
+export async function checkMountpoint(mountpoint: string): Promise<void> {
+  const fail = (msg: string) => new BucketfsError(ErrorCodes.Mountpoint, msg, { key: mountpoint });
+  let st: Awaited<ReturnType<typeof stat>>;
+  try {
+    st = await stat(mountpoint);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw fail(`mountpoint ${mountpoint} does not exist; create it first (mkdir -p ${mountpoint})`);
+    if (code === 'ENOTCONN') {
+      throw fail(`mountpoint ${mountpoint} is a dead FUSE mount; clear it with: fusermount -u ${mountpoint}`);
+    }
+    if (code === 'EACCES') throw fail(`mountpoint ${mountpoint} is not accessible to this user`);
+    throw fail(`cannot use mountpoint ${mountpoint}: ${describe(err)}`);
+  }
+  if (!st.isDirectory()) throw fail(`mountpoint ${mountpoint} is not a directory`);
+  if ((await mountedPaths()).has(mountpoint)) {
+    throw fail(`mountpoint ${mountpoint} is already mounted; unmount it first (fusermount -u ${mountpoint})`);
+  }
+}
+
+function endpointName(c: Pick<Config, 'backend' | 'endpoint' | 'region'>): string {
+  if (c.endpoint) return c.endpoint;
+  return c.backend === 'gcs' ? 'Google Cloud Storage' : `AWS S3 (${c.region})`;
+}
+
+/** One LIST of the mount prefix; turns every way it can fail into a line that says what to do. */
+export async function checkBucket(
+  store: ObjectStore,
+  c: Pick<Config, 'backend' | 'bucket' | 'prefix' | 'endpoint' | 'region' | 'anonymous'>,
+): Promise<void> {
+  try {
+    await store.list(c.prefix, { delimiter: '/', limit: 1 });
+  } catch (err) {
+    const e = err instanceof BucketfsError ? err : new BucketfsError(ErrorCodes.Unknown, describe(err));
+    const where = endpointName(c);
+    const uri = `${c.backend === 'gcs' ? 'gs' : 's3'}://${c.bucket}`;
+    const credHint =
+      c.backend === 'gcs'
+        ? 'check --key-file or GOOGLE_APPLICATION_CREDENTIALS'
+        : 'check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or --profile, or use --no-sign-request for a public bucket';
+    const messages: Partial<Record<string, string>> = {
+      [ErrorCodes.NoSuchBucket]: `bucket ${uri} does not exist at ${where}; check the name${c.backend === 's3' ? ', --region' : ''} and --endpoint-url`,
+      [ErrorCodes.BadCredentials]: `credentials rejected by ${where} (${firstLine(e.message)}); ${credHint}`,
+      [ErrorCodes.AccessDenied]: `access denied listing ${uri} at ${where}; the credentials need list and read permission on the bucket (${credHint})`,
+      [ErrorCodes.Network]: `cannot reach ${where} (${firstLine(e.message)}); check --endpoint-url and the network`,
+      [ErrorCodes.Timeout]: `${where} did not answer in time; check --endpoint-url and the network`,
+    };
+    const msg = messages[e.code] ?? `cannot list ${uri} at ${where}: ${firstLine(e.message)}`;
+    throw new BucketfsError(e.code, msg, { key: c.bucket, cause: err });
+  }
+}
+
+function firstLine(s: string): string {
+  return (s.split('\n')[0] ?? s).slice(0, 200);
+}

@@ -1,0 +1,249 @@
+// The single typed Config: defaults <- YAML file (--config-file) <- command-line flags.
+// Values are validated once here, against the option table, and the result is frozen.
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { BucketfsError, ErrorCodes, describe, invalidArgument } from '../errors.js';
+import type { LogFormat, LogLevel } from '../log.js';
+import { DEFAULT_RETRY, type RetryPolicy, worstCaseBackoffMs } from '../store/retrying.js';
+import { OPTIONS, type OptionSpec } from './options.js';
+import { parseBucketUri } from './uri.js';
+
+/** A TTL in milliseconds: 0 = revalidate every use, Infinity = never expire. */
+export type Ttl = number;
+
+export interface Config {
+  backend: 's3' | 'gcs';
+  bucket: string;
+  /** Key prefix of the mount root: '' or ending with '/'. */
+  prefix: string;
+  mountpoint: string;
+  endpoint?: string;
+  region: string;
+  forcePathStyle: boolean;
+  profile?: string;
+  anonymous: boolean;
+  keyFile?: string;
+  projectId?: string;
+
+  readOnly: boolean;
+  uid: number;
+  gid: number;
+  fileMode: number;
+  dirMode: number;
+  allowOther: boolean;
+  allowRoot: boolean;
+  foreground: boolean;
+  fuseOpTimeoutMs: number;
+  debugFuse: boolean;
+
+  statTtl: Ttl;
+  negativeTtl: Ttl;
+  listTtl: Ttl;
+  /** Byte bounds of the metadata caches; Infinity = unbounded. */
+  statCacheBytes: number;
+  typeCacheBytes: number;
+  listCacheBytes: number;
+
+  retry: RetryPolicy;
+  requestTimeoutMs: number;
+
+  logLevel: LogLevel;
+  logFormat: LogFormat;
+  logFile?: string;
+  metricsPort?: number;
+  metricsHost: string;
+}
+
+type Raw = Record<string, string | number | boolean | undefined>;
+
+const BY_FLAG = new Map(OPTIONS.map((o) => [o.flag, o]));
+const BY_YAML = new Map(OPTIONS.filter((o) => o.yaml).map((o) => [o.yaml as string, o]));
+
+/** Reads --config-file into flag-keyed values; unknown keys and wrong types are errors. */
+export async function loadConfigFile(file: string): Promise<Raw> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw invalidArgument('--config-file', `cannot read ${file}: ${describe(err)}`);
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (err) {
+    throw invalidArgument('--config-file', `${file} is not valid YAML: ${describe(err).split('\n')[0]}`);
+  }
+  if (doc === null || doc === undefined) return {};
+  if (typeof doc !== 'object' || Array.isArray(doc)) {
+    throw invalidArgument('--config-file', `${file} must be a mapping of keys to values`);
+  }
+  const out: Raw = {};
+  const walk = (obj: Record<string, unknown>, at: string): void => {
+    for (const [k, v] of Object.entries(obj)) {
+      const key = at ? `${at}.${k}` : k;
+      if (v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof Date)) {
+        walk(v as Record<string, unknown>, key);
+        continue;
+      }
+      const spec = BY_YAML.get(key);
+      if (!spec) throw invalidArgument('--config-file', `${file}: unknown key "${key}" (see docs/configuration.md)`);
+      if (typeof v !== spec.type) {
+        throw invalidArgument('--config-file', `${file}: "${key}" must be a ${spec.type}, got ${JSON.stringify(v)}`);
+      }
+      out[spec.flag] = v as string | number | boolean;
+    }
+  };
+  walk(doc as Record<string, unknown>, '');
+  return out;
+}
+
+function checkValue(spec: OptionSpec, v: string | number | boolean, where: string): void {
+  const name = `${where}${spec.flag}`;
+  if (spec.type === 'number') {
+    if (typeof v !== 'number' || Number.isNaN(v)) throw invalidArgument(name, `must be a number, got "${v}"`);
+    if (spec.allowMinusOne && v === -1) return;
+    if (spec.integer && !Number.isInteger(v)) throw invalidArgument(name, `must be a whole number, got ${v}`);
+    if (spec.min !== undefined && v < spec.min) {
+      const extra = spec.allowMinusOne ? ' (or -1 for no limit)' : '';
+      throw invalidArgument(name, `must be at least ${spec.min}${extra}, got ${v}`);
+    }
+    if (spec.max !== undefined && v > spec.max) throw invalidArgument(name, `must be at most ${spec.max}, got ${v}`);
+  }
+  if (spec.choices && !spec.choices.includes(String(v))) {
+    throw invalidArgument(name, `must be one of ${spec.choices.join(', ')}; got "${v}"`);
+  }
+}
+
+function parseMode(option: string, v: string): number {
+  if (!/^0?[0-7]{3,4}$/.test(v)) throw invalidArgument(`--${option}`, `must be octal permission bits like 0644, got "${v}"`);
+  return Number.parseInt(v, 8) & 0o7777;
+}
+
+function ttlMs(secs: number): Ttl {
+  return secs === -1 ? Number.POSITIVE_INFINITY : secs * 1000;
+}
+
+function sizeBytes(mb: number): number {
+  return mb === -1 ? Number.POSITIVE_INFINITY : Math.floor(mb * 1024 * 1024);
+}
+
+/** mount-s3's --metadata-ttl: seconds | indefinite | minimal. */
+function parseMetadataTtl(v: string): number {
+  if (v === 'indefinite') return -1;
+  if (v === 'minimal') return 0;
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || !Number.isSafeInteger(n)) {
+    throw invalidArgument('--metadata-ttl', `must be seconds, "indefinite" or "minimal"; got "${v}"`);
+  }
+  return n;
+}
+
+export interface ResolveInput {
+  bucketUri: string;
+  mountpoint: string;
+  /** Only the flags the user actually gave (no defaults filled in). */
+  flags: Raw;
+  env?: NodeJS.ProcessEnv;
+}
+
+export async function resolveConfig(input: ResolveInput): Promise<Readonly<Config>> {
+  const env = input.env ?? process.env;
+  const fileValues = typeof input.flags['config-file'] === 'string' ? await loadConfigFile(input.flags['config-file']) : {};
+  const raw: Raw = {};
+  for (const spec of OPTIONS) if (spec.default !== undefined) raw[spec.flag] = spec.default;
+  for (const [k, v] of Object.entries(fileValues)) {
+    checkValue(BY_FLAG.get(k) as OptionSpec, v as string | number | boolean, 'config file: ');
+    raw[k] = v;
+  }
+  for (const [k, v] of Object.entries(input.flags)) {
+    if (v === undefined) continue;
+    const spec = BY_FLAG.get(k);
+    if (!spec) continue;
+    checkValue(spec, v, '--');
+    raw[k] = v;
+  }
+  if (typeof raw['metadata-ttl'] === 'string') {
+    const secs = parseMetadataTtl(raw['metadata-ttl']);
+    // The alias sets both TTLs unless the specific flag was also given.
+    if (input.flags['stat-cache-ttl'] === undefined) raw['stat-cache-ttl'] = secs;
+    if (input.flags['list-cache-ttl'] === undefined) raw['list-cache-ttl'] = secs;
+  }
+
+  const uri = parseBucketUri(input.bucketUri);
+  let prefix = uri.prefix;
+  if (typeof raw.prefix === 'string' && raw.prefix !== '') {
+    if (prefix) throw invalidArgument('--prefix', 'give the prefix either in the bucket URI or with --prefix, not both');
+    prefix = raw.prefix.replace(/^\/+/, '');
+    if (!prefix.endsWith('/')) prefix += '/';
+  }
+
+  const str = (k: string): string | undefined => (typeof raw[k] === 'string' && raw[k] !== '' ? (raw[k] as string) : undefined);
+  const num = (k: string): number => raw[k] as number;
+  const bool = (k: string): boolean => raw[k] === true;
+
+  const retry: RetryPolicy = { ...DEFAULT_RETRY, maxAttempts: num('max-attempts') };
+  const requestTimeoutMs = Math.round(num('request-timeout') * 1000);
+  const fuseOpTimeoutMs =
+    raw['fuse-op-timeout'] !== undefined
+      ? Math.round(num('fuse-op-timeout') * 1000)
+      : // Long enough for the store layer to exhaust its own retries and answer EIO itself.
+        worstCaseBackoffMs(retry) + 30_000;
+
+  const config: Config = {
+    backend: uri.backend,
+    bucket: uri.bucket,
+    prefix,
+    mountpoint: path.resolve(input.mountpoint),
+    endpoint: str('endpoint-url'),
+    region: str('region') ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? 'us-east-1',
+    forcePathStyle: bool('force-path-style'),
+    profile: str('profile'),
+    anonymous: bool('no-sign-request'),
+    keyFile: str('key-file'),
+    projectId: str('project-id'),
+    readOnly: bool('read-only'),
+    uid: raw.uid !== undefined ? num('uid') : (process.getuid?.() ?? 0),
+    gid: raw.gid !== undefined ? num('gid') : (process.getgid?.() ?? 0),
+    fileMode: parseMode('file-mode', String(raw['file-mode'])),
+    dirMode: parseMode('dir-mode', String(raw['dir-mode'])),
+    allowOther: bool('allow-other'),
+    allowRoot: bool('allow-root'),
+    foreground: bool('foreground'),
+    fuseOpTimeoutMs,
+    debugFuse: bool('debug-fuse'),
+    statTtl: ttlMs(num('stat-cache-ttl')),
+    negativeTtl: ttlMs(num('negative-ttl')),
+    listTtl: ttlMs(num('list-cache-ttl')),
+    statCacheBytes: sizeBytes(num('stat-cache-max-size-mb')),
+    typeCacheBytes: sizeBytes(num('type-cache-max-size-mb')),
+    listCacheBytes: sizeBytes(num('list-cache-max-size-mb')),
+    retry,
+    requestTimeoutMs,
+    logLevel: raw['log-level'] as LogLevel,
+    logFormat: raw['log-format'] as LogFormat,
+    logFile: str('log-file'),
+    metricsPort: raw['metrics-port'] !== undefined ? num('metrics-port') : undefined,
+    metricsHost: String(raw['metrics-host']),
+  };
+  if (!config.readOnly) {
+    throw invalidArgument('--read-only', 'only read-only mounts are supported in this version; drop --read-only=false');
+  }
+  if (config.allowOther && config.allowRoot) {
+    throw invalidArgument('--allow-root', 'cannot be combined with --allow-other (allow-other already includes root)');
+  }
+  if (config.backend === 'gcs') {
+    for (const flag of ['region', 'profile', 'force-path-style']) {
+      if (input.flags[flag] !== undefined || fileValues[flag] !== undefined) {
+        throw invalidArgument(`--${flag}`, 'applies to s3:// buckets only');
+      }
+    }
+  } else if (config.keyFile || config.projectId) {
+    throw invalidArgument(config.keyFile ? '--key-file' : '--project-id', 'applies to gs:// buckets only');
+  }
+  return Object.freeze(config);
+}
+
+export function isConfigError(err: unknown): boolean {
+  return err instanceof BucketfsError && err.code === ErrorCodes.InvalidArgument;
+}

@@ -1,0 +1,365 @@
+// The one declarative table of options. It generates the command-line flags (cli/args.ts), the
+// YAML keys accepted by --config-file (config/resolve.ts) and docs/configuration.md
+// (scripts/gen-config-doc.ts), so --help, the file format and the docs cannot drift.
+
+export type OptionType = 'string' | 'number' | 'boolean';
+export type Backend = 's3' | 'gcs' | 'both';
+
+export interface OptionSpec {
+  /** Flag name without dashes; also the config key the code reads. */
+  flag: string;
+  /** Dotted YAML path (section.key); undefined = command line only. */
+  yaml?: string;
+  type: OptionType;
+  /** Default value, or undefined when unset means "decide at run time" (described in `defaultText`). */
+  default?: string | number | boolean;
+  defaultText?: string;
+  choices?: readonly string[];
+  /** Numbers: allowed range (inclusive). -1 is allowed separately via `allowMinusOne`. */
+  min?: number;
+  max?: number;
+  allowMinusOne?: boolean;
+  /** Numbers that must be whole. */
+  integer?: boolean;
+  backend: Backend;
+  group: string;
+  describe: string;
+  alias?: string;
+}
+
+const G_STORE = 'Bucket and endpoint:';
+const G_AUTH = 'Credentials:';
+const G_MOUNT = 'Mount:';
+const G_META = 'Metadata caches:';
+const G_NET = 'Requests:';
+const G_LOG = 'Logging and metrics:';
+
+export const OPTIONS: readonly OptionSpec[] = [
+  // Bucket and endpoint
+  {
+    flag: 'prefix',
+    yaml: 'prefix',
+    type: 'string',
+    backend: 'both',
+    group: G_STORE,
+    describe: 'Mount only keys under this prefix (a trailing "/" is added). Also given as s3://bucket/prefix/.',
+  },
+  {
+    flag: 'endpoint-url',
+    yaml: 'endpoint-url',
+    type: 'string',
+    backend: 'both',
+    group: G_STORE,
+    describe:
+      'Store endpoint, e.g. http://127.0.0.1:9000 for MinIO or a GCS emulator. Default: AWS S3 for the region; for gs://, STORAGE_EMULATOR_HOST or Google Cloud Storage.',
+  },
+  {
+    flag: 'region',
+    yaml: 's3.region',
+    type: 'string',
+    defaultText: 'AWS_REGION, else the profile region, else us-east-1',
+    backend: 's3',
+    group: G_STORE,
+    describe: 'AWS region of the bucket.',
+  },
+  {
+    flag: 'force-path-style',
+    yaml: 's3.force-path-style',
+    type: 'boolean',
+    default: false,
+    backend: 's3',
+    group: G_STORE,
+    describe: 'Address the bucket as endpoint/bucket rather than bucket.endpoint (most S3-compatible servers).',
+  },
+  // Credentials
+  {
+    flag: 'profile',
+    yaml: 's3.profile',
+    type: 'string',
+    backend: 's3',
+    group: G_AUTH,
+    describe: 'Named profile from ~/.aws/config and ~/.aws/credentials. Default: the standard AWS credential chain.',
+  },
+  {
+    flag: 'no-sign-request',
+    yaml: 'no-sign-request',
+    type: 'boolean',
+    default: false,
+    backend: 'both',
+    group: G_AUTH,
+    describe: 'Send anonymous requests (public buckets, emulators without auth).',
+  },
+  {
+    flag: 'key-file',
+    yaml: 'gcs.key-file',
+    type: 'string',
+    backend: 'gcs',
+    group: G_AUTH,
+    describe: 'Service-account JSON key file. Default: Application Default Credentials.',
+  },
+  {
+    flag: 'project-id',
+    yaml: 'gcs.project-id',
+    type: 'string',
+    backend: 'gcs',
+    group: G_AUTH,
+    describe: 'Google Cloud project (rarely needed: buckets are global).',
+  },
+  // Mount
+  {
+    flag: 'read-only',
+    yaml: 'read-only',
+    type: 'boolean',
+    default: true,
+    backend: 'both',
+    group: G_MOUNT,
+    describe: 'Mount read-only; writes answer EROFS. The only mode in this version.',
+  },
+  {
+    flag: 'uid',
+    yaml: 'file-system.uid',
+    type: 'number',
+    integer: true,
+    min: 0,
+    max: 4294967294,
+    defaultText: 'the uid running bucketfs',
+    backend: 'both',
+    group: G_MOUNT,
+    describe: 'Owner of every file and directory.',
+  },
+  {
+    flag: 'gid',
+    yaml: 'file-system.gid',
+    type: 'number',
+    integer: true,
+    min: 0,
+    max: 4294967294,
+    defaultText: 'the gid running bucketfs',
+    backend: 'both',
+    group: G_MOUNT,
+    describe: 'Group of every file and directory.',
+  },
+  {
+    flag: 'file-mode',
+    yaml: 'file-system.file-mode',
+    type: 'string',
+    default: '0644',
+    backend: 'both',
+    group: G_MOUNT,
+    describe: 'Permission bits of files, in octal.',
+  },
+  {
+    flag: 'dir-mode',
+    yaml: 'file-system.dir-mode',
+    type: 'string',
+    default: '0755',
+    backend: 'both',
+    group: G_MOUNT,
+    describe: 'Permission bits of directories, in octal.',
+  },
+  {
+    flag: 'allow-other',
+    yaml: 'file-system.allow-other',
+    type: 'boolean',
+    default: false,
+    backend: 'both',
+    group: G_MOUNT,
+    describe: 'Let other users access the mount (needs user_allow_other in /etc/fuse.conf unless root).',
+  },
+  {
+    flag: 'allow-root',
+    yaml: 'file-system.allow-root',
+    type: 'boolean',
+    default: false,
+    backend: 'both',
+    group: G_MOUNT,
+    describe: 'Let root access the mount as well as the owner.',
+  },
+  {
+    flag: 'foreground',
+    type: 'boolean',
+    default: false,
+    backend: 'both',
+    group: G_MOUNT,
+    alias: 'f',
+    describe: 'Stay in the foreground; unmount on SIGINT/SIGTERM. Default: return once mounted, daemon runs on.',
+  },
+  {
+    flag: 'fuse-op-timeout',
+    yaml: 'file-system.fuse-op-timeout-secs',
+    type: 'number',
+    min: 1,
+    max: 86400,
+    defaultText: 'retries worst case + 30 s',
+    backend: 'both',
+    group: G_MOUNT,
+    describe: 'Seconds after which a FUSE operation still waiting answers ETIMEDOUT.',
+  },
+  {
+    flag: 'debug-fuse',
+    type: 'boolean',
+    default: false,
+    backend: 'both',
+    group: G_MOUNT,
+    describe: 'Log every FUSE operation at debug level and pass -o debug to libfuse.',
+  },
+  {
+    flag: 'config-file',
+    type: 'string',
+    backend: 'both',
+    group: G_MOUNT,
+    describe: 'YAML file of options (see docs/configuration.md); command-line flags override it.',
+  },
+  // Metadata caches
+  {
+    flag: 'metadata-ttl',
+    type: 'string',
+    backend: 'both',
+    group: G_META,
+    describe:
+      'mount-s3 style alias: seconds, "indefinite" (-1) or "minimal" (0); sets both --stat-cache-ttl and --list-cache-ttl.',
+  },
+  {
+    flag: 'stat-cache-ttl',
+    yaml: 'metadata-cache.ttl-secs',
+    type: 'number',
+    integer: true,
+    default: 60,
+    min: 0,
+    allowMinusOne: true,
+    backend: 'both',
+    group: G_META,
+    describe: 'Seconds object metadata and file/dir types are trusted. 0 = revalidate every time, -1 = never expire.',
+  },
+  {
+    flag: 'negative-ttl',
+    yaml: 'metadata-cache.negative-ttl-secs',
+    type: 'number',
+    integer: true,
+    default: 5,
+    min: 0,
+    allowMinusOne: true,
+    backend: 'both',
+    group: G_META,
+    describe: 'Seconds a name found missing stays missing without asking again. 0 = off, -1 = never expire.',
+  },
+  {
+    flag: 'stat-cache-max-size-mb',
+    yaml: 'metadata-cache.stat-cache-max-size-mb',
+    type: 'number',
+    default: 32,
+    min: 0,
+    allowMinusOne: true,
+    backend: 'both',
+    group: G_META,
+    describe: 'Memory bound of the stat cache in MiB (LRU beyond it). -1 = unbounded.',
+  },
+  {
+    flag: 'type-cache-max-size-mb',
+    yaml: 'metadata-cache.type-cache-max-size-mb',
+    type: 'number',
+    default: 4,
+    min: 0,
+    allowMinusOne: true,
+    backend: 'both',
+    group: G_META,
+    describe: 'Memory bound of the type cache (name -> file | dir | absent) in MiB. -1 = unbounded.',
+  },
+  {
+    flag: 'list-cache-ttl',
+    yaml: 'list-cache.ttl-secs',
+    type: 'number',
+    integer: true,
+    default: 60,
+    min: 0,
+    allowMinusOne: true,
+    backend: 'both',
+    group: G_META,
+    describe: 'Seconds a directory listing is reused. 0 = list every time, -1 = never expire.',
+  },
+  {
+    flag: 'list-cache-max-size-mb',
+    yaml: 'list-cache.max-size-mb',
+    type: 'number',
+    default: 64,
+    min: 0,
+    allowMinusOne: true,
+    backend: 'both',
+    group: G_META,
+    describe: 'Memory bound of cached listings in MiB. -1 = unbounded.',
+  },
+  // Requests
+  {
+    flag: 'max-attempts',
+    yaml: 'requests.max-attempts',
+    type: 'number',
+    integer: true,
+    default: 6,
+    min: 1,
+    max: 100,
+    backend: 'both',
+    group: G_NET,
+    describe: 'Attempts per store request (throttling, 5xx, resets, timeouts) before the operation fails with EIO.',
+  },
+  {
+    flag: 'request-timeout',
+    yaml: 'requests.timeout-secs',
+    type: 'number',
+    default: 30,
+    min: 0.1,
+    max: 3600,
+    backend: 'both',
+    group: G_NET,
+    describe: 'Seconds one request may wait to connect or between bytes before it is retried.',
+  },
+  // Logging and metrics
+  {
+    flag: 'log-level',
+    yaml: 'logging.level',
+    type: 'string',
+    default: 'info',
+    choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
+    backend: 'both',
+    group: G_LOG,
+    describe: 'Log level.',
+  },
+  {
+    flag: 'log-format',
+    yaml: 'logging.format',
+    type: 'string',
+    default: 'json',
+    choices: ['json', 'pretty'],
+    backend: 'both',
+    group: G_LOG,
+    describe: 'Log format: one JSON object per line, or human-readable.',
+  },
+  {
+    flag: 'log-file',
+    yaml: 'logging.file',
+    type: 'string',
+    defaultText: 'stderr in the foreground; syslog-less daemons: /dev/null unless set',
+    backend: 'both',
+    group: G_LOG,
+    describe: 'Append logs to this file.',
+  },
+  {
+    flag: 'metrics-port',
+    yaml: 'metrics.port',
+    type: 'number',
+    integer: true,
+    min: 0,
+    max: 65535,
+    backend: 'both',
+    group: G_LOG,
+    describe: 'Serve Prometheus /metrics and /healthz on this port (0 = any free port). Default: off.',
+  },
+  {
+    flag: 'metrics-host',
+    yaml: 'metrics.host',
+    type: 'string',
+    default: '127.0.0.1',
+    backend: 'both',
+    group: G_LOG,
+    describe: 'Address the metrics server listens on.',
+  },
+];

@@ -1,0 +1,182 @@
+// fuse-native glue: mounts the VFS, turns async VFS results into fuse-native callbacks (0 or
+// -errno, never an Error), times and counts every op, and unmounts. Knows nothing of S3/GCS.
+import { execFile } from 'node:child_process';
+import Fuse from 'fuse-native';
+import { BucketfsError, ErrorCodes } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics/metrics.js';
+import { Errno, type ErrnoName, PosixError, errnoName } from '../vfs/errno.js';
+import type { Vfs } from '../vfs/vfs.js';
+
+export interface MountOptions {
+  mountpoint: string;
+  fsName: string;
+  allowOther: boolean;
+  allowRoot: boolean;
+  /** Kernel caching of attributes and names, in seconds (derived from the metadata TTLs). */
+  attrTimeoutSecs: number;
+  entryTimeoutSecs: number;
+  negativeTimeoutSecs: number;
+  /** After this, fuse-native answers ETIMEDOUT for an op we have not finished. */
+  opTimeoutMs: number;
+  debug: boolean;
+}
+
+/**
+ * fuse-native builds its -o string from a fixed list that lacks ro, negative_timeout,
+ * max_readahead and nonempty, and drops uid/gid 0. We build the string ourselves.
+ */
+class BucketFuse extends Fuse {
+  private readonly optionString: string;
+  constructor(mnt: string, ops: Record<string, unknown>, timeout: number, options: string[]) {
+    super(mnt, ops, { timeout });
+    this.optionString = `-o${options.join(',')}`;
+  }
+  override _fuseOptions(): string {
+    return this.optionString;
+  }
+}
+
+export function fuseOptionList(o: MountOptions): string[] {
+  const opts = [
+    `fsname=${o.fsName.replace(/[,\\]/g, '_')}`,
+    'subtype=bucketfs',
+    'ro',
+    'default_permissions',
+    // libfuse 2's fusermount refuses a non-empty mountpoint without this; mount-s3 allows it.
+    'nonempty',
+    `attr_timeout=${o.attrTimeoutSecs}`,
+    `entry_timeout=${o.entryTimeoutSecs}`,
+    `negative_timeout=${o.negativeTimeoutSecs}`,
+    'max_read=131072',
+    'max_readahead=131072',
+  ];
+  if (o.allowOther) opts.push('allow_other');
+  if (o.allowRoot) opts.push('allow_root');
+  if (o.debug) opts.push('debug');
+  return opts;
+}
+
+const neg = (name: ErrnoName): number => -Errno[name];
+
+export class FuseMount {
+  private readonly fuse: BucketFuse;
+  private readonly vfs: Vfs;
+  private readonly metrics: Metrics;
+  private readonly log: Logger;
+  private readonly debug: boolean;
+  readonly mountpoint: string;
+
+  constructor(vfs: Vfs, opts: MountOptions, metrics: Metrics, log: Logger) {
+    this.vfs = vfs;
+    this.metrics = metrics;
+    this.log = log;
+    this.debug = opts.debug;
+    this.mountpoint = opts.mountpoint;
+    this.fuse = new BucketFuse(opts.mountpoint, this.ops(), opts.opTimeoutMs, fuseOptionList(opts));
+  }
+
+  mount(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.fuse.mount((err) => {
+        if (!err) return resolve();
+        reject(new BucketfsError(ErrorCodes.MountFailed, `FUSE mount of ${this.mountpoint} failed: ${err.message}`));
+      });
+    });
+  }
+
+  /** Unmounts (lazily if busy, so a stuck reader cannot keep the daemon alive). */
+  async unmount(): Promise<void> {
+    this.vfs.closeAll();
+    await new Promise<void>((resolve) => {
+      this.fuse.unmount((err) => {
+        if (err) this.log.warn({ err: err.message }, 'unmount reported an error');
+        resolve();
+      });
+    });
+  }
+
+  /** Runs one VFS call and reports its outcome to a callback the fuse-native way. */
+  private run<T>(op: string, path: string, call: () => Promise<T> | T, done: (err: number, value?: T) => void): void {
+    const stop = this.metrics.fuseOpSeconds.startTimer({ op });
+    const finish = (err: number, value?: T, failure?: unknown): void => {
+      stop();
+      const result = err === 0 ? 'ok' : (Object.keys(Errno).find((k) => Errno[k as ErrnoName] === -err) ?? String(err));
+      this.metrics.fuseOps.inc({ op, result });
+      if (failure !== undefined) this.logFailure(op, path, result, failure);
+      else if (this.debug) this.log.debug({ op, path, result }, 'fuse op');
+      done(err, value);
+    };
+    let pending: Promise<T> | T;
+    try {
+      pending = call();
+    } catch (e) {
+      finish(neg(errnoName(e)), undefined, e);
+      return;
+    }
+    Promise.resolve(pending).then(
+      (v) => finish(0, v),
+      (e: unknown) => finish(neg(errnoName(e)), undefined, e),
+    );
+  }
+
+  private logFailure(op: string, path: string, errno: string, err: unknown): void {
+    // Missing names are everyday traffic (shells probe for files); everything else is worth a line.
+    const level = errno === 'ENOENT' || errno === 'EROFS' ? 'debug' : 'warn';
+    const e = err as { code?: string; key?: string; message?: string };
+    this.log[level]({ op, path, errno, code: e?.code, key: e?.key }, e?.message ?? String(err));
+  }
+
+  private ops(): Record<string, unknown> {
+    const vfs = this.vfs;
+    const rofs = (op: string) => (path: string, ...args: unknown[]) => {
+      const cb = args[args.length - 1] as (err: number) => void;
+      this.run(op, path, () => Promise.reject(new PosixError('EROFS', `read-only mount: ${op} ${path}`)), cb);
+    };
+    return {
+      init: (cb: (err: number) => void) => cb(0),
+      getattr: (path: string, cb: (err: number, st?: unknown) => void) =>
+        this.run('getattr', path, () => vfs.getattr(path), cb),
+      readdir: (path: string, cb: (err: number, names?: string[], stats?: unknown[]) => void) =>
+        this.run('readdir', path, () => vfs.readdir(path), (err, v) => cb(err, v?.names, v?.attrs)),
+      open: (path: string, flags: number, cb: (err: number, fd?: number) => void) =>
+        this.run('open', path, () => vfs.open(path, flags), cb),
+      read: (path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (n: number) => void) =>
+        this.run(
+          'read',
+          path,
+          async () => {
+            const data = await vfs.read(fd, pos, len);
+            // buf is only valid until cb: copy before answering.
+            return data.copy(buf, 0, 0, Math.min(len, data.length));
+          },
+          (err, n) => cb(err === 0 ? (n ?? 0) : err),
+        ),
+      release: (path: string, fd: number, cb: (err: number) => void) =>
+        this.run('release', path, () => vfs.release(fd), cb),
+      statfs: (path: string, cb: (err: number, st?: unknown) => void) => this.run('statfs', path, () => vfs.statfs(), cb),
+      create: rofs('create'),
+      write: rofs('write'),
+      truncate: rofs('truncate'),
+      ftruncate: rofs('ftruncate'),
+      unlink: rofs('unlink'),
+      mkdir: rofs('mkdir'),
+      rmdir: rofs('rmdir'),
+      rename: rofs('rename'),
+      chmod: rofs('chmod'),
+      chown: rofs('chown'),
+      utimens: rofs('utimens'),
+      symlink: rofs('symlink'),
+      link: rofs('link'),
+      mknod: rofs('mknod'),
+    };
+  }
+}
+
+
+/** Unmounts a path with fusermount, lazily as a last resort (tests, stale mounts). */
+export function fusermountUnmount(path: string, lazy = false): Promise<boolean> {
+  return new Promise((resolve) => {
+    execFile('fusermount', [lazy ? '-uz' : '-u', path], (err) => resolve(!err));
+  });
+}

@@ -1,0 +1,84 @@
+// Every metric bucketfs exports, defined once. Rooms receive the Metrics object and only
+// increment; nothing else creates metrics. One registry per mount (not prom-client's global
+// one) so unit tests can build as many mounts as they like.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export class Metrics {
+  readonly registry = new Registry();
+
+  readonly storeRequests = new Counter({
+    name: 'bucketfs_store_requests_total',
+    help: 'Requests sent to the object store, by kind (HEAD, LIST, GET) and outcome (ok or an error code)',
+    labelNames: ['kind', 'outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly storeRequestSeconds = new Histogram({
+    name: 'bucketfs_store_request_duration_seconds',
+    help: 'Latency of one store request (one attempt), by kind',
+    labelNames: ['kind'] as const,
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+  readonly storeBytesIn = new Counter({
+    name: 'bucketfs_store_bytes_in_total',
+    help: 'Object bytes received from the store',
+    registers: [this.registry],
+  });
+  readonly storeRetries = new Counter({
+    name: 'bucketfs_store_retries_total',
+    help: 'Store requests retried after a retryable error, by kind and error code',
+    labelNames: ['kind', 'code'] as const,
+    registers: [this.registry],
+  });
+  readonly fuseOps = new Counter({
+    name: 'bucketfs_fuse_ops_total',
+    help: 'FUSE operations handled, by op and result (ok or an errno name)',
+    labelNames: ['op', 'result'] as const,
+    registers: [this.registry],
+  });
+  readonly fuseOpSeconds = new Histogram({
+    name: 'bucketfs_fuse_op_duration_seconds',
+    help: 'Time to answer one FUSE operation, by op',
+    labelNames: ['op'] as const,
+    buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
+    registers: [this.registry],
+  });
+  readonly bytesServed = new Counter({
+    name: 'bucketfs_read_bytes_served_total',
+    help: 'Bytes returned to FUSE read calls',
+    registers: [this.registry],
+  });
+  readonly openHandles = new Gauge({
+    name: 'bucketfs_open_handles',
+    help: 'Open file handles',
+    registers: [this.registry],
+  });
+  readonly cacheEvents = new Counter({
+    name: 'bucketfs_cache_events_total',
+    help: 'Cache lookups and evictions, by cache (stat, type, list, negative) and event (hit, miss, evict)',
+    labelNames: ['cache', 'event'] as const,
+    registers: [this.registry],
+  });
+  readonly cacheEntries = new Gauge({
+    name: 'bucketfs_cache_entries',
+    help: 'Entries held, by cache',
+    labelNames: ['cache'] as const,
+    registers: [this.registry],
+  });
+  readonly cacheBytes = new Gauge({
+    name: 'bucketfs_cache_bytes',
+    help: 'Estimated bytes held, by cache',
+    labelNames: ['cache'] as const,
+    registers: [this.registry],
+  });
+
+  constructor(opts: { processMetrics?: boolean } = {}) {
+    if (opts.processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'bucketfs_' });
+  }
+
+  /** Sum of store requests of one kind, any outcome (tests and logs use it). */
+  async requestCount(kind: string): Promise<number> {
+    const m = await this.storeRequests.get();
+    return m.values.filter((v) => v.labels.kind === kind).reduce((s, v) => s + v.value, 0);
+  }
+}

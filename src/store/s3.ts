@@ -1,0 +1,217 @@
+// S3 adapter on @aws-sdk/client-s3. One method call is exactly one HTTP request: the SDK's own
+// retries are off (maxAttempts 1) because retrying.ts owns retries and metered.ts counts requests.
+import http from 'node:http';
+import https from 'node:https';
+import type { Readable } from 'node:stream';
+import {
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  S3Client,
+  type S3ClientConfig,
+} from '@aws-sdk/client-s3';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { BucketfsError, ErrorCodes, networkErrno } from '../errors.js';
+import type { ByteRange, ListOptions, ListPage, ObjectMeta, ObjectPin, ObjectStore } from './types.js';
+
+export interface S3StoreOptions {
+  bucket: string;
+  region: string;
+  endpoint?: string;
+  forcePathStyle?: boolean;
+  /** Named profile from the shared config/credentials files. */
+  profile?: string;
+  /** Explicit credentials (tests); otherwise the standard AWS provider chain. */
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  /** Send unsigned requests (public buckets). */
+  anonymous?: boolean;
+  /** Per-attempt timeout for connecting and for socket inactivity. */
+  requestTimeoutMs: number;
+  /** Size of the keep-alive socket pool. */
+  maxSockets: number;
+}
+
+export function createS3Store(opts: S3StoreOptions): ObjectStore {
+  const agentOpts = { keepAlive: true, maxSockets: opts.maxSockets, keepAliveMsecs: 10_000 };
+  const config: S3ClientConfig = {
+    region: opts.region,
+    forcePathStyle: opts.forcePathStyle ?? false,
+    maxAttempts: 1,
+    // The default (WHEN_SUPPORTED) adds CRC work on every request and some S3-compatible
+    // servers reject the extra headers; ranged reads carry no full-object checksum anyway.
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    requestHandler: new NodeHttpHandler({
+      connectionTimeout: opts.requestTimeoutMs,
+      requestTimeout: opts.requestTimeoutMs,
+      httpAgent: new http.Agent(agentOpts),
+      httpsAgent: new https.Agent(agentOpts),
+    }),
+  };
+  if (opts.endpoint) config.endpoint = opts.endpoint;
+  if (opts.profile) config.profile = opts.profile;
+  if (opts.credentials) config.credentials = opts.credentials;
+  if (opts.anonymous) {
+    // Unsigned requests: a signer that passes the request through untouched, and static empty
+    // credentials so the provider chain is never consulted.
+    config.credentials = { accessKeyId: '', secretAccessKey: '' };
+    config.signer = { sign: async (request) => request };
+  }
+  return new S3Store(new S3Client(config), opts.bucket);
+}
+
+class S3Store implements ObjectStore {
+  readonly kind = 's3' as const;
+  readonly bucket: string;
+  private readonly client: S3Client;
+
+  constructor(client: S3Client, bucket: string) {
+    this.client = client;
+    this.bucket = bucket;
+  }
+
+  async head(key: string, signal?: AbortSignal): Promise<ObjectMeta | undefined> {
+    try {
+      const out = await this.client.send(
+        new HeadObjectCommand({ Bucket: this.bucket, Key: key }),
+        { abortSignal: signal },
+      );
+      return {
+        key,
+        size: out.ContentLength ?? 0,
+        etag: out.ETag ?? '',
+        mtime: out.LastModified ?? new Date(0),
+      };
+    } catch (err) {
+      const e = classifyS3Error(err, key);
+      if (e.code === ErrorCodes.NotFound) return undefined;
+      throw e;
+    }
+  }
+
+  async list(prefix: string, opts: ListOptions = {}, signal?: AbortSignal): Promise<ListPage> {
+    try {
+      const out = await this.client.send(
+        new ListObjectsV2Command({
+          Bucket: this.bucket,
+          Prefix: prefix || undefined,
+          Delimiter: opts.delimiter,
+          ContinuationToken: opts.token,
+          MaxKeys: opts.limit,
+          StartAfter: opts.startAfter,
+        }),
+        { abortSignal: signal },
+      );
+      const objects: ObjectMeta[] = (out.Contents ?? []).map((o) => ({
+        key: o.Key ?? '',
+        size: o.Size ?? 0,
+        etag: o.ETag ?? '',
+        mtime: o.LastModified ?? new Date(0),
+      }));
+      const prefixes = (out.CommonPrefixes ?? []).map((p) => p.Prefix ?? '').filter((p) => p);
+      const page: ListPage = { objects, prefixes };
+      if (out.IsTruncated && out.NextContinuationToken) page.next = out.NextContinuationToken;
+      return page;
+    } catch (err) {
+      throw classifyS3Error(err, prefix, true);
+    }
+  }
+
+  async read(key: string, range: ByteRange, pin: ObjectPin = {}, signal?: AbortSignal): Promise<Buffer> {
+    const want = range.end - range.start;
+    if (want <= 0) return Buffer.alloc(0);
+    try {
+      const out = await this.client.send(
+        new GetObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          Range: `bytes=${range.start}-${range.end - 1}`,
+          IfMatch: pin.etag,
+        }),
+        { abortSignal: signal },
+      );
+      const body = await collect(out.Body as Readable, want, key);
+      if (body.length !== want) {
+        throw new BucketfsError(
+          ErrorCodes.BadResponse,
+          `short read of ${key}: asked ${want} bytes at ${range.start}, got ${body.length}`,
+          { key },
+        );
+      }
+      return body;
+    } catch (err) {
+      throw classifyS3Error(err, key);
+    }
+  }
+}
+
+/** Reads a response body into one preallocated buffer. */
+async function collect(body: Readable, expected: number, key: string): Promise<Buffer> {
+  const out = Buffer.allocUnsafe(expected);
+  let filled = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    if (filled + chunk.length > expected) {
+      body.destroy();
+      throw new BucketfsError(ErrorCodes.BadResponse, `long read of ${key}: more than ${expected} bytes`, {
+        key,
+      });
+    }
+    chunk.copy(out, filled);
+    filled += chunk.length;
+  }
+  return filled === expected ? out : out.subarray(0, filled);
+}
+
+const CREDENTIAL_ERRORS = new Set([
+  'InvalidAccessKeyId',
+  'SignatureDoesNotMatch',
+  'InvalidToken',
+  'ExpiredToken',
+  'TokenRefreshRequired',
+  'CredentialsProviderError',
+  'InvalidClientTokenId',
+  'AuthorizationHeaderMalformed',
+]);
+
+/** Maps anything the S3 SDK throws onto a BucketfsError code. */
+export function classifyS3Error(err: unknown, key?: string, isList = false): BucketfsError {
+  if (err instanceof BucketfsError) return err;
+  const e = err as {
+    name?: string;
+    Code?: string;
+    message?: string;
+    $metadata?: { httpStatusCode?: number };
+    $response?: { statusCode?: number };
+  };
+  const name = e?.Code ?? e?.name ?? '';
+  const status = e?.$metadata?.httpStatusCode ?? e?.$response?.statusCode;
+  const msg = e?.message && e.message !== 'UnknownError' ? e.message : `${name || 'error'} (HTTP ${status ?? '?'})`;
+  const o = { key, status, cause: err };
+
+  if (name === 'AbortError' || (err as { code?: string })?.code === 'ABORT_ERR') {
+    return new BucketfsError(ErrorCodes.Aborted, 'request aborted', o);
+  }
+  if (name === 'NoSuchBucket') return new BucketfsError(ErrorCodes.NoSuchBucket, msg, o);
+  if (CREDENTIAL_ERRORS.has(name)) return new BucketfsError(ErrorCodes.BadCredentials, msg, o);
+  if (name === 'TimeoutError' || name === 'RequestTimeout') {
+    return new BucketfsError(ErrorCodes.Timeout, msg, o);
+  }
+  const net = networkErrno(err);
+  if (net && status === undefined) {
+    return new BucketfsError(ErrorCodes.Network, `${net}: ${msg}`, o);
+  }
+  if (status === 412 || name === 'PreconditionFailed') return new BucketfsError(ErrorCodes.Stale, msg, o);
+  if (status === 404 || name === 'NotFound' || name === 'NoSuchKey') {
+    // A 404 on a LIST can only be the bucket.
+    return new BucketfsError(isList ? ErrorCodes.NoSuchBucket : ErrorCodes.NotFound, msg, o);
+  }
+  if (status === 403 || name === 'AccessDenied') return new BucketfsError(ErrorCodes.AccessDenied, msg, o);
+  if (status === 401) return new BucketfsError(ErrorCodes.BadCredentials, msg, o);
+  if (status === 429 || status === 503 || name === 'SlowDown' || name === 'ThrottlingException') {
+    return new BucketfsError(ErrorCodes.Throttled, msg, o);
+  }
+  if (status === 416 || name === 'InvalidRange') return new BucketfsError(ErrorCodes.BadResponse, msg, o);
+  if (status !== undefined && status >= 500) return new BucketfsError(ErrorCodes.ServerError, msg, o);
+  if (net) return new BucketfsError(ErrorCodes.Network, `${net}: ${msg}`, o);
+  return new BucketfsError(ErrorCodes.Unknown, msg, o);
+}

@@ -1,0 +1,63 @@
+// The one interface every object store adapter implements (S3, GCS, in-memory).
+// Adapters translate their SDK's errors into BucketfsError codes (src/errors.ts) and make
+// exactly one request per call, so the metering decorator can count requests honestly.
+// Retries, timeouts and metrics are decorators (retrying.ts, metered.ts), not adapter code.
+
+export interface ObjectMeta {
+  /** Full key in the bucket (not relative to the mount prefix). */
+  key: string;
+  size: number;
+  /** S3 ETag (quoted, as the store returns it) or GCS md5/etag. */
+  etag: string;
+  mtime: Date;
+  /** GCS object generation; undefined on S3. */
+  generation?: string;
+}
+
+export interface ListPage {
+  objects: ObjectMeta[];
+  /** Common prefixes (each ends with the delimiter), only when a delimiter was given. */
+  prefixes: string[];
+  /** Continuation token; undefined on the last page. */
+  next?: string;
+}
+
+export interface ListOptions {
+  delimiter?: string;
+  token?: string;
+  /** Maximum keys + prefixes in the page (stores cap this at 1,000). */
+  limit?: number;
+  /** List keys after this one (S3 StartAfter / GCS startOffset-ish). */
+  startAfter?: string;
+}
+
+/** The object version a read is pinned to; a mismatch raises BFS_STALE_OBJECT. */
+export interface ObjectPin {
+  etag?: string;
+  generation?: string;
+}
+
+/** Byte range [start, end): end is exclusive. */
+export interface ByteRange {
+  start: number;
+  end: number;
+}
+
+export type StoreKind = 's3' | 'gcs' | 'memory';
+
+/** Request kinds as counted in metrics. One call to an adapter method is one request. */
+export type RequestKind = 'HEAD' | 'LIST' | 'GET';
+
+export interface ObjectStore {
+  readonly kind: StoreKind;
+  readonly bucket: string;
+  /** Metadata of one object; undefined when there is no object with exactly this key. */
+  head(key: string, signal?: AbortSignal): Promise<ObjectMeta | undefined>;
+  list(prefix: string, opts?: ListOptions, signal?: AbortSignal): Promise<ListPage>;
+  /**
+   * Bytes [start, end) of an object, pinned to a version when `pin` says so. The whole range
+   * is returned; a range past the end of the object is clamped by the store (the caller
+   * never asks for one).
+   */
+  read(key: string, range: ByteRange, pin?: ObjectPin, signal?: AbortSignal): Promise<Buffer>;
+}

@@ -1,0 +1,193 @@
+// The metadata road: mount paths -> file | dir | absent, and directory listings, through the
+// stat, type and list caches. A directory is a key prefix; "implicit" directories (no marker
+// object) are found by listing. When a key is both an object and a prefix ("a" and "a/b"),
+// the directory wins and the object is hidden (as in Mountpoint); docs/semantics.md says so.
+import { ENTRY_OVERHEAD_BYTES, TtlCache, stringBytes } from '../cache/meta/ttl-cache.js';
+import type { Config } from '../config/config.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics/metrics.js';
+import type { ObjectMeta, ObjectStore } from '../store/types.js';
+import { SkippedKeyLog, baseName, dirPrefix, joinPath, nameProblem, parentPath, pathToKey } from './names.js';
+
+export type Entry = { type: 'dir' } | { type: 'file'; meta: ObjectMeta };
+
+export interface DirEntry {
+  name: string;
+  entry: Entry;
+}
+
+type NodeType = 'file' | 'dir' | 'absent';
+
+const DIR: Entry = Object.freeze({ type: 'dir' as const });
+
+function metaBytes(m: ObjectMeta): number {
+  return stringBytes(m.key) + stringBytes(m.etag) + (m.generation ? stringBytes(m.generation) : 0) + 96;
+}
+
+export type NamespaceConfig = Pick<
+  Config,
+  'prefix' | 'statTtl' | 'negativeTtl' | 'listTtl' | 'statCacheBytes' | 'typeCacheBytes' | 'listCacheBytes'
+>;
+
+export class Namespace {
+  private readonly store: ObjectStore;
+  private readonly prefix: string;
+  private readonly negativeTtl: number;
+  private readonly skipped: SkippedKeyLog;
+  /** Object metadata by key. */
+  readonly stats: TtlCache<ObjectMeta>;
+  /** What a path is: file, dir or absent (absent entries live for the negative TTL). */
+  readonly types: TtlCache<NodeType>;
+  /** Directory listings by path. */
+  readonly lists: TtlCache<DirEntry[]>;
+  private readonly inflightLookups = new Map<string, Promise<Entry | undefined>>();
+  private readonly inflightLists = new Map<string, Promise<DirEntry[]>>();
+
+  constructor(store: ObjectStore, config: NamespaceConfig, metrics: Metrics, log: Logger) {
+    this.store = store;
+    this.prefix = config.prefix;
+    this.negativeTtl = config.negativeTtl;
+    this.skipped = new SkippedKeyLog(log);
+    this.stats = new TtlCache<ObjectMeta>({
+      name: 'stat',
+      ttlMs: config.statTtl,
+      maxBytes: config.statCacheBytes,
+      cost: (k, m) => stringBytes(k) + metaBytes(m) + ENTRY_OVERHEAD_BYTES,
+      metrics,
+    });
+    this.types = new TtlCache<NodeType>({
+      name: 'type',
+      ttlMs: config.statTtl,
+      maxBytes: config.typeCacheBytes,
+      cost: (k) => stringBytes(k) + ENTRY_OVERHEAD_BYTES,
+      metrics,
+    });
+    this.lists = new TtlCache<DirEntry[]>({
+      name: 'list',
+      ttlMs: config.listTtl,
+      maxBytes: config.listCacheBytes,
+      cost: (k, entries) =>
+        stringBytes(k) +
+        ENTRY_OVERHEAD_BYTES +
+        entries.reduce((s, e) => s + stringBytes(e.name) + 48 + (e.entry.type === 'file' ? metaBytes(e.entry.meta) : 0), 0),
+      metrics,
+    });
+  }
+
+  /** What `path` is, or undefined when nothing is there. */
+  lookup(path: string, signal?: AbortSignal): Promise<Entry | undefined> {
+    if (path === '/') return Promise.resolve(DIR);
+    const cached = this.fromCache(path);
+    if (cached !== 'unknown') return Promise.resolve(cached);
+    let p = this.inflightLookups.get(path);
+    if (!p) {
+      p = this.fetchEntry(path, signal).finally(() => this.inflightLookups.delete(path));
+      this.inflightLookups.set(path, p);
+    }
+    return p;
+  }
+
+  /** Forgets what is known about one path (e.g. an open found the object changed). */
+  invalidate(path: string): void {
+    this.types.delete(path);
+    this.stats.delete(pathToKey(this.prefix, path));
+    this.lists.delete(parentPath(path));
+  }
+
+  private fromCache(path: string): Entry | undefined | 'unknown' {
+    const type = this.types.get(path);
+    if (type === 'absent') return undefined;
+    if (type === 'dir') return DIR;
+    if (type === 'file') {
+      const meta = this.stats.get(pathToKey(this.prefix, path));
+      if (meta) return { type: 'file', meta };
+    }
+    // A cached listing of the parent answers for its children without a request.
+    const siblings = this.lists.peek(parentPath(path));
+    if (siblings) {
+      const name = baseName(path);
+      const hit = siblings.find((e) => e.name === name);
+      return hit ? hit.entry : undefined;
+    }
+    return 'unknown';
+  }
+
+  private async fetchEntry(path: string, signal?: AbortSignal): Promise<Entry | undefined> {
+    const key = pathToKey(this.prefix, path);
+    const problem = nameProblem(baseName(path));
+    if (problem) return undefined;
+    const known = this.types.peek(path);
+    if (known === 'file') {
+      // Type known, metadata expired: one HEAD is enough.
+      const meta = await this.store.head(key, signal);
+      if (meta) return this.rememberFile(path, meta);
+    }
+    const [meta, page] = await Promise.all([
+      this.store.head(key, signal),
+      this.store.list(`${key}/`, { delimiter: '/', limit: 1 }, signal),
+    ]);
+    if (page.objects.length > 0 || page.prefixes.length > 0) {
+      this.types.set(path, 'dir');
+      return DIR;
+    }
+    if (meta) return this.rememberFile(path, meta);
+    this.types.set(path, 'absent', this.negativeTtl);
+    return undefined;
+  }
+
+  private rememberFile(path: string, meta: ObjectMeta): Entry {
+    this.types.set(path, 'file');
+    this.stats.set(meta.key, meta);
+    return { type: 'file', meta };
+  }
+
+  /** Every child of a directory, paging through LIST with a delimiter. */
+  readdir(path: string, signal?: AbortSignal): Promise<DirEntry[]> {
+    const cached = this.lists.get(path);
+    if (cached) return Promise.resolve(cached);
+    let p = this.inflightLists.get(path);
+    if (!p) {
+      p = this.fetchListing(path, signal).finally(() => this.inflightLists.delete(path));
+      this.inflightLists.set(path, p);
+    }
+    return p;
+  }
+
+  private async fetchListing(path: string, signal?: AbortSignal): Promise<DirEntry[]> {
+    const dirKey = dirPrefix(this.prefix, path);
+    const dirs = new Set<string>();
+    const files = new Map<string, ObjectMeta>();
+    let token: string | undefined;
+    do {
+      const page = await this.store.list(dirKey, { delimiter: '/', token, limit: 1000 }, signal);
+      for (const p of page.prefixes) {
+        const name = p.slice(dirKey.length, -1);
+        const problem = nameProblem(name);
+        if (problem) this.skipped.warn(p, problem);
+        else dirs.add(name);
+      }
+      for (const o of page.objects) {
+        if (o.key === dirKey) continue; // this directory's own marker object
+        const name = o.key.slice(dirKey.length);
+        const problem = nameProblem(name);
+        if (problem) this.skipped.warn(o.key, problem);
+        else files.set(name, o);
+      }
+      token = page.next;
+    } while (token);
+
+    const entries: DirEntry[] = [];
+    for (const name of dirs) {
+      entries.push({ name, entry: DIR });
+      this.types.set(joinPath(path, name), 'dir');
+    }
+    for (const [name, meta] of files) {
+      if (dirs.has(name)) continue; // the directory shadows the object of the same name
+      entries.push({ name, entry: { type: 'file', meta } });
+      this.types.set(joinPath(path, name), 'file');
+      this.stats.set(meta.key, meta);
+    }
+    this.lists.set(path, entries);
+    return entries;
+  }
+}
