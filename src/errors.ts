@@ -51,11 +51,7 @@ export class BucketfsError extends Error {
   /** HTTP status of the store response, when there was one. */
   readonly status: number | undefined;
 
-  constructor(
-    code: ErrorCode,
-    message: string,
-    opts: { key?: string; status?: number; cause?: unknown } = {},
-  ) {
+  constructor(code: ErrorCode, message: string, opts: { key?: string; status?: number; cause?: unknown } = {}) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'BucketfsError';
     this.code = code;

@@ -1,6 +1,6 @@
 // pino logger factory. JSON to stderr by default (stdout of the foreground daemon stays free
 // for the readiness line); `pretty` for people at a terminal.
-import { pino, type Logger as PinoLogger } from 'pino';
+import { type Logger as PinoLogger, pino } from 'pino';
 
 export type Logger = PinoLogger;
 export type LogFormat = 'json' | 'pretty';

@@ -39,7 +39,8 @@ export function buildParser(argv: string[], version: string): Argv {
     )
     .epilog('Options can also come from a YAML file (--config-file); see docs/configuration.md.');
   for (const o of OPTIONS) {
-    const dflt = o.default !== undefined ? `[default: ${String(o.default)}]` : o.defaultText ? `[default: ${o.defaultText}]` : '';
+    const dflt =
+      o.default !== undefined ? `[default: ${String(o.default)}]` : o.defaultText ? `[default: ${o.defaultText}]` : '';
     const scope = o.backend === 'both' ? '' : `[${o.backend === 's3' ? 's3:// only' : 'gs:// only'}]`;
     y = y.option(o.flag, {
       type: o.type === 'boolean' ? 'boolean' : 'string',

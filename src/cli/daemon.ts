@@ -25,23 +25,27 @@ export interface Running {
 }
 
 /** Mounts; `onStopped` runs once the mount is gone, whoever unmounted it. */
-export async function startMount(
-  config: Readonly<Config>,
-  log: Logger,
-  onStopped: () => void,
-): Promise<Running> {
+export async function startMount(config: Readonly<Config>, log: Logger, onStopped: () => void): Promise<Running> {
   await checkMountpoint(config.mountpoint);
   const metrics = new Metrics({ processMetrics: true });
   const maxSockets = Math.max(64, availableParallelism() * 16);
   // The bucket check gets a short retry budget: a wrong endpoint should fail in seconds.
-  const probe = await createStore(config, { ...config.retry, maxAttempts: Math.min(2, config.retry.maxAttempts) }, 4, metrics, log);
+  const probe = await createStore(
+    config,
+    { ...config.retry, maxAttempts: Math.min(2, config.retry.maxAttempts) },
+    4,
+    metrics,
+    log,
+  );
   await checkBucket(probe, config);
 
   const store = await createStore(config, config.retry, maxSockets, metrics, log);
   const ns = new Namespace(store, config, metrics, log);
   const vfs = new Vfs(ns, (meta) => new WindowReader(store, meta, 8 * 1024 * 1024), config, metrics, log);
   const metricsServer =
-    config.metricsPort !== undefined ? await startMetricsServer(metrics, config.metricsHost, config.metricsPort) : undefined;
+    config.metricsPort !== undefined
+      ? await startMetricsServer(metrics, config.metricsHost, config.metricsPort)
+      : undefined;
   const mount = new FuseMount(
     vfs,
     {

@@ -7,7 +7,7 @@ import { closeSync, writeSync } from 'node:fs';
 import { open, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { type Config, resolveConfig } from '../config/config.js';
-import { BucketfsError, ErrorCodes, describe } from '../errors.js';
+import { BucketfsError, describe, ErrorCodes } from '../errors.js';
 import { createLogger } from '../log.js';
 import { parseArgs } from './args.js';
 import { startMount } from './daemon.js';
@@ -84,10 +84,14 @@ async function runDaemon(argv: string[], config: Readonly<Config>): Promise<void
   if (line === 'ready') {
     child.unref();
     (pipe as unknown as { destroy(): void }).destroy();
-    process.stdout.write(`bucketfs: mounted ${config.backend === 'gcs' ? 'gs' : 's3'}://${config.bucket}/${config.prefix} at ${config.mountpoint} (pid ${child.pid})\n`);
+    process.stdout.write(
+      `bucketfs: mounted ${config.backend === 'gcs' ? 'gs' : 's3'}://${config.bucket}/${config.prefix} at ${config.mountpoint} (pid ${child.pid})\n`,
+    );
     process.exit(0);
   }
-  const msg = line.startsWith('error ') ? line.slice(6) : `the mount process exited (${code ?? 'signal'}) before mounting; run with --foreground to see why`;
+  const msg = line.startsWith('error ')
+    ? line.slice(6)
+    : `the mount process exited (${code ?? 'signal'}) before mounting; run with --foreground to see why`;
   process.stderr.write(`bucketfs: ${msg}\n`);
   process.exit(1);
 }

@@ -2,7 +2,7 @@
 // nothing behind: the mountpoint is usable, and the bucket answers with these credentials.
 import { readFile, stat } from 'node:fs/promises';
 import type { Config } from '../config/config.js';
-import { BucketfsError, ErrorCodes, describe } from '../errors.js';
+import { BucketfsError, describe, ErrorCodes } from '../errors.js';
 import type { ObjectStore } from '../store/types.js';
 
 /** Mount points listed in /proc/self/mountinfo (field 5, octal escapes decoded). */
@@ -23,7 +23,8 @@ export async function checkMountpoint(mountpoint: string): Promise<void> {
     st = await stat(mountpoint);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw fail(`mountpoint ${mountpoint} does not exist; create it first (mkdir -p ${mountpoint})`);
+    if (code === 'ENOENT')
+      throw fail(`mountpoint ${mountpoint} does not exist; create it first (mkdir -p ${mountpoint})`);
     if (code === 'ENOTCONN') {
       throw fail(`mountpoint ${mountpoint} is a dead FUSE mount; clear it with: fusermount -u ${mountpoint}`);
     }
@@ -63,6 +64,10 @@ export async function checkBucket(
       [ErrorCodes.Network]: `cannot reach ${where} (${firstLine(e.message)}); check --endpoint-url and the network`,
       [ErrorCodes.Timeout]: `${where} did not answer in time; check --endpoint-url and the network`,
     };
+    if (/Could not load credentials/i.test(e.message)) {
+      messages[ErrorCodes.BadCredentials] =
+        'no AWS credentials found; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, use --profile, or --no-sign-request for a public bucket';
+    }
     const msg = messages[e.code] ?? `cannot list ${uri} at ${where}: ${firstLine(e.message)}`;
     throw new BucketfsError(e.code, msg, { key: c.bucket, cause: err });
   }

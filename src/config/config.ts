@@ -3,7 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { BucketfsError, ErrorCodes, describe, invalidArgument } from '../errors.js';
+import { BucketfsError, describe, ErrorCodes, invalidArgument } from '../errors.js';
 import type { LogFormat, LogLevel } from '../log.js';
 import { DEFAULT_RETRY, type RetryPolicy, worstCaseBackoffMs } from '../store/retrying.js';
 import { OPTIONS, type OptionSpec } from './options.js';
@@ -116,7 +116,8 @@ function checkValue(spec: OptionSpec, v: string | number | boolean, where: strin
 }
 
 function parseMode(option: string, v: string): number {
-  if (!/^0?[0-7]{3,4}$/.test(v)) throw invalidArgument(`--${option}`, `must be octal permission bits like 0644, got "${v}"`);
+  if (!/^0?[0-7]{3,4}$/.test(v))
+    throw invalidArgument(`--${option}`, `must be octal permission bits like 0644, got "${v}"`);
   return Number.parseInt(v, 8) & 0o7777;
 }
 
@@ -149,7 +150,8 @@ export interface ResolveInput {
 
 export async function resolveConfig(input: ResolveInput): Promise<Readonly<Config>> {
   const env = input.env ?? process.env;
-  const fileValues = typeof input.flags['config-file'] === 'string' ? await loadConfigFile(input.flags['config-file']) : {};
+  const fileValues =
+    typeof input.flags['config-file'] === 'string' ? await loadConfigFile(input.flags['config-file']) : {};
   const raw: Raw = {};
   for (const spec of OPTIONS) if (spec.default !== undefined) raw[spec.flag] = spec.default;
   for (const [k, v] of Object.entries(fileValues)) {
@@ -173,12 +175,14 @@ export async function resolveConfig(input: ResolveInput): Promise<Readonly<Confi
   const uri = parseBucketUri(input.bucketUri);
   let prefix = uri.prefix;
   if (typeof raw.prefix === 'string' && raw.prefix !== '') {
-    if (prefix) throw invalidArgument('--prefix', 'give the prefix either in the bucket URI or with --prefix, not both');
+    if (prefix)
+      throw invalidArgument('--prefix', 'give the prefix either in the bucket URI or with --prefix, not both');
     prefix = raw.prefix.replace(/^\/+/, '');
     if (!prefix.endsWith('/')) prefix += '/';
   }
 
-  const str = (k: string): string | undefined => (typeof raw[k] === 'string' && raw[k] !== '' ? (raw[k] as string) : undefined);
+  const str = (k: string): string | undefined =>
+    typeof raw[k] === 'string' && raw[k] !== '' ? (raw[k] as string) : undefined;
   const num = (k: string): number => raw[k] as number;
   const bool = (k: string): boolean => raw[k] === true;
 

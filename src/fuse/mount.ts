@@ -5,7 +5,7 @@ import Fuse from 'fuse-native';
 import { BucketfsError, ErrorCodes } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { Errno, type ErrnoName, PosixError, errnoName } from '../vfs/errno.js';
+import { Errno, type ErrnoName, errnoName, PosixError } from '../vfs/errno.js';
 import type { Vfs } from '../vfs/vfs.js';
 
 export interface MountOptions {
@@ -129,16 +129,23 @@ export class FuseMount {
 
   private ops(): Record<string, unknown> {
     const vfs = this.vfs;
-    const rofs = (op: string) => (path: string, ...args: unknown[]) => {
-      const cb = args[args.length - 1] as (err: number) => void;
-      this.run(op, path, () => Promise.reject(new PosixError('EROFS', `read-only mount: ${op} ${path}`)), cb);
-    };
+    const rofs =
+      (op: string) =>
+      (path: string, ...args: unknown[]) => {
+        const cb = args[args.length - 1] as (err: number) => void;
+        this.run(op, path, () => Promise.reject(new PosixError('EROFS', `read-only mount: ${op} ${path}`)), cb);
+      };
     return {
       init: (cb: (err: number) => void) => cb(0),
       getattr: (path: string, cb: (err: number, st?: unknown) => void) =>
         this.run('getattr', path, () => vfs.getattr(path), cb),
       readdir: (path: string, cb: (err: number, names?: string[], stats?: unknown[]) => void) =>
-        this.run('readdir', path, () => vfs.readdir(path), (err, v) => cb(err, v?.names, v?.attrs)),
+        this.run(
+          'readdir',
+          path,
+          () => vfs.readdir(path),
+          (err, v) => cb(err, v?.names, v?.attrs),
+        ),
       open: (path: string, flags: number, cb: (err: number, fd?: number) => void) =>
         this.run('open', path, () => vfs.open(path, flags), cb),
       read: (path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (n: number) => void) =>
@@ -154,7 +161,8 @@ export class FuseMount {
         ),
       release: (path: string, fd: number, cb: (err: number) => void) =>
         this.run('release', path, () => vfs.release(fd), cb),
-      statfs: (path: string, cb: (err: number, st?: unknown) => void) => this.run('statfs', path, () => vfs.statfs(), cb),
+      statfs: (path: string, cb: (err: number, st?: unknown) => void) =>
+        this.run('statfs', path, () => vfs.statfs(), cb),
       create: rofs('create'),
       write: rofs('write'),
       truncate: rofs('truncate'),
@@ -172,7 +180,6 @@ export class FuseMount {
     };
   }
 }
-
 
 /** Unmounts a path with fusermount, lazily as a last resort (tests, stale mounts). */
 export function fusermountUnmount(path: string, lazy = false): Promise<boolean> {

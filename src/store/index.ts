@@ -3,7 +3,7 @@ import type { Config } from '../config/config.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { MeteredStore } from './metered.js';
-import { type RetryPolicy, RetryingStore } from './retrying.js';
+import { RetryingStore, type RetryPolicy } from './retrying.js';
 import type { ObjectStore } from './types.js';
 
 export type StoreConfig = Pick<

@@ -2,7 +2,7 @@
 // bytes, delimiter, paging), ETag pinning, and fault injection. Nothing that claims S3 or GCS
 // behaviour rests on this alone; the conformance suite runs the real adapters.
 import { createHash } from 'node:crypto';
-import { BucketfsError, ErrorCodes, type ErrorCode } from '../errors.js';
+import { BucketfsError, type ErrorCode, ErrorCodes } from '../errors.js';
 import type { ByteRange, ListOptions, ListPage, ObjectMeta, ObjectPin, ObjectStore, RequestKind } from './types.js';
 
 interface Stored {

@@ -3,15 +3,7 @@
 // so each attempt is one counted request.
 import { BucketfsError } from '../errors.js';
 import type { Metrics } from '../metrics/metrics.js';
-import type {
-  ByteRange,
-  ListOptions,
-  ListPage,
-  ObjectMeta,
-  ObjectPin,
-  ObjectStore,
-  RequestKind,
-} from './types.js';
+import type { ByteRange, ListOptions, ListPage, ObjectMeta, ObjectPin, ObjectStore, RequestKind } from './types.js';
 
 export class MeteredStore implements ObjectStore {
   readonly kind;

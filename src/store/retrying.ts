@@ -5,15 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { BucketfsError, ErrorCodes } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
-import type {
-  ByteRange,
-  ListOptions,
-  ListPage,
-  ObjectMeta,
-  ObjectPin,
-  ObjectStore,
-  RequestKind,
-} from './types.js';
+import type { ByteRange, ListOptions, ListPage, ObjectMeta, ObjectPin, ObjectStore, RequestKind } from './types.js';
 
 export interface RetryPolicy {
   /** Total attempts including the first (1 = no retry). */
@@ -71,9 +63,7 @@ export class RetryingStore implements ObjectStore {
         return await call();
       } catch (err) {
         const e =
-          err instanceof BucketfsError
-            ? err
-            : new BucketfsError(ErrorCodes.Unknown, String(err), { key, cause: err });
+          err instanceof BucketfsError ? err : new BucketfsError(ErrorCodes.Unknown, String(err), { key, cause: err });
         if (!e.retryable || signal?.aborted || attempt >= this.policy.maxAttempts) throw e;
         // Throttling deserves a longer pause than a dropped connection.
         const base = e.code === ErrorCodes.Throttled ? this.policy.baseDelayMs * 4 : this.policy.baseDelayMs;

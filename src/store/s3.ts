@@ -72,10 +72,9 @@ class S3Store implements ObjectStore {
 
   async head(key: string, signal?: AbortSignal): Promise<ObjectMeta | undefined> {
     try {
-      const out = await this.client.send(
-        new HeadObjectCommand({ Bucket: this.bucket, Key: key }),
-        { abortSignal: signal },
-      );
+      const out = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }), {
+        abortSignal: signal,
+      });
       return {
         key,
         size: out.ContentLength ?? 0,

@@ -1,5 +1,5 @@
 // One errno for every BucketfsError code. Linux values; fuse-native wants them negated.
-import { BucketfsError, ErrorCodes, type ErrorCode } from '../errors.js';
+import { BucketfsError, type ErrorCode, ErrorCodes } from '../errors.js';
 
 export const Errno = {
   EPERM: 1,

@@ -2,12 +2,12 @@
 // stat, type and list caches. A directory is a key prefix; "implicit" directories (no marker
 // object) are found by listing. When a key is both an object and a prefix ("a" and "a/b"),
 // the directory wins and the object is hidden (as in Mountpoint); docs/semantics.md says so.
-import { ENTRY_OVERHEAD_BYTES, TtlCache, stringBytes } from '../cache/meta/ttl-cache.js';
+import { ENTRY_OVERHEAD_BYTES, stringBytes, TtlCache } from '../cache/meta/ttl-cache.js';
 import type { Config } from '../config/config.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { ObjectMeta, ObjectStore } from '../store/types.js';
-import { SkippedKeyLog, baseName, dirPrefix, joinPath, nameProblem, parentPath, pathToKey } from './names.js';
+import { baseName, dirPrefix, joinPath, nameProblem, parentPath, pathToKey, SkippedKeyLog } from './names.js';
 
 export type Entry = { type: 'dir' } | { type: 'file'; meta: ObjectMeta };
 
@@ -69,7 +69,10 @@ export class Namespace {
       cost: (k, entries) =>
         stringBytes(k) +
         ENTRY_OVERHEAD_BYTES +
-        entries.reduce((s, e) => s + stringBytes(e.name) + 48 + (e.entry.type === 'file' ? metaBytes(e.entry.meta) : 0), 0),
+        entries.reduce(
+          (s, e) => s + stringBytes(e.name) + 48 + (e.entry.type === 'file' ? metaBytes(e.entry.meta) : 0),
+          0,
+        ),
       metrics,
     });
   }
@@ -122,14 +125,18 @@ export class Namespace {
       const meta = await this.store.head(key, signal);
       if (meta) return this.rememberFile(path, meta);
     }
-    const [meta, page] = await Promise.all([
+    const [head, list] = await Promise.allSettled([
       this.store.head(key, signal),
       this.store.list(`${key}/`, { delimiter: '/', limit: 1 }, signal),
     ]);
-    if (page.objects.length > 0 || page.prefixes.length > 0) {
+    // A directory wins, even when the HEAD of the same name was refused.
+    if (list.status === 'fulfilled' && (list.value.objects.length > 0 || list.value.prefixes.length > 0)) {
       this.types.set(path, 'dir');
       return DIR;
     }
+    if (head.status === 'rejected') throw head.reason;
+    if (list.status === 'rejected') throw list.reason;
+    const meta = head.value;
     if (meta) return this.rememberFile(path, meta);
     this.types.set(path, 'absent', this.negativeTtl);
     return undefined;

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs everything bucketfs and its test suite need on a Debian/Ubuntu machine, as root:
+# FUSE 2 (libfuse2 + fusermount), fio, the test servers (MinIO, rclone, fake-gcs-server),
+# the npm dependencies, and a build; then puts `bucketfs` on the PATH. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+for pkg in libfuse2 fuse fio iproute2 python3-pip unzip; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need_apt+=("$pkg")
+done
+if ((${#need_apt[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "setup: need root to install: ${need_apt[*]} (run: sudo bash scripts/setup.sh)" >&2
+    exit 1
+  fi
+  echo "setup: installing ${need_apt[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+[[ -e /dev/fuse ]] || { echo "setup: /dev/fuse is missing; FUSE cannot work on this machine (load the fuse module or run the container with --device /dev/fuse)" >&2; exit 1; }
+
+bash scripts/install-servers.sh
+
+if [[ ! -d node_modules ]] || [[ package-lock.json -nt node_modules/.package-lock.json ]]; then
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+npm run build --silent
+
+if [[ $(id -u) -eq 0 ]]; then
+  ln -sf "$PWD/bin/bucketfs" /usr/local/bin/bucketfs
+fi
+echo "setup: done ($(node bin/bucketfs --version))"

@@ -1,0 +1,105 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { silentLogger } from '../../src/log.js';
+import { Metrics } from '../../src/metrics/metrics.js';
+import { MemoryStore } from '../../src/store/memory.js';
+import { Namespace, type NamespaceConfig } from '../../src/vfs/namespace.js';
+
+const cfg: NamespaceConfig = {
+  prefix: '',
+  statTtl: 60_000,
+  negativeTtl: 5_000,
+  listTtl: 60_000,
+  statCacheBytes: 1 << 20,
+  typeCacheBytes: 1 << 20,
+  listCacheBytes: 1 << 20,
+};
+
+function setup(over: Partial<NamespaceConfig> = {}) {
+  const store = new MemoryStore();
+  const ns = new Namespace(store, { ...cfg, ...over }, new Metrics(), silentLogger());
+  return { store, ns };
+}
+
+test('lookup of an unknown name asks HEAD and LIST once, then nothing', async () => {
+  const { store, ns } = setup();
+  store.put('a/b.txt', 'x');
+  assert.deepEqual(await ns.lookup('/a'), { type: 'dir' });
+  assert.equal(store.requests.HEAD + store.requests.LIST, 2);
+  const f = await ns.lookup('/a/b.txt');
+  assert.equal(f?.type, 'file');
+  await ns.lookup('/a');
+  await ns.lookup('/a/b.txt');
+  assert.equal(store.requests.HEAD + store.requests.LIST, 4);
+});
+
+test('readdir fills the caches: stat of every entry afterwards costs nothing', async () => {
+  const { store, ns } = setup();
+  for (let i = 0; i < 2500; i++) store.put(`d/f${i}`, 'x');
+  store.put('d/sub/x', 'y');
+  const entries = await ns.readdir('/d');
+  assert.equal(entries.length, 2501);
+  assert.equal(store.requests.LIST, 3, 'paged 1,000 at a time');
+  const before = { ...store.requests };
+  for (const e of entries) assert.ok(await ns.lookup(`/d/${e.name}`));
+  assert.equal(await ns.lookup('/d/missing'), undefined, 'absent from a cached listing');
+  assert.deepEqual(store.requests, before);
+});
+
+test('a directory shadows an object of the same name; markers make empty dirs', async () => {
+  const { store, ns } = setup();
+  store.put('both', 'file');
+  store.put('both/inner', 'x');
+  store.put('empty/', '');
+  const root = await ns.readdir('/');
+  assert.deepEqual(
+    root.map((e) => [e.name, e.entry.type]),
+    [
+      ['both', 'dir'],
+      ['empty', 'dir'],
+    ],
+  );
+  assert.deepEqual(await ns.readdir('/empty'), []);
+  const fresh = new Namespace(store, cfg, new Metrics(), silentLogger());
+  assert.equal((await fresh.lookup('/both'))?.type, 'dir');
+});
+
+test('negative entries live for the negative TTL only', async () => {
+  const { store, ns } = setup({ negativeTtl: 40 });
+  assert.equal(await ns.lookup('/nope'), undefined);
+  assert.equal(await ns.lookup('/nope'), undefined);
+  assert.equal(store.requests.HEAD, 1);
+  await new Promise((r) => setTimeout(r, 60));
+  store.put('nope', 'now here');
+  assert.equal((await ns.lookup('/nope'))?.type, 'file');
+});
+
+test('ttl 0 revalidates every time', async () => {
+  const { store, ns } = setup({ statTtl: 0, listTtl: 0 });
+  store.put('f', 'x');
+  await ns.lookup('/f');
+  await ns.lookup('/f');
+  assert.equal(store.requests.HEAD, 2);
+});
+
+test('concurrent lookups of one name share one request pair', async () => {
+  const { store, ns } = setup();
+  store.delayMs = 5;
+  store.put('f', 'x');
+  await Promise.all([ns.lookup('/f'), ns.lookup('/f'), ns.lookup('/f')]);
+  assert.equal(store.requests.HEAD, 1);
+  assert.equal(store.requests.LIST, 1);
+});
+
+test('names that cannot be POSIX names are skipped', async () => {
+  const { store, ns } = setup();
+  store.put(`d/${'n'.repeat(256)}`, 'x');
+  store.put('d/a//b', 'x');
+  store.put('d/./c', 'x');
+  store.put('d/ok', 'x');
+  assert.deepEqual(
+    (await ns.readdir('/d')).map((e) => e.name),
+    ['a', 'ok'],
+  );
+  assert.deepEqual(await ns.readdir('/d/a'), [], 'the empty segment under a/ is skipped');
+});
