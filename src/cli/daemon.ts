@@ -1,6 +1,7 @@
 // The mount process: builds store, caches, VFS and FUSE from a Config, mounts, reports
 // readiness, and unmounts cleanly on SIGINT/SIGTERM or when someone else unmounts it.
 import { availableParallelism } from 'node:os';
+import { warmMetadata } from '../cache/meta/warmer.js';
 import type { Config } from '../config/config.js';
 import { FuseMount } from '../fuse/mount.js';
 import type { Logger } from '../log.js';
@@ -68,6 +69,8 @@ export async function startMount(config: Readonly<Config>, log: Logger, onStoppe
     await metricsServer?.close();
     throw err;
   }
+  const background = new AbortController();
+  if (config.warmMetadata) void warmMetadata(store, ns, log, background.signal);
   log.info(
     { bucket: config.bucket, prefix: config.prefix, mountpoint: config.mountpoint, metricsPort: metricsServer?.port },
     'mounted',
@@ -78,6 +81,7 @@ export async function startMount(config: Readonly<Config>, log: Logger, onStoppe
     stopping ??= (async () => {
       log.info({ reason }, 'unmounting');
       clearInterval(watch);
+      background.abort();
       if ((await mountedPaths()).has(config.mountpoint)) await mount.unmount();
       await metricsServer?.close();
       onStopped();

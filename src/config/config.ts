@@ -44,6 +44,7 @@ export interface Config {
   statCacheBytes: number;
   typeCacheBytes: number;
   listCacheBytes: number;
+  warmMetadata: boolean;
 
   retry: RetryPolicy;
   requestTimeoutMs: number;
@@ -222,6 +223,7 @@ export async function resolveConfig(input: ResolveInput): Promise<Readonly<Confi
     statCacheBytes: sizeBytes(num('stat-cache-max-size-mb')),
     typeCacheBytes: sizeBytes(num('type-cache-max-size-mb')),
     listCacheBytes: sizeBytes(num('list-cache-max-size-mb')),
+    warmMetadata: bool('warm-metadata'),
     retry,
     requestTimeoutMs,
     logLevel: raw['log-level'] as LogLevel,

@@ -31,7 +31,12 @@ export function renderConfigDoc(): string {
   ];
   const groups = [...new Set(OPTIONS.map((o) => o.group))];
   for (const g of groups) {
-    out.push(`## ${g.replace(/:$/, '')}`, '', '| flag | YAML key | backends | default | description |', '| --- | --- | --- | --- | --- |');
+    out.push(
+      `## ${g.replace(/:$/, '')}`,
+      '',
+      '| flag | YAML key | backends | default | description |',
+      '| --- | --- | --- | --- | --- |',
+    );
     for (const o of OPTIONS.filter((x) => x.group === g)) {
       const flag = `\`--${o.flag}\`${o.alias ? ` (\`-${o.alias}\`)` : ''}`;
       const choices = o.choices ? ` One of: ${o.choices.map((c) => `\`${c}\``).join(', ')}.` : '';

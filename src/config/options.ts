@@ -288,6 +288,16 @@ export const OPTIONS: readonly OptionSpec[] = [
     group: G_META,
     describe: 'Memory bound of cached listings in MiB. -1 = unbounded.',
   },
+  {
+    flag: 'warm-metadata',
+    yaml: 'metadata-cache.warm-on-mount',
+    type: 'boolean',
+    default: false,
+    backend: 'both',
+    group: G_META,
+    describe:
+      'At mount, fill the metadata caches in the background with flat listings (1,000 keys a request) instead of one LIST per directory. Readers never wait for it.',
+  },
   // Requests
   {
     flag: 'max-attempts',

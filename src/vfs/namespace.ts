@@ -162,39 +162,72 @@ export class Namespace {
 
   private async fetchListing(path: string, signal?: AbortSignal): Promise<DirEntry[]> {
     const dirKey = dirPrefix(this.prefix, path);
-    const dirs = new Set<string>();
-    const files = new Map<string, ObjectMeta>();
+    const dir = new DirBuilder(dirKey, this.skipped);
     let token: string | undefined;
     do {
       const page = await this.store.list(dirKey, { delimiter: '/', token, limit: 1000 }, signal);
-      for (const p of page.prefixes) {
-        const name = p.slice(dirKey.length, -1);
-        const problem = nameProblem(name);
-        if (problem) this.skipped.warn(p, problem);
-        else dirs.add(name);
-      }
+      for (const p of page.prefixes) dir.addDir(p.slice(dirKey.length, -1), p);
       for (const o of page.objects) {
-        if (o.key === dirKey) continue; // this directory's own marker object
-        const name = o.key.slice(dirKey.length);
-        const problem = nameProblem(name);
-        if (problem) this.skipped.warn(o.key, problem);
-        else files.set(name, o);
+        if (o.key !== dirKey) dir.addFile(o.key.slice(dirKey.length), o); // skip the directory's own marker
       }
       token = page.next;
     } while (token);
+    return this.commitListing(path, dir);
+  }
 
+  /** Caches a complete directory listing and what it says about each child. */
+  commitListing(path: string, dir: DirBuilder): DirEntry[] {
     const entries: DirEntry[] = [];
-    for (const name of dirs) {
+    for (const name of dir.dirs) {
       entries.push({ name, entry: DIR });
       this.types.set(joinPath(path, name), 'dir');
     }
-    for (const [name, meta] of files) {
-      if (dirs.has(name)) continue; // the directory shadows the object of the same name
+    for (const [name, meta] of dir.files) {
+      if (dir.dirs.has(name)) continue; // the directory shadows the object of the same name
       entries.push({ name, entry: { type: 'file', meta } });
       this.types.set(joinPath(path, name), 'file');
       this.stats.set(meta.key, meta);
     }
     this.lists.set(path, entries);
     return entries;
+  }
+
+  /** The key prefix of the mount root. */
+  get rootPrefix(): string {
+    return this.prefix;
+  }
+
+  get skippedKeys(): SkippedKeyLog {
+    return this.skipped;
+  }
+}
+
+/** Collects one directory's children from listing pages, skipping keys that cannot be names. */
+export class DirBuilder {
+  readonly dirs = new Set<string>();
+  readonly files = new Map<string, ObjectMeta>();
+  readonly dirKey: string;
+  private readonly skipped: SkippedKeyLog;
+
+  constructor(dirKey: string, skipped: SkippedKeyLog) {
+    this.dirKey = dirKey;
+    this.skipped = skipped;
+  }
+
+  /** Returns false (and warns once) when the name cannot be a directory name. */
+  addDir(name: string, key: string): boolean {
+    const problem = nameProblem(name);
+    if (problem) {
+      this.skipped.warn(key, problem);
+      return false;
+    }
+    this.dirs.add(name);
+    return true;
+  }
+
+  addFile(name: string, meta: ObjectMeta): void {
+    const problem = nameProblem(name);
+    if (problem) this.skipped.warn(meta.key, problem);
+    else this.files.set(name, meta);
   }
 }

@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import { PutBucketPolicyCommand, S3Client } from '@aws-sdk/client-s3';
 import { type Mounted, mountBucket } from '../helpers/mount.js';
 import { run, runOk } from '../helpers/proc.js';
-import { type TestServer, startServer } from '../helpers/servers.js';
+import { startServer, type TestServer } from '../helpers/servers.js';
 
 describe('access denied on minio', { concurrency: false }, () => {
   let server: TestServer;
@@ -28,11 +28,19 @@ describe('access denied on minio', { concurrency: false }, () => {
       Version: '2012-10-17',
       Statement: [
         { Effect: 'Allow', Principal: { AWS: ['*'] }, Action: ['s3:ListBucket'], Resource: ['arn:aws:s3:::policy'] },
-        { Effect: 'Allow', Principal: { AWS: ['*'] }, Action: ['s3:GetObject'], Resource: ['arn:aws:s3:::policy/public/*'] },
+        {
+          Effect: 'Allow',
+          Principal: { AWS: ['*'] },
+          Action: ['s3:GetObject'],
+          Resource: ['arn:aws:s3:::policy/public/*'],
+        },
       ],
     };
     await s3.send(new PutBucketPolicyCommand({ Bucket: 'policy', Policy: JSON.stringify(policy) }));
-    m = await mountBucket(server, 'policy', { args: ['--no-sign-request'], env: { AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '' } });
+    m = await mountBucket(server, 'policy', {
+      args: ['--no-sign-request'],
+      env: { AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '' },
+    });
   });
 
   after(async () => {

@@ -34,7 +34,10 @@ test('defaults, then flags; TTL and size units', async () => {
   assert.equal(c.statTtl, 60_000);
   assert.equal(c.fileMode, 0o644);
   assert.ok(Object.isFrozen(c));
-  const d = await resolveConfig({ ...base, flags: { 'stat-cache-ttl': -1, 'list-cache-ttl': 0, 'stat-cache-max-size-mb': -1 } });
+  const d = await resolveConfig({
+    ...base,
+    flags: { 'stat-cache-ttl': -1, 'list-cache-ttl': 0, 'stat-cache-max-size-mb': -1 },
+  });
   assert.equal(d.statTtl, Number.POSITIVE_INFINITY);
   assert.equal(d.listTtl, 0);
   assert.equal(d.statCacheBytes, Number.POSITIVE_INFINITY);
@@ -60,17 +63,29 @@ test('YAML file under flags; unknown keys and wrong types are named', async () =
   await writeFile(file, 'metadata-cache:\n  ttl-sec: 3\n');
   await rejectsWith(resolveConfig({ ...base, flags: { 'config-file': file } }), /unknown key "metadata-cache.ttl-sec"/);
   await writeFile(file, 'metadata-cache:\n  ttl-secs: soon\n');
-  await rejectsWith(resolveConfig({ ...base, flags: { 'config-file': file } }), /"metadata-cache.ttl-secs" must be a number/);
+  await rejectsWith(
+    resolveConfig({ ...base, flags: { 'config-file': file } }),
+    /"metadata-cache.ttl-secs" must be a number/,
+  );
   await writeFile(file, 'list-cache:\n  max-size-mb: -7\n');
-  await rejectsWith(resolveConfig({ ...base, flags: { 'config-file': file } }), /list-cache-max-size-mb: must be at least 0/);
+  await rejectsWith(
+    resolveConfig({ ...base, flags: { 'config-file': file } }),
+    /list-cache-max-size-mb: must be at least 0/,
+  );
   await writeFile(file, ': : :\n');
   await rejectsWith(resolveConfig({ ...base, flags: { 'config-file': file } }), /not valid YAML/);
 });
 
 test('options that do not apply to the backend are refused', async () => {
-  await rejectsWith(resolveConfig({ ...base, bucketUri: 'gs://b-1', flags: { region: 'eu-west-1' } }), /--region: applies to s3/);
+  await rejectsWith(
+    resolveConfig({ ...base, bucketUri: 'gs://b-1', flags: { region: 'eu-west-1' } }),
+    /--region: applies to s3/,
+  );
   await rejectsWith(resolveConfig({ ...base, flags: { 'key-file': '/k.json' } }), /--key-file: applies to gs/);
-  await rejectsWith(resolveConfig({ ...base, bucketUri: 's3://b-1/p/', flags: { prefix: 'q' } }), /either in the bucket URI or with --prefix/);
+  await rejectsWith(
+    resolveConfig({ ...base, bucketUri: 's3://b-1/p/', flags: { prefix: 'q' } }),
+    /either in the bucket URI or with --prefix/,
+  );
 });
 
 test('docs/configuration.md is generated from the option table (npm run docs)', async () => {

@@ -47,7 +47,12 @@ test('does not retry what a retry cannot fix', async () => {
 
 test('an abort stops the retry loop', async () => {
   const { mem, store } = stack();
-  const slow = new RetryingStore(mem, { maxAttempts: 10, baseDelayMs: 1000, maxDelayMs: 1000 }, new Metrics(), silentLogger());
+  const slow = new RetryingStore(
+    mem,
+    { maxAttempts: 10, baseDelayMs: 1000, maxDelayMs: 1000 },
+    new Metrics(),
+    silentLogger(),
+  );
   mem.failNext(ErrorCodes.ServerError);
   const ac = new AbortController();
   setTimeout(() => ac.abort(), 20);
