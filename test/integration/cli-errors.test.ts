@@ -20,7 +20,7 @@ import { startServer, type TestServer } from '../helpers/servers.js';
 
 interface Case {
   name: string;
-  args: (ctx: { mnt: string; file: string; server: TestServer; closedPort: number }) => string[];
+  args: (ctx: { mnt: string; file: string; server: TestServer; closedPort: number; work: string }) => string[];
   env?: Record<string, string>;
   message: RegExp;
   exitCode?: number;
@@ -102,6 +102,24 @@ const CASES: Case[] = [
     exitCode: 2,
   },
   {
+    name: 'config file with an unknown key',
+    args: ({ mnt, work }) => ['--config-file', path.join(work, 'unknown-key.yaml'), 's3://tree', mnt],
+    message: /--config-file: .*unknown-key\.yaml: unknown key "metadata-cache\.ttl" \(see docs\/configuration\.md\)/,
+    exitCode: 2,
+  },
+  {
+    name: 'config file with a wrong type',
+    args: ({ mnt, work }) => ['--config-file', path.join(work, 'wrong-type.yaml'), 's3://tree', mnt],
+    message: /"list-cache\.ttl-secs" must be a number, got "soon"/,
+    exitCode: 2,
+  },
+  {
+    name: 'missing config file',
+    args: ({ mnt, work }) => ['--config-file', path.join(work, 'nope.yaml'), 's3://tree', mnt],
+    message: /--config-file: cannot read .*nope\.yaml/,
+    exitCode: 2,
+  },
+  {
     name: 'negative cache size',
     args: ({ mnt }) => ['--stat-cache-max-size-mb', '-5', 's3://tree', mnt],
     message: /--stat-cache-max-size-mb: must be at least 0 \(or -1 for no limit\)/,
@@ -125,6 +143,8 @@ describe('bad input gives one clear line and mounts nothing', { concurrency: fal
     file = path.join(work, 'file');
     await run('mkdir', [mnt]);
     await writeFile(file, 'not a dir');
+    await writeFile(path.join(work, 'unknown-key.yaml'), 'metadata-cache:\n  ttl: 5\n');
+    await writeFile(path.join(work, 'wrong-type.yaml'), 'list-cache:\n  ttl-secs: soon\n');
     closedPort = await freePort();
   });
 
@@ -135,7 +155,7 @@ describe('bad input gives one clear line and mounts nothing', { concurrency: fal
 
   for (const c of CASES) {
     test(c.name, async () => {
-      const r = await run(process.execPath, [BUCKETFS_BIN, ...c.args({ mnt, file, server, closedPort })], {
+      const r = await run(process.execPath, [BUCKETFS_BIN, ...c.args({ mnt, file, server, closedPort, work })], {
         env: cleanEnv({ ...server.env, ...c.env }),
         timeoutMs: 60_000,
       });

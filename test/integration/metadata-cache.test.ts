@@ -1,0 +1,148 @@
+// Metadata caches on a real mount, judged by the store requests the daemon counts.
+import assert from 'node:assert/strict';
+import { readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { putMany } from '../helpers/data.js';
+import { type Mounted, mountBucket, sleep, sumMetric } from '../helpers/mount.js';
+import { run, runOk } from '../helpers/proc.js';
+import { ALL_BACKENDS, startServer, type TestServer } from '../helpers/servers.js';
+
+const DIRS = 20;
+const PER_DIR = 1000;
+
+async function counts(m: Mounted): Promise<{ HEAD: number; LIST: number; GET: number }> {
+  const text = await m.metricsText();
+  const c = (kind: string) => sumMetric(text, 'bucketfs_store_requests_total', { kind });
+  return { HEAD: c('HEAD'), LIST: c('LIST'), GET: c('GET') };
+}
+
+function diff(a: { HEAD: number; LIST: number; GET: number }, b: { HEAD: number; LIST: number; GET: number }) {
+  return { HEAD: b.HEAD - a.HEAD, LIST: b.LIST - a.LIST, GET: b.GET - a.GET };
+}
+
+async function lsR(dir: string): Promise<number> {
+  const out = await runOk('ls', ['-lR', dir], { timeoutMs: 300_000 });
+  return out.split('\n').filter((l) => l.startsWith('-')).length;
+}
+
+for (const backend of ALL_BACKENDS) {
+  describe(`metadata caches on ${backend}`, { concurrency: false }, () => {
+    let server: TestServer;
+    const mounts: Mounted[] = [];
+    const mount = async (args: string[]): Promise<Mounted> => {
+      const m = await mountBucket(server, 'meta', { args });
+      mounts.push(m);
+      return m;
+    };
+
+    before(async () => {
+      server = await startServer(backend);
+      await server.createBucket('meta');
+      const objects = function* (): Generator<[string, string]> {
+        for (let d = 0; d < DIRS; d++) {
+          for (let i = 0; i < PER_DIR; i++)
+            yield [`tree/d${String(d).padStart(2, '0')}/f${String(i).padStart(4, '0')}`, 'x'];
+        }
+        yield ['small/a.txt', 'a'];
+        yield ['small/sub/b.txt', 'b'];
+        yield ['changing.txt', 'v1'];
+      };
+      await putMany(server, 'meta', objects(), 64);
+    });
+
+    after(async () => {
+      for (const m of mounts) await m.unmount();
+      await server?.stop();
+    });
+
+    test('cold ls -lR of 20,000 objects issues LISTs only; a second one within the TTL issues none', async () => {
+      const m = await mount([]);
+      const c0 = await counts(m);
+      assert.equal(await lsR(path.join(m.mountpoint, 'tree')), DIRS * PER_DIR);
+      const cold = diff(c0, await counts(m));
+      assert.equal(cold.HEAD, 0, `HEADs: ${JSON.stringify(cold)}`);
+      // One LIST for the lookup of "tree", one listing page per directory (a second when a
+      // server reports a full page of exactly 1,000 as truncated), plus the root.
+      assert.ok(cold.LIST >= DIRS + 1 && cold.LIST <= 2 * DIRS + 3, `LISTs: ${JSON.stringify(cold)}`);
+      const c1 = await counts(m);
+      assert.equal(await lsR(path.join(m.mountpoint, 'tree')), DIRS * PER_DIR);
+      assert.deepEqual(diff(c1, await counts(m)), { HEAD: 0, LIST: 0, GET: 0 });
+    });
+
+    test('the stat cache stays within its byte bound and evicts', async () => {
+      const m = await mount(['--stat-cache-max-size-mb', '1']);
+      await lsR(path.join(m.mountpoint, 'tree'));
+      const text = await m.metricsText();
+      const bytes = sumMetric(text, 'bucketfs_cache_bytes', { cache: 'stat' });
+      assert.ok(bytes > 0 && bytes <= 1024 * 1024, `stat cache holds ${bytes} bytes`);
+      assert.ok(sumMetric(text, 'bucketfs_cache_events_total', { cache: 'stat', event: 'evict' }) > 0);
+    });
+
+    test('ttl 0 revalidates every time', async () => {
+      const m = await mount(['--metadata-ttl', 'minimal']);
+      const dir = path.join(m.mountpoint, 'small');
+      await lsR(dir);
+      const c0 = await counts(m);
+      await lsR(dir);
+      const again = diff(c0, await counts(m));
+      assert.ok(again.LIST >= 2, `ttl 0 must list again: ${JSON.stringify(again)}`);
+    });
+
+    test('ttl -1 never revalidates', async () => {
+      const m = await mount(['--metadata-ttl', 'indefinite']);
+      const dir = path.join(m.mountpoint, 'small');
+      await lsR(dir);
+      await sleep(2500);
+      const c0 = await counts(m);
+      await lsR(dir);
+      await stat(path.join(dir, 'a.txt'));
+      assert.deepEqual(diff(c0, await counts(m)), { HEAD: 0, LIST: 0, GET: 0 });
+    });
+
+    test('a changed object is seen after the TTL and not before; listings refresh too', async () => {
+      const m = await mount(['--stat-cache-ttl', '2', '--list-cache-ttl', '2']);
+      const file = path.join(m.mountpoint, 'changing.txt');
+      assert.equal(await readFile(file, 'utf8'), 'v1');
+      await server.putObject('meta', 'changing.txt', 'version 2');
+      assert.equal((await stat(file)).size, 2, 'old size inside the TTL');
+      await sleep(3000);
+      assert.equal((await stat(file)).size, 9, 'new size after the TTL');
+      assert.equal(await readFile(file, 'utf8'), 'version 2');
+      await server.putObject('meta', 'changing.txt', 'v1');
+      const c0 = await counts(m);
+      await lsR(path.join(m.mountpoint, 'small'));
+      assert.ok(diff(c0, await counts(m)).LIST >= 1, 'an expired listing is fetched again');
+    });
+
+    test('a missing name stat-ed twice costs one HEAD and one LIST within the negative TTL', async () => {
+      const m = await mount(['--negative-ttl', '30']);
+      const c0 = await counts(m);
+      for (let i = 0; i < 2; i++) {
+        const r = await run('stat', [path.join(m.mountpoint, 'small/nope.txt')]);
+        assert.notEqual(r.code, 0);
+      }
+      const d = diff(c0, await counts(m));
+      // The lookup of "small" itself may cost one pair too.
+      assert.ok(d.HEAD <= 2 && d.LIST <= 2, JSON.stringify(d));
+      const c1 = await counts(m);
+      await run('stat', [path.join(m.mountpoint, 'small/nope.txt')]);
+      assert.deepEqual(diff(c1, await counts(m)), { HEAD: 0, LIST: 0, GET: 0 });
+    });
+
+    test('--warm-metadata fills the caches with flat listings; ls -lR afterwards costs nothing', async () => {
+      const m = await mount(['--warm-metadata']);
+      let log = '';
+      for (let i = 0; i < 300 && !log.includes('metadata warm-up finished'); i++) {
+        await sleep(100);
+        log = await readFile(m.logFile, 'utf8');
+      }
+      assert.match(log, /metadata warm-up finished/);
+      const warm = await counts(m);
+      const keys = DIRS * PER_DIR + 3;
+      assert.ok(warm.LIST <= Math.ceil(keys / 1000) + 3, `warm-up LISTs: ${warm.LIST}`);
+      assert.equal(await lsR(m.mountpoint), keys);
+      assert.deepEqual(diff(warm, await counts(m)), { HEAD: 0, LIST: 0, GET: 0 });
+    });
+  });
+}
