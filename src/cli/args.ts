@@ -2,7 +2,11 @@
 // checked by config/config.ts, so a bad value is reported as the user typed it.
 import yargs, { type Argv } from 'yargs';
 import { OPTIONS } from '../config/options.js';
-import { invalidArgument } from '../errors.js';
+import { BucketfsError, ErrorCodes, invalidArgument } from '../errors.js';
+
+function usageError(message: string): BucketfsError {
+  return new BucketfsError(ErrorCodes.InvalidArgument, message);
+}
 
 export interface ParsedArgs {
   bucketUri: string;
@@ -66,14 +70,11 @@ export async function parseArgs(argv: string[], version: string): Promise<Parsed
       exited = true;
     }
   });
-  if (failure) throw invalidArgument('usage', `${failure.split('\n')[0]}. Run bucketfs --help for the options.`);
+  if (failure) throw usageError(`${failure.replace(/:?\s*\n\s*/g, ': ').replace(/[.:]\s*$/, '')}. Run bucketfs --help for the options.`);
   if (exited || parsed.help || parsed.version) return 'exit';
   const positional = parsed._.map(String);
   if (positional.length !== 2) {
-    throw invalidArgument(
-      'usage',
-      `expected <bucket> <mountpoint>, got ${positional.length} argument(s). Run bucketfs --help for usage.`,
-    );
+    throw usageError(`expected <bucket> <mountpoint>, got ${positional.length} argument(s). Run bucketfs --help for usage.`);
   }
   const flags: ParsedArgs['flags'] = {};
   for (const o of OPTIONS) {

@@ -31,28 +31,35 @@ for (const backend of ALL_BACKENDS) {
     let big: Awaited<ReturnType<typeof bigFile>>;
     const par: Buffer[] = [];
     let fileAndPrefix = false;
+    const storedSkipped: string[] = [];
     const uploadedAt = new Date();
 
     before(async () => {
       server = await startServer(backend);
       await server.createBucket('tree');
+      // Markers first: rclone refuses a marker PUT for a directory that already exists.
+      await server.putObject('tree', 'marker/', '');
+      // rclone turns a marker into an empty object, after which no key can go under it.
+      if (!server.quirks.markerListedAsFile) await server.putObject('tree', 'withmarker/', '');
       const objects: [string, Buffer | string][] = [
         ['hello.txt', 'hello world\n'],
         ['dir/a.txt', 'aaa'],
         ['dir/sub/b.txt', 'bbb'],
         ['implicit/deep/c.txt', 'ccc'],
-        ['marker/', ''],
-        ['withmarker/', ''],
         ['withmarker/m.txt', 'mmm'],
         ['empty.bin', ''],
         ...Object.entries(EDGE_FILES),
-        ...SKIPPED_KEYS.map((k): [string, string] => [k, 'skipped']),
       ];
       for (let i = 0; i < 8; i++) {
         par.push(Buffer.from((await import('node:crypto')).randomBytes(4 * MiB + i * 1000)));
         objects.push([`par/f${i}.bin`, par[i] as Buffer]);
       }
       await putMany(server, 'tree', objects, 8);
+      // Keys that cannot be names: not every server stores them (MinIO refuses "//", "." and
+      // ".." segments and segments over 255 bytes); we test the ones it took.
+      for (const key of SKIPPED_KEYS) {
+        if (await server.putObject('tree', key, 'skipped').then(() => true, () => false)) storedSkipped.push(key);
+      }
       // A key that is both an object and a prefix; not every server can hold both.
       await server.putObject('tree', 'both/inner.txt', 'inner');
       fileAndPrefix = await server.putObject('tree', 'both', 'file').then(
@@ -62,8 +69,8 @@ for (const backend of ALL_BACKENDS) {
       big = await bigFile(GiB);
       await server.putFile('tree', 'big/1g.bin', big.path);
       m = await mountBucket(server, 'tree');
-      const listing = await runOk('ls', ['-1', m.mountpoint]);
-      fileAndPrefix &&= listing.split('\n').includes('both');
+      // MinIO accepts the second PUT but replaces the prefix with the object: then there is no conflict.
+      fileAndPrefix &&= (await run('ls', [path.join(m.mountpoint, 'both', 'inner.txt')])).code === 0;
     });
 
     after(async () => {
@@ -71,7 +78,7 @@ for (const backend of ALL_BACKENDS) {
       await server?.stop();
     });
 
-    test('lists the tree, with implicit directories and markers', async () => {
+    test('lists the tree, with implicit directories and markers', async (t) => {
       const root = (await runOk('ls', ['-1a', m.mountpoint])).trim().split('\n');
       for (const name of [
         '.',
@@ -98,6 +105,7 @@ for (const backend of ALL_BACKENDS) {
         './implicit/deep/c.txt',
         './withmarker/m.txt',
         ...Object.keys(EDGE_FILES).map((k) => `./${k}`),
+        ...(server.quirks.markerListedAsFile ? ['./marker'] : []),
         ...par.map((_, i) => `./par/f${i}.bin`),
         ...(fileAndPrefix ? ['./both/inner.txt'] : []),
       ].sort();
@@ -106,9 +114,14 @@ for (const backend of ALL_BACKENDS) {
         foundNoBoth,
         expected.filter((f) => fileAndPrefix || !f.startsWith('./both')),
       );
-      assert.equal((await runOk('ls', ['-A', path.join(m.mountpoint, 'marker')])).trim(), '');
       const dirs = (await runOk('find', ['.', '-type', 'd'], { cwd: m.mountpoint })).trim().split('\n');
-      for (const d of ['./implicit', './implicit/deep', './marker', './withmarker', './dir/sub'])
+      for (const d of ['./implicit', './implicit/deep', './withmarker', './dir/sub']) assert.ok(dirs.includes(d), d);
+      if (server.quirks.markerListedAsFile) {
+        t.diagnostic(`${backend} lists the marker "marker/" as an empty object "marker": it shows as an empty file`);
+        return;
+      }
+      assert.equal((await runOk('ls', ['-A', path.join(m.mountpoint, 'marker')])).trim(), '');
+      for (const d of ['./marker'])
         assert.ok(dirs.includes(d), d);
     });
 
@@ -135,14 +148,20 @@ for (const backend of ALL_BACKENDS) {
       assert.equal((await run('cat', [path.join(m.mountpoint, 'empty.bin')])).stdout.length, 0);
     });
 
-    test('skips keys that cannot be names, warning once per key', async () => {
+    test('skips keys that cannot be names, warning once per key', async (t) => {
+      if (storedSkipped.length === 0) {
+        t.skip(`${backend} refuses to store every one of these keys`);
+        return;
+      }
+      t.diagnostic(`keys stored by ${backend}: ${storedSkipped.map((k) => k.slice(0, 30)).join(', ')}`);
       const edge = (await runOk('ls', ['-1a', path.join(m.mountpoint, 'edge')])).trim().split('\n').sort();
       assert.deepEqual(edge, ['.', '..', ...Object.keys(EDGE_FILES).map((k) => k.slice(5))].sort());
       await runOk('ls', ['-1a', path.join(m.mountpoint, 'edge')]); // listing again must not warn again
       const log = await readFile(m.logFile, 'utf8');
       const warnings = log.split('\n').filter((l) => l.includes('skipping key'));
-      const longKey = warnings.filter((l) => l.includes(LONG_NAME));
-      assert.equal(longKey.length, 1, 'one warning for the over-long name');
+      if (storedSkipped.includes(`edge/${LONG_NAME}`)) {
+        assert.equal(warnings.filter((l) => l.includes(LONG_NAME)).length, 1, 'one warning for the over-long name');
+      }
       for (const prefix of ['edge/dots/./', 'edge/dots/../', 'edge/double//']) {
         assert.equal(warnings.filter((l) => l.includes(`"key":"${prefix}"`)).length <= 1, true, prefix);
       }
@@ -150,7 +169,7 @@ for (const backend of ALL_BACKENDS) {
 
     test('a key that is both an object and a prefix shows as the directory', async (t) => {
       if (!fileAndPrefix) {
-        t.skip(`${backend} cannot store "both" and "both/inner.txt" together (measured: the second key is dropped)`);
+        t.skip(`${backend} cannot store "both" and "both/inner.txt" together (MinIO replaces one with the other, rclone refuses the second)`);
         return;
       }
       assert.ok((await stat(path.join(m.mountpoint, 'both'))).isDirectory());
