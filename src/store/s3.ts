@@ -139,7 +139,12 @@ class S3Store implements ObjectStore {
       }
       return body;
     } catch (err) {
-      throw classifyS3Error(err, key);
+      const e = classifyS3Error(err, key);
+      // A pinned object that is gone was deleted (or replaced by a prefix) since open.
+      if (pin.etag && e.code === ErrorCodes.NotFound) {
+        throw new BucketfsError(ErrorCodes.Stale, `${key} changed since it was opened`, { key, status: e.status, cause: err });
+      }
+      throw e;
     }
   }
 }

@@ -1,0 +1,152 @@
+// The FUSE limit: a trivial read-only fuse-native file system serving the benchmark's tree
+// (bench/layout.ts) from one preallocated buffer. Every read is one copy out of RAM, so what fio
+// measures here is fuse-native + libfuse 2 + the kernel, with no network and no caching logic.
+// Runs in its own process: node dist/bench/ramfs.js MOUNTPOINT (layout in BENCH_LAYOUT).
+// Writes "ready\n" to fd 3 when mounted and unmounts on SIGTERM/SIGINT.
+import { randomFillSync } from 'node:crypto';
+import { writeSync } from 'node:fs';
+import Fuse from 'fuse-native';
+import { bigKey, type Layout, layoutFromEnv, smallKey } from './layout.js';
+
+const S_IFREG = 0o100000;
+const S_IFDIR = 0o040000;
+
+interface Node {
+  dir: boolean;
+  size: number;
+  /** Where the file's bytes start in the shared buffer. */
+  base: number;
+  children?: string[];
+}
+
+function buildTree(l: Layout): Map<string, Node> {
+  const tree = new Map<string, Node>();
+  const dir = (path: string, children: string[]) => tree.set(path, { dir: true, size: 0, base: 0, children });
+  dir('/', ['big', 'small']);
+  const bigs: string[] = [];
+  for (let i = 0; i < l.bigCount; i++) {
+    const name = bigKey(i).split('/')[1] as string;
+    bigs.push(name);
+    // Every large object aliases the same buffer: content does not matter for throughput.
+    tree.set(`/big/${name}`, { dir: false, size: l.bigBytes, base: 0 });
+  }
+  dir('/big', bigs);
+  const dirs: string[] = [];
+  let n = 0;
+  for (let d = 0; d < l.smallDirs; d++) {
+    const files: string[] = [];
+    for (let f = 0; f < l.smallPerDir; f++) {
+      const key = smallKey(d, f);
+      files.push(key.split('/')[2] as string);
+      const base = (n++ * l.smallBytes) % Math.max(1, l.bigBytes - l.smallBytes);
+      tree.set(`/${key}`, { dir: false, size: l.smallBytes, base });
+    }
+    dirs.push(`d${d}`);
+    dir(`/small/d${d}`, files);
+  }
+  dir('/small', dirs);
+  return tree;
+}
+
+function attr(node: Node): Record<string, unknown> {
+  const now = new Date(0);
+  return {
+    mtime: now,
+    atime: now,
+    ctime: now,
+    size: node.size,
+    mode: node.dir ? S_IFDIR | 0o555 : S_IFREG | 0o444,
+    uid: process.getuid?.() ?? 0,
+    gid: process.getgid?.() ?? 0,
+    nlink: node.dir ? 2 : 1,
+    blocks: Math.ceil(node.size / 512),
+    blksize: 128 * 1024,
+  };
+}
+
+/**
+ * The kernel-facing options bucketfs passes (src/fuse/mount.ts): read-only, 128 KiB reads and
+ * read-ahead. Names and sizes never change here, so the kernel may cache them for a minute.
+ */
+const OPTIONS = [
+  'fsname=bench-ramfs',
+  'subtype=ramfs',
+  'ro',
+  'default_permissions',
+  'attr_timeout=60',
+  'entry_timeout=60',
+  'max_read=131072',
+  'max_readahead=131072',
+];
+
+class RamFuse extends Fuse {
+  override _fuseOptions(): string {
+    return `-o${OPTIONS.join(',')}`;
+  }
+}
+
+function main(): void {
+  const mnt = process.argv[2];
+  if (!mnt) throw new Error('usage: ramfs.js MOUNTPOINT');
+  const layout = process.env.BENCH_LAYOUT ? (JSON.parse(process.env.BENCH_LAYOUT) as Layout) : layoutFromEnv();
+  const ram = Buffer.allocUnsafe(layout.bigBytes);
+  // Real bytes in every page: an untouched zero page would make copies look faster than RAM.
+  for (let off = 0; off < ram.length; off += 64 * 1024 * 1024) {
+    randomFillSync(ram, off, Math.min(64 * 1024 * 1024, ram.length - off));
+  }
+  const tree = buildTree(layout);
+  const handles = new Map<number, Node>();
+  let nextFd = 1;
+  const ENOENT = -2;
+  const EBADF = -9;
+  const ops = {
+    init: (cb: (err: number) => void) => cb(0),
+    getattr: (path: string, cb: (err: number, st?: unknown) => void) => {
+      const node = tree.get(path);
+      if (!node) return cb(ENOENT);
+      cb(0, attr(node));
+    },
+    readdir: (path: string, cb: (err: number, names?: string[]) => void) => {
+      const node = tree.get(path);
+      if (!node?.children) return cb(ENOENT);
+      cb(0, node.children);
+    },
+    open: (path: string, _flags: number, cb: (err: number, fd?: number) => void) => {
+      const node = tree.get(path);
+      if (!node || node.dir) return cb(ENOENT);
+      const fd = nextFd++;
+      handles.set(fd, node);
+      cb(0, fd);
+    },
+    read: (_path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (n: number) => void) => {
+      const node = handles.get(fd);
+      if (!node) return cb(EBADF);
+      const end = Math.min(pos + len, node.size);
+      if (pos >= end) return cb(0);
+      cb(ram.copy(buf, 0, node.base + pos, node.base + end));
+    },
+    release: (_path: string, fd: number, cb: (err: number) => void) => {
+      handles.delete(fd);
+      cb(0);
+    },
+  };
+  const fuse = new RamFuse(mnt, ops, { timeout: false });
+  fuse.mount((err) => {
+    if (err) {
+      process.stderr.write(`ramfs: mount failed: ${err.message}\n`);
+      process.exit(1);
+    }
+    if (process.env.BENCH_READY_FD) writeSync(Number(process.env.BENCH_READY_FD), 'ready\n');
+  });
+  let stopping = false;
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    fuse.unmount(() => process.exit(0));
+    setTimeout(() => process.exit(1), 10_000).unref();
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+main();
