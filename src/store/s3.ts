@@ -129,6 +129,11 @@ class S3Store implements ObjectStore {
         }),
         { abortSignal: signal },
       );
+      // Some S3-compatible servers ignore If-Match (rclone does): check what actually came back.
+      if (pin.etag && out.ETag && out.ETag !== pin.etag) {
+        (out.Body as Readable).destroy();
+        throw new BucketfsError(ErrorCodes.Stale, `${key} changed since it was opened`, { key, status: 200 });
+      }
       const body = await collect(out.Body as Readable, want, key);
       if (body.length !== want) {
         throw new BucketfsError(

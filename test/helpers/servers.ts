@@ -29,8 +29,6 @@ export type BackendName = 'minio' | 'rclone' | 'gcs';
 export interface Quirks {
   /** A marker object "dir/" is listed as an empty object "dir" (rclone: markers become directories). */
   markerListedAsFile: boolean;
-  /** GET ignores If-Match, so a read pinned to an old ETag still succeeds (rclone). */
-  ignoresIfMatch: boolean;
 }
 
 export interface TestServer {
@@ -119,7 +117,7 @@ function s3Client(endpoint: string): S3Client {
   });
 }
 
-const NO_QUIRKS: Quirks = { markerListedAsFile: false, ignoresIfMatch: false };
+const NO_QUIRKS: Quirks = { markerListedAsFile: false };
 
 function s3Server(name: BackendName, endpoint: string, proc: Proc, quirks = NO_QUIRKS): TestServer {
   const s3 = s3Client(endpoint);
@@ -205,7 +203,7 @@ async function startRclone(): Promise<TestServer> {
     'rclone serve s3',
   );
   s3.destroy();
-  return s3Server('rclone', endpoint, proc, { markerListedAsFile: true, ignoresIfMatch: true });
+  return s3Server('rclone', endpoint, proc, { markerListedAsFile: true });
 }
 
 async function startFakeGcs(): Promise<TestServer> {
