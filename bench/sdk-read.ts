@@ -48,9 +48,11 @@ interface Timing {
   totalMs: number;
 }
 
-async function get(s3: S3Client, bucket: string, key: string, start: number, endExcl: number): Promise<Timing> {
+/** One GET (ranged when `range` is given, end exclusive), its body drained and counted. */
+async function get(s3: S3Client, bucket: string, key: string, range?: [number, number]): Promise<Timing> {
   const t0 = performance.now();
-  const out = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=${start}-${endExcl - 1}` }));
+  const Range = range ? `bytes=${range[0]}-${range[1] - 1}` : undefined;
+  const out = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range }));
   let bytes = 0;
   let firstMs = -1;
   for await (const chunk of out.Body as Readable) {
@@ -82,7 +84,7 @@ async function pool<J>(
   await Promise.all(Array.from({ length: workers }, (_, w) => loop(w)));
 }
 
-export async function runSpec(spec: Spec): Promise<Result> {
+async function runSpec(spec: Spec): Promise<Result> {
   const s3 = client();
   const timings: Timing[] = [];
   const t0 = performance.now();
@@ -99,7 +101,7 @@ export async function runSpec(spec: Spec): Promise<Result> {
         spec.parallel,
         t0 + spec.capSeconds * 1000,
         () => jobs[i++],
-        ([key, off]) => get(s3, spec.bucket, key, off, Math.min(off + spec.rangeBytes, spec.objectBytes)),
+        ([key, off]) => get(s3, spec.bucket, key, [off, Math.min(off + spec.rangeBytes, spec.objectBytes)]),
         timings,
       );
     } else if (spec.mode === 'random') {
@@ -117,7 +119,7 @@ export async function runSpec(spec: Spec): Promise<Result> {
           pos[w] = p + 1;
           return (w * slice + (order[p] as number)) * spec.blockBytes;
         },
-        (off) => get(s3, spec.bucket, spec.key, off, off + spec.blockBytes),
+        (off) => get(s3, spec.bucket, spec.key, [off, off + spec.blockBytes]),
         timings,
       );
     } else if (spec.mode === 'first') {
@@ -126,7 +128,7 @@ export async function runSpec(spec: Spec): Promise<Result> {
         1,
         t0 + spec.capSeconds * 1000,
         () => spec.keys[i++],
-        (key) => get(s3, spec.bucket, key, 0, spec.bytes),
+        (key) => get(s3, spec.bucket, key, [0, spec.bytes]),
         timings,
       );
     } else {
@@ -139,17 +141,7 @@ export async function runSpec(spec: Spec): Promise<Result> {
           pos[w] = p + 1;
           return spec.groups[w]?.[p];
         },
-        async (key) => {
-          const t = performance.now();
-          const out = await s3.send(new GetObjectCommand({ Bucket: spec.bucket, Key: key }));
-          let bytes = 0;
-          let firstMs = -1;
-          for await (const chunk of out.Body as Readable) {
-            if (firstMs < 0) firstMs = performance.now() - t;
-            bytes += (chunk as Buffer).length;
-          }
-          return { bytes, firstMs: Math.max(firstMs, 0), totalMs: performance.now() - t };
-        },
+        (key) => get(s3, spec.bucket, key),
         timings,
       );
     }
@@ -177,13 +169,12 @@ function shuffled(n: number): number[] {
   return a;
 }
 
-if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop() ?? '\0')) {
-  const spec = JSON.parse(process.argv[2] ?? '') as Spec;
-  runSpec(spec).then(
-    (r) => process.stdout.write(`${JSON.stringify(r)}\n`),
-    (err: Error) => {
-      process.stderr.write(`sdk-read: ${err.name}: ${err.message}\n`);
-      process.exit(1);
-    },
-  );
-}
+// Only bench.ts's type-only import reaches this module besides `node sdk-read.js`, and type
+// imports are erased, so running unconditionally is safe.
+runSpec(JSON.parse(process.argv[2] ?? '') as Spec).then(
+  (r) => process.stdout.write(`${JSON.stringify(r)}\n`),
+  (err: Error) => {
+    process.stderr.write(`sdk-read: ${err.name}: ${err.message}\n`);
+    process.exit(1);
+  },
+);

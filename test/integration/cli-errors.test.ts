@@ -215,3 +215,68 @@ function isAlive(pid: number): boolean {
     return false;
   }
 }
+
+describe('bad input on gs:// gives the same kind of line', { concurrency: false }, () => {
+  let server: TestServer;
+  let work: string;
+  let mnt: string;
+
+  before(async () => {
+    server = await startServer('gcs');
+    await server.createBucket('tree');
+    work = await mkdtemp(path.join(os.tmpdir(), 'bucketfs-cli-gcs-'));
+    mnt = path.join(work, 'mnt');
+    await run('mkdir', [mnt]);
+    await writeFile(path.join(work, 'not-json.json'), 'hello');
+    await writeFile(path.join(work, 'not-sa.json'), '{"type":"authorized_user"}');
+  });
+
+  after(async () => {
+    await server?.stop();
+    await rm(work, { recursive: true, force: true });
+  });
+
+  const cases: [string, () => string[], RegExp][] = [
+    [
+      'unknown bucket',
+      () => [...serverArgs(server), 'gs://no-such-bucket-here', mnt],
+      /bucket gs:\/\/no-such-bucket-here does not exist at http:\/\/127\.0\.0\.1:\d+/,
+    ],
+    [
+      'missing key file',
+      () => ['--endpoint-url', server.endpoint, '--key-file', path.join(work, 'nope.json'), 'gs://tree', mnt],
+      /cannot read key file .*nope\.json/,
+    ],
+    [
+      'key file that is not JSON',
+      () => ['--endpoint-url', server.endpoint, '--key-file', path.join(work, 'not-json.json'), 'gs://tree', mnt],
+      /key file .*not-json\.json is not JSON/,
+    ],
+    [
+      'key file that is not a service account',
+      () => ['--endpoint-url', server.endpoint, '--key-file', path.join(work, 'not-sa.json'), 'gs://tree', mnt],
+      /is not a service-account key/,
+    ],
+    [
+      'unreachable endpoint',
+      () => ['--endpoint-url', 'http://127.0.0.1:1', '--no-sign-request', 'gs://tree', mnt],
+      /cannot reach http:\/\/127\.0\.0\.1:1 \(ECONNREFUSED/,
+    ],
+    [
+      'an s3-only option',
+      () => ['--region', 'eu-west-1', 'gs://tree', mnt],
+      /--region: applies to s3:\/\/ buckets only/,
+    ],
+  ];
+  for (const [name, args, message] of cases) {
+    test(name, async () => {
+      const r = await run(process.execPath, [BUCKETFS_BIN, ...args()], { env: cleanEnv(), timeoutMs: 60_000 });
+      const lines = r.stderr.trim().split('\n');
+      assert.equal(lines.length, 1, `exactly one line, got:\n${r.stderr}`);
+      assert.match(lines[0] as string, /^bucketfs: /);
+      assert.match(lines[0] as string, message);
+      assert.notEqual(r.code, 0);
+      assert.equal(await isMounted(mnt), false);
+    });
+  }
+});
