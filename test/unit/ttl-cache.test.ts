@@ -35,3 +35,22 @@ test('the byte bound evicts least recently used first', () => {
   assert.equal(c.get('k1'), undefined, 'oldest unused evicted');
   assert.ok(c.bytes <= 1000);
 });
+
+test('a 1 MiB stat cache fed 50,000 entries stays within 1 MiB and keeps the newest', () => {
+  const metrics = new Metrics();
+  const c = new TtlCache<{ key: string; etag: string }>({
+    name: 'stat',
+    ttlMs: Number.POSITIVE_INFINITY,
+    maxBytes: 1024 * 1024,
+    cost: (k, v) => 2 * (k.length + v.key.length + v.etag.length) + 200,
+    metrics,
+  });
+  for (let i = 0; i < 50_000; i++) {
+    const key = `datasets/train/shard-${String(i).padStart(6, '0')}.bin`;
+    c.set(key, { key, etag: `"${i.toString(16).padStart(32, '0')}"` });
+  }
+  assert.ok(c.bytes <= 1024 * 1024, `${c.bytes} bytes`);
+  assert.ok(c.size > 1000 && c.size < 50_000, `${c.size} entries`);
+  assert.equal(c.get('datasets/train/shard-000000.bin'), undefined, 'the oldest went first');
+  assert.ok(c.get('datasets/train/shard-049999.bin'), 'the newest stayed');
+});

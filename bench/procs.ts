@@ -1,0 +1,297 @@
+// Process plumbing for the benchmark: children that are always cleaned up (pid files under the
+// run's work dir, so bench/run.sh can sweep them after a crash), FUSE mounts that are always
+// unmounted, CPU accounting from /proc, and the toxiproxy shaper. Touches only what it started.
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { forceUnmount, freePort, isMounted, sleep } from '../test/helpers/mount.js';
+
+export const WORK = process.env.BENCH_WORK ?? '';
+
+/** Cleanups run last-in first-out, once, on success, failure or a signal. */
+const cleanups: { label: string; fn: () => Promise<void> }[] = [];
+let stopping = false;
+
+export function onCleanup(label: string, fn: () => Promise<void>): () => void {
+  const entry = { label, fn };
+  cleanups.push(entry);
+  return () => {
+    const i = cleanups.indexOf(entry);
+    if (i >= 0) cleanups.splice(i, 1);
+  };
+}
+
+export async function cleanupAll(): Promise<void> {
+  stopping = true;
+  while (cleanups.length) {
+    const c = cleanups.pop();
+    if (!c) break;
+    await c.fn().catch((err: Error) => process.stderr.write(`bench: cleanup ${c.label}: ${err.message}\n`));
+  }
+}
+
+export function assertRunning(): void {
+  if (stopping) throw new Error('benchmark is stopping');
+}
+
+/** Records a child's pid where bench/run.sh's trap can find it if this process dies. */
+function recordPid(pid: number | undefined, label: string): void {
+  if (!WORK || pid === undefined) return;
+  mkdirSync(path.join(WORK, 'pids'), { recursive: true });
+  writeFileSync(path.join(WORK, 'pids', String(pid)), `${label}\n`);
+}
+
+function forgetPid(pid: number | undefined): void {
+  if (!WORK || pid === undefined) return;
+  rmSync(path.join(WORK, 'pids', String(pid)), { force: true });
+}
+
+function alive(child: ChildProcess): boolean {
+  return child.exitCode === null && child.signalCode === null;
+}
+
+/** SIGTERM, then SIGKILL after `graceMs`. */
+export async function stopChild(child: ChildProcess, graceMs = 10_000): Promise<void> {
+  if (alive(child)) {
+    const exited = once(child, 'exit');
+    child.kill('SIGTERM');
+    const ok = await Promise.race([exited.then(() => true), sleep(graceMs).then(() => false)]);
+    if (!ok && alive(child)) {
+      child.kill('SIGKILL');
+      await Promise.race([exited, sleep(5000)]);
+    }
+  }
+  forgetPid(child.pid);
+}
+
+export interface RunOut {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a bounded command: killed after `timeoutMs`, killed at cleanup if still running. */
+export async function runBounded(
+  cmd: string,
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; timeoutMs: number; label: string },
+): Promise<RunOut> {
+  assertRunning();
+  const child = spawn(cmd, args, { env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  recordPid(child.pid, opts.label);
+  const drop = onCleanup(opts.label, () => stopChild(child, 2000));
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
+    stdout += d;
+  });
+  child.stderr.setEncoding('utf8').on('data', (d: string) => {
+    stderr += d;
+  });
+  const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs);
+  const [code] = (await once(child, 'close')) as [number | null];
+  clearTimeout(timer);
+  drop();
+  forgetPid(child.pid);
+  return { code, stdout, stderr };
+}
+
+export interface Daemon {
+  child: ChildProcess;
+  mountpoint: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a FUSE process that reports "ready" on fd 3 (bucketfs: BUCKETFS_READY_FD, ramfs:
+ * BENCH_READY_FD) and unmounts on SIGTERM. Teardown always ends with nothing mounted.
+ */
+export async function startFuseDaemon(
+  label: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  mountpoint: string,
+  logFile: string,
+): Promise<Daemon> {
+  assertRunning();
+  mkdirSync(mountpoint, { recursive: true });
+  const log = openSync(logFile, 'a');
+  const child = spawn(process.execPath, args, { env, stdio: ['ignore', log, log, 'pipe'] });
+  closeSync(log);
+  recordPid(child.pid, label);
+  let stopped: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopped ??= (async () => {
+      await stopChild(child);
+      await forceUnmount(mountpoint);
+      if (await isMounted(mountpoint)) throw new Error(`${mountpoint} is still mounted`);
+    })();
+    return stopped;
+  };
+  const drop = onCleanup(label, stop);
+  const pipe = child.stdio[3] as NodeJS.ReadableStream;
+  let report = '';
+  pipe.setEncoding('utf8');
+  pipe.on('data', (d: string) => {
+    report += d;
+  });
+  const ok = await Promise.race([
+    (async () => {
+      while (!report.includes('\n') && alive(child)) await sleep(20);
+      return report.trim() === 'ready';
+    })(),
+    sleep(90_000).then(() => false),
+  ]);
+  if (!ok) {
+    await stop();
+    drop();
+    const tail = readFileSync(logFile, 'utf8').split('\n').slice(-5).join('\n');
+    throw new Error(`${label} did not mount ${mountpoint}: ${report.trim() || 'no report'}\n${tail}`);
+  }
+  return {
+    child,
+    mountpoint,
+    stop: async () => {
+      await stop();
+      drop();
+    },
+  };
+}
+
+/** User+system CPU ticks of one process, from /proc/PID/stat. */
+function procTicks(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(f[11]) + Number(f[12]);
+  } catch {
+    return Number.NaN;
+  }
+}
+
+function machineTicks(): { busy: number; total: number } {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '';
+  const v = line.trim().split(/\s+/).slice(1).map(Number);
+  const idle = (v[3] ?? 0) + (v[4] ?? 0);
+  const total = v.reduce((s, x) => s + x, 0);
+  return { busy: total - idle, total };
+}
+
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
+export interface CpuUse {
+  /** Per named process: percent of one core, averaged over the run. */
+  procs: Record<string, number>;
+  /** Whole machine: percent of all cores busy. */
+  machine: number;
+}
+
+/** Starts CPU accounting for the given processes; call the result at the end of the run. */
+export function cpuMeter(pids: Record<string, number | undefined>): () => CpuUse {
+  const t0 = performance.now();
+  const m0 = machineTicks();
+  const p0 = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, pid ? procTicks(pid) : Number.NaN]));
+  return () => {
+    const secs = (performance.now() - t0) / 1000;
+    const m1 = machineTicks();
+    const procs: Record<string, number> = {};
+    for (const [k, pid] of Object.entries(pids)) {
+      const d = pid ? procTicks(pid) - (p0[k] as number) : Number.NaN;
+      if (Number.isFinite(d)) procs[k] = (100 * d) / CLK_TCK / secs;
+    }
+    return { procs, machine: (100 * (m1.busy - m0.busy)) / Math.max(1, m1.total - m0.total) };
+  };
+}
+
+/** The pid of the process whose command line contains every one of `parts` (read-only scan). */
+export function findPid(parts: string[]): number | undefined {
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0').join(' ');
+      if (parts.every((p) => cmd.includes(p))) return Number(d);
+    } catch {
+      // gone already
+    }
+  }
+  return undefined;
+}
+
+/** Empties the page cache (we are root), so every run starts cold in the kernel. */
+export function dropCaches(): void {
+  writeFileSync('/proc/sys/vm/drop_caches', '3');
+}
+
+export interface Shaper {
+  endpoint: string;
+  pid: number | undefined;
+  describe: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * toxiproxy in front of the store on 127.0.0.1: every response is delayed by `latencyMs` and
+ * every TCP connection is limited to `bytesPerSec` (toxiproxy runs its toxics per connection).
+ */
+export async function startShaper(
+  bin: string,
+  upstream: string,
+  latencyMs: number,
+  bytesPerSec: number,
+): Promise<Shaper> {
+  assertRunning();
+  const apiPort = await freePort();
+  const port = await freePort();
+  const up = new URL(upstream);
+  const configFile = path.join(WORK, 'toxiproxy.json');
+  writeFileSync(
+    configFile,
+    JSON.stringify([{ name: 'store', listen: `127.0.0.1:${port}`, upstream: `${up.hostname}:${up.port}`, enabled: true }]),
+  );
+  const log = openSync(path.join(WORK, 'toxiproxy.log'), 'a');
+  const child = spawn(bin, ['-host', '127.0.0.1', '-port', String(apiPort), '-config', configFile], {
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LOG_LEVEL: 'warn' },
+    stdio: ['ignore', log, log],
+  });
+  closeSync(log);
+  recordPid(child.pid, 'toxiproxy');
+  const drop = onCleanup('toxiproxy', () => stopChild(child, 3000));
+  const api = `http://127.0.0.1:${apiPort}`;
+  for (let i = 0; ; i++) {
+    const ready = await fetch(`${api}/proxies`)
+      .then((r) => r.ok)
+      .catch(() => false);
+    if (ready) break;
+    if (i > 100 || !alive(child)) throw new Error('toxiproxy did not start; see toxiproxy.log');
+    await sleep(100);
+  }
+  const toxics = [
+    { name: 'latency', type: 'latency', stream: 'downstream', toxicity: 1, attributes: { latency: latencyMs, jitter: 0 } },
+    // toxiproxy's rate unit is 1,000 bytes/s (it sleeps len/rate milliseconds per chunk).
+    {
+      name: 'bandwidth',
+      type: 'bandwidth',
+      stream: 'downstream',
+      toxicity: 1,
+      attributes: { rate: Math.round(bytesPerSec / 1000) },
+    },
+  ];
+  for (const t of toxics) {
+    const res = await fetch(`${api}/proxies/store/toxics`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(t),
+    });
+    if (!res.ok) throw new Error(`toxiproxy: adding ${t.name}: ${res.status} ${await res.text()}`);
+  }
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    pid: child.pid,
+    describe: `toxiproxy: +${latencyMs} ms on every response, ${bytesPerSec / 1e6} MB/s per TCP connection`,
+    stop: async () => {
+      await stopChild(child, 3000);
+      drop();
+    },
+  };
+}
