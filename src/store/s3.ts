@@ -78,7 +78,7 @@ class S3Store implements ObjectStore {
       return {
         key,
         size: out.ContentLength ?? 0,
-        etag: out.ETag ?? '',
+        etag: quoteEtag(out.ETag),
         mtime: out.LastModified ?? new Date(0),
       };
     } catch (err) {
@@ -104,7 +104,7 @@ class S3Store implements ObjectStore {
       const objects: ObjectMeta[] = (out.Contents ?? []).map((o) => ({
         key: o.Key ?? '',
         size: o.Size ?? 0,
-        etag: o.ETag ?? '',
+        etag: quoteEtag(o.ETag),
         mtime: o.LastModified ?? new Date(0),
       }));
       const prefixes = (out.CommonPrefixes ?? []).map((p) => p.Prefix ?? '').filter((p) => p);
@@ -130,7 +130,7 @@ class S3Store implements ObjectStore {
         { abortSignal: signal },
       );
       // Some S3-compatible servers ignore If-Match (rclone does): check what actually came back.
-      if (pin.etag && out.ETag && out.ETag !== pin.etag) {
+      if (pin.etag && out.ETag && quoteEtag(out.ETag) !== pin.etag) {
         (out.Body as Readable).destroy();
         throw new BucketfsError(ErrorCodes.Stale, `${key} changed since it was opened`, { key, status: 200 });
       }
@@ -152,6 +152,12 @@ class S3Store implements ObjectStore {
       throw e;
     }
   }
+}
+
+/** One spelling for ETags: some servers list them unquoted and return them quoted (rclone). */
+export function quoteEtag(etag: string | undefined): string {
+  if (!etag) return '';
+  return `"${etag.replace(/^W\//, '').replace(/"/g, '')}"`;
 }
 
 /** Reads a response body into one preallocated buffer. */

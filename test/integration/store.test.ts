@@ -60,6 +60,15 @@ for (const backend of ALL_BACKENDS) {
       assert.deepEqual(root.objects.map((o) => o.key).sort(), ['data.bin', 'empty']);
     });
 
+    test('list and head agree on the version (etag, generation)', async () => {
+      const listed = (await store.list('dir/', { delimiter: '/' })).objects.find((o) => o.key === 'dir/a.txt');
+      const headed = await store.head('dir/a.txt');
+      assert.ok(listed && headed);
+      assert.equal(listed.etag, headed.etag);
+      assert.equal(listed.generation, headed.generation);
+      assert.equal(listed.size, headed.size);
+    });
+
     test('list pages with limit and token: every key once, in order', async () => {
       const seen: string[] = [];
       let token: string | undefined;
