@@ -70,11 +70,16 @@ export async function parseArgs(argv: string[], version: string): Promise<Parsed
       exited = true;
     }
   });
-  if (failure) throw usageError(`${failure.replace(/:?\s*\n\s*/g, ': ').replace(/[.:]\s*$/, '')}. Run bucketfs --help for the options.`);
+  if (failure)
+    throw usageError(
+      `${failure.replace(/:?\s*\n\s*/g, ': ').replace(/[.:]\s*$/, '')}. Run bucketfs --help for the options.`,
+    );
   if (exited || parsed.help || parsed.version) return 'exit';
   const positional = parsed._.map(String);
   if (positional.length !== 2) {
-    throw usageError(`expected <bucket> <mountpoint>, got ${positional.length} argument(s). Run bucketfs --help for usage.`);
+    throw usageError(
+      `expected <bucket> <mountpoint>, got ${positional.length} argument(s). Run bucketfs --help for usage.`,
+    );
   }
   const flags: ParsedArgs['flags'] = {};
   for (const o of OPTIONS) {

@@ -7,11 +7,20 @@ import { FuseMount } from '../fuse/mount.js';
 import type { Logger } from '../log.js';
 import { Metrics } from '../metrics/metrics.js';
 import { type MetricsServer, startMetricsServer } from '../metrics/server.js';
-import { WindowReader } from '../read/window-reader.js';
+import { MemoryBudget } from '../read/memory-budget.js';
+import { createReaderFactory } from '../read/prefetcher.js';
+import { RangeDownloader } from '../read/range-downloader.js';
 import { createStore } from '../store/index.js';
 import { Namespace } from '../vfs/namespace.js';
 import { Vfs } from '../vfs/vfs.js';
 import { checkBucket, checkMountpoint, mountedPaths } from './preflight.js';
+
+/** First request of a sequential stream: small, so the first byte of a small file comes fast (as Mountpoint). */
+const FIRST_REQUEST_BYTES = 1024 * 1024 + 128 * 1024;
+/** Forward skips within this distance of the stream are read through rather than treated as seeks. */
+const FORWARD_SKIP_BYTES = 1024 * 1024;
+/** Read buffers of a handle unused this long go back to the budget. */
+const IDLE_HANDLE_MS = 10_000;
 
 /** Kernel cache timeouts in seconds from a TTL in ms (Infinity -> a year; libfuse takes a double). */
 function kernelTimeout(ttlMs: number): number {
@@ -29,7 +38,8 @@ export interface Running {
 export async function startMount(config: Readonly<Config>, log: Logger, onStopped: () => void): Promise<Running> {
   await checkMountpoint(config.mountpoint);
   const metrics = new Metrics({ processMetrics: true });
-  const maxSockets = Math.max(64, availableParallelism() * 16);
+  // Data GETs plus metadata requests (lookups send two at once) without queueing for a socket.
+  const maxSockets = config.maxConcurrency + Math.max(32, availableParallelism() * 8);
   // The bucket check gets a short retry budget: a wrong endpoint should fail in seconds.
   const probe = await createStore(
     config,
@@ -42,7 +52,19 @@ export async function startMount(config: Readonly<Config>, log: Logger, onStoppe
 
   const store = await createStore(config, config.retry, maxSockets, metrics, log);
   const ns = new Namespace(store, config, metrics, log);
-  const vfs = new Vfs(ns, (meta) => new WindowReader(store, meta, 8 * 1024 * 1024), config, metrics, log);
+  const readers = createReaderFactory(
+    new RangeDownloader(store, config.maxConcurrency),
+    new MemoryBudget(config.memoryLimitBytes),
+    {
+      partSize: config.readPartBytes,
+      initialWindow: Math.min(config.readPartBytes, FIRST_REQUEST_BYTES),
+      maxWindow: Math.max(config.prefetchMaxBytes, config.readPartBytes),
+      forwardTolerance: FORWARD_SKIP_BYTES,
+      idleMs: IDLE_HANDLE_MS,
+    },
+    metrics,
+  );
+  const vfs = new Vfs(ns, readers, config, metrics, log);
   const metricsServer =
     config.metricsPort !== undefined
       ? await startMetricsServer(metrics, config.metricsHost, config.metricsPort)

@@ -1,6 +1,7 @@
 // The single typed Config: defaults <- YAML file (--config-file) <- command-line flags.
 // Values are validated once here, against the option table, and the result is frozen.
 import { readFile } from 'node:fs/promises';
+import { totalmem } from 'node:os';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { BucketfsError, describe, ErrorCodes, invalidArgument } from '../errors.js';
@@ -46,6 +47,11 @@ export interface Config {
   listCacheBytes: number;
   warmMetadata: boolean;
 
+  readPartBytes: number;
+  maxConcurrency: number;
+  prefetchMaxBytes: number;
+  memoryLimitBytes: number;
+
   retry: RetryPolicy;
   requestTimeoutMs: number;
 
@@ -55,6 +61,8 @@ export interface Config {
   metricsPort?: number;
   metricsHost: string;
 }
+
+const MiB = 1024 * 1024;
 
 type Raw = Record<string, string | number | boolean | undefined>;
 
@@ -224,6 +232,11 @@ export async function resolveConfig(input: ResolveInput): Promise<Readonly<Confi
     typeCacheBytes: sizeBytes(num('type-cache-max-size-mb')),
     listCacheBytes: sizeBytes(num('list-cache-max-size-mb')),
     warmMetadata: bool('warm-metadata'),
+    readPartBytes: Math.floor(num('read-part-size') * MiB),
+    maxConcurrency: num('max-concurrency'),
+    prefetchMaxBytes: Math.floor(num('prefetch-max-mb') * MiB),
+    memoryLimitBytes:
+      raw['memory-limit-mb'] !== undefined ? Math.floor(num('memory-limit-mb') * MiB) : Math.floor(totalmem() / 4),
     retry,
     requestTimeoutMs,
     logLevel: raw['log-level'] as LogLevel,

@@ -33,6 +33,7 @@ const G_MOUNT = 'Mount:';
 const G_META = 'Metadata caches:';
 const G_NET = 'Requests:';
 const G_LOG = 'Logging and metrics:';
+const G_READ = 'Read throughput:';
 
 export const OPTIONS: readonly OptionSpec[] = [
   // Bucket and endpoint
@@ -297,6 +298,54 @@ export const OPTIONS: readonly OptionSpec[] = [
     group: G_META,
     describe:
       'At mount, fill the metadata caches in the background with flat listings (1,000 keys a request) instead of one LIST per directory. Readers never wait for it.',
+  },
+  // Read throughput
+  {
+    flag: 'read-part-size',
+    yaml: 'read.part-size-mb',
+    type: 'number',
+    default: 8,
+    min: 0.0625,
+    max: 1024,
+    backend: 'both',
+    group: G_READ,
+    describe: 'Largest single ranged GET, in MiB. Sequential reads are fetched ahead in parts of this size.',
+  },
+  {
+    flag: 'max-concurrency',
+    yaml: 'read.max-concurrency',
+    type: 'number',
+    integer: true,
+    default: 16,
+    min: 1,
+    max: 1024,
+    backend: 'both',
+    group: G_READ,
+    describe: 'Ranged GETs in flight at once for the whole mount.',
+  },
+  {
+    flag: 'prefetch-max-mb',
+    yaml: 'read.prefetch-max-mb',
+    type: 'number',
+    default: 128,
+    min: 0,
+    max: 65536,
+    backend: 'both',
+    group: G_READ,
+    describe:
+      'Most bytes fetched ahead of one sequential reader, in MiB. The window starts at 1.125 MiB and doubles as reads stay sequential.',
+  },
+  {
+    flag: 'memory-limit-mb',
+    yaml: 'read.memory-limit-mb',
+    type: 'number',
+    min: 16,
+    max: 1048576,
+    defaultText: 'a quarter of RAM',
+    backend: 'both',
+    group: G_READ,
+    describe:
+      'Bound on read buffers for the whole mount, in MiB, however many files are open: read-ahead shrinks to stay under it.',
   },
   // Requests
   {

@@ -1,7 +1,7 @@
 // Every metric bucketfs exports, defined once. Rooms receive the Metrics object and only
 // increment; nothing else creates metrics. One registry per mount (not prom-client's global
 // one) so unit tests can build as many mounts as they like.
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 export class Metrics {
   readonly registry = new Registry();
@@ -69,6 +69,24 @@ export class Metrics {
     name: 'bucketfs_cache_bytes',
     help: 'Estimated bytes held, by cache',
     labelNames: ['cache'] as const,
+    registers: [this.registry],
+  });
+
+  // Read path
+  readonly prefetchWindowBytes = new Histogram({
+    name: 'bucketfs_prefetch_window_bytes',
+    help: 'Read-ahead window when a part is issued',
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024].map((m) => m * 1024 * 1024),
+    registers: [this.registry],
+  });
+  readonly prefetchResets = new Counter({
+    name: 'bucketfs_prefetch_resets_total',
+    help: 'Read-ahead streams dropped by a seek',
+    registers: [this.registry],
+  });
+  readonly readBufferBytes = new Gauge({
+    name: 'bucketfs_read_buffer_bytes',
+    help: 'Bytes of read buffers reserved in the memory budget (--memory-limit-mb)',
     registers: [this.registry],
   });
 

@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { type File, type FileMetadata, Storage, type StorageOptions } from '@google-cloud/storage';
-import { BucketfsError, ErrorCodes, describe, networkErrno } from '../errors.js';
+import { BucketfsError, describe, ErrorCodes, networkErrno } from '../errors.js';
 import type { ByteRange, ListOptions, ListPage, ObjectMeta, ObjectPin, ObjectStore } from './types.js';
 
 export interface GcsStoreOptions {
@@ -129,8 +129,15 @@ class GcsStore implements ObjectStore {
   async read(key: string, range: ByteRange, pin: ObjectPin = {}, signal?: AbortSignal): Promise<Buffer> {
     const want = range.end - range.start;
     if (want <= 0) return Buffer.alloc(0);
-    const file = this.storage.bucket(this.bucket).file(key, pin.generation ? { generation: Number(pin.generation) } : {});
-    const stream = file.createReadStream({ start: range.start, end: range.end - 1, validation: false, decompress: false });
+    const file = this.storage
+      .bucket(this.bucket)
+      .file(key, pin.generation ? { generation: Number(pin.generation) } : {});
+    const stream = file.createReadStream({
+      start: range.start,
+      end: range.end - 1,
+      validation: false,
+      decompress: false,
+    });
     try {
       const body = await collect(stream, want, key, signal);
       if (body.length !== want) {
@@ -145,7 +152,11 @@ class GcsStore implements ObjectStore {
       const e = classifyGcsError(err, key);
       // A pinned generation that no longer exists was overwritten or deleted since open.
       if (pin.generation && e.code === ErrorCodes.NotFound) {
-        throw new BucketfsError(ErrorCodes.Stale, `${key} changed since it was opened`, { key, status: e.status, cause: err });
+        throw new BucketfsError(ErrorCodes.Stale, `${key} changed since it was opened`, {
+          key,
+          status: e.status,
+          cause: err,
+        });
       }
       throw e;
     }
@@ -183,8 +194,7 @@ export function classifyGcsError(err: unknown, key?: string, isList = false): Bu
     message?: string;
     name?: string;
   };
-  const status =
-    typeof e?.code === 'number' ? e.code : typeof e?.status === 'number' ? e.status : e?.response?.status;
+  const status = typeof e?.code === 'number' ? e.code : typeof e?.status === 'number' ? e.status : e?.response?.status;
   const msg = (e?.message ?? String(err)).split('\n')[0] ?? 'error';
   const o = { key, status, cause: err };
   if (e?.name === 'AbortError') return new BucketfsError(ErrorCodes.Aborted, 'request aborted', o);

@@ -147,7 +147,11 @@ class S3Store implements ObjectStore {
       const e = classifyS3Error(err, key);
       // A pinned object that is gone was deleted (or replaced by a prefix) since open.
       if (pin.etag && e.code === ErrorCodes.NotFound) {
-        throw new BucketfsError(ErrorCodes.Stale, `${key} changed since it was opened`, { key, status: e.status, cause: err });
+        throw new BucketfsError(ErrorCodes.Stale, `${key} changed since it was opened`, {
+          key,
+          status: e.status,
+          cause: err,
+        });
       }
       throw e;
     }

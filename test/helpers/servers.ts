@@ -76,10 +76,14 @@ async function startProc(cmd: string, args: string[], env: Record<string, string
   const dir = await mkdtemp(path.join(os.tmpdir(), 'bucketfs-server-'));
   const logFile = path.join(dir, 'server.log');
   const log = await open(logFile, 'a');
-  const child = spawn(cmd, args.map((a) => a.replace('{dir}', dir)), {
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, ...env },
-    stdio: ['ignore', log.fd, log.fd],
-  });
+  const child = spawn(
+    cmd,
+    args.map((a) => a.replace('{dir}', dir)),
+    {
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, ...env },
+      stdio: ['ignore', log.fd, log.fd],
+    },
+  );
   await log.close();
   return { child, dir, logFile };
 }
@@ -135,9 +139,11 @@ function s3Server(name: BackendName, endpoint: string, proc: Proc, quirks = NO_Q
     },
     async putObject(bucket, key, body) {
       const buf = typeof body === 'string' ? Buffer.from(body) : body;
-      await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: buf, ContentLength: buf.length })).catch((err) => {
-        throw new Error(`${name}: PUT ${bucket}/${key} failed: ${err.name}: ${err.message}`, { cause: err });
-      });
+      await s3
+        .send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: buf, ContentLength: buf.length }))
+        .catch((err) => {
+          throw new Error(`${name}: PUT ${bucket}/${key} failed: ${err.name}: ${err.message}`, { cause: err });
+        });
     },
     async putFile(bucket, key, file) {
       const size = (await stat(file)).size;
@@ -176,7 +182,15 @@ async function startMinio(): Promise<TestServer> {
   const port = await freePort();
   const proc = await startProc(
     toolsBin('minio'),
-    ['server', '{dir}/data', '--address', `127.0.0.1:${port}`, '--console-address', `127.0.0.1:${await freePort()}`, '--quiet'],
+    [
+      'server',
+      '{dir}/data',
+      '--address',
+      `127.0.0.1:${port}`,
+      '--console-address',
+      `127.0.0.1:${await freePort()}`,
+      '--quiet',
+    ],
     { MINIO_ROOT_USER: ACCESS, MINIO_ROOT_PASSWORD: SECRET, MINIO_BROWSER: 'off', MINIO_UPDATE: 'off' },
   );
   const endpoint = `http://127.0.0.1:${port}`;
@@ -189,7 +203,17 @@ async function startRclone(): Promise<TestServer> {
   // :memory: keeps objects by key like a real bucket (a local directory could not hold "a" and "a/b").
   const proc = await startProc(
     toolsBin('rclone'),
-    ['serve', 's3', ':memory:', '--addr', `127.0.0.1:${port}`, '--auth-key', `${ACCESS},${SECRET}`, '--config', '{dir}/rclone.conf'],
+    [
+      'serve',
+      's3',
+      ':memory:',
+      '--addr',
+      `127.0.0.1:${port}`,
+      '--auth-key',
+      `${ACCESS},${SECRET}`,
+      '--config',
+      '{dir}/rclone.conf',
+    ],
     {},
   );
   const endpoint = `http://127.0.0.1:${port}`;
@@ -210,19 +234,38 @@ async function startFakeGcs(): Promise<TestServer> {
   const port = await freePort();
   const proc = await startProc(
     toolsBin('fake-gcs-server'),
-    ['-scheme', 'http', '-host', '127.0.0.1', '-port', String(port), '-backend', 'memory', '-public-host', `127.0.0.1:${port}`, '-log-level', 'warn'],
+    [
+      '-scheme',
+      'http',
+      '-host',
+      '127.0.0.1',
+      '-port',
+      String(port),
+      '-backend',
+      'memory',
+      '-public-host',
+      `127.0.0.1:${port}`,
+      '-log-level',
+      'warn',
+    ],
     {},
   );
   const endpoint = `http://127.0.0.1:${port}`;
   await waitReady(proc, async () => (await fetch(`${endpoint}/storage/v1/b`)).ok, 'fake-gcs-server');
   const api = `${endpoint}/storage/v1`;
   const upload = async (bucket: string, key: string, body: Buffer | string | NodeJS.ReadableStream, size?: number) => {
-    const res = await fetch(`${endpoint}/upload/storage/v1/b/${encodeURIComponent(bucket)}/o?uploadType=media&name=${encodeURIComponent(key)}`, {
-      method: 'POST',
-      body: body as unknown as Blob,
-      headers: { 'content-type': 'application/octet-stream', ...(size !== undefined ? { 'content-length': String(size) } : {}) },
-      ...(typeof body === 'object' && !Buffer.isBuffer(body) ? { duplex: 'half' } : {}),
-    } as RequestInit);
+    const res = await fetch(
+      `${endpoint}/upload/storage/v1/b/${encodeURIComponent(bucket)}/o?uploadType=media&name=${encodeURIComponent(key)}`,
+      {
+        method: 'POST',
+        body: body as unknown as Blob,
+        headers: {
+          'content-type': 'application/octet-stream',
+          ...(size !== undefined ? { 'content-length': String(size) } : {}),
+        },
+        ...(typeof body === 'object' && !Buffer.isBuffer(body) ? { duplex: 'half' } : {}),
+      } as RequestInit,
+    );
     if (!res.ok) throw new Error(`fake-gcs upload ${key}: ${res.status} ${await res.text()}`);
   };
   return {
@@ -251,7 +294,9 @@ async function startFakeGcs(): Promise<TestServer> {
       await upload(bucket, key, Readable.toWeb(createReadStream(file)) as unknown as NodeJS.ReadableStream, size);
     },
     async deleteObject(bucket, key) {
-      const res = await fetch(`${api}/b/${encodeURIComponent(bucket)}/o/${encodeURIComponent(key)}`, { method: 'DELETE' });
+      const res = await fetch(`${api}/b/${encodeURIComponent(bucket)}/o/${encodeURIComponent(key)}`, {
+        method: 'DELETE',
+      });
       if (!res.ok && res.status !== 404) throw new Error(`fake-gcs delete ${key}: ${res.status}`);
     },
     stop: () => stopProc(proc),

@@ -58,7 +58,13 @@ for (const backend of ALL_BACKENDS) {
       // Keys that cannot be names: not every server stores them (MinIO refuses "//", "." and
       // ".." segments and segments over 255 bytes); we test the ones it took.
       for (const key of SKIPPED_KEYS) {
-        if (await server.putObject('tree', key, 'skipped').then(() => true, () => false)) storedSkipped.push(key);
+        if (
+          await server.putObject('tree', key, 'skipped').then(
+            () => true,
+            () => false,
+          )
+        )
+          storedSkipped.push(key);
       }
       // A key that is both an object and a prefix; not every server can hold both.
       await server.putObject('tree', 'both/inner.txt', 'inner');
@@ -121,8 +127,7 @@ for (const backend of ALL_BACKENDS) {
         return;
       }
       assert.equal((await runOk('ls', ['-A', path.join(m.mountpoint, 'marker')])).trim(), '');
-      for (const d of ['./marker'])
-        assert.ok(dirs.includes(d), d);
+      for (const d of ['./marker']) assert.ok(dirs.includes(d), d);
     });
 
     test('stat shows right sizes, types, modes and mtimes', async () => {
@@ -156,7 +161,9 @@ for (const backend of ALL_BACKENDS) {
       t.diagnostic(`keys stored by ${backend}: ${storedSkipped.map((k) => k.slice(0, 30)).join(', ')}`);
       const edge = (await runOk('ls', ['-1a', path.join(m.mountpoint, 'edge')])).trim().split('\n').sort();
       // "dots" and "double" are real directories; only their unnameable children are skipped.
-      const parents = [...new Set(storedSkipped.filter((k) => !k.includes(LONG_NAME)).map((k) => k.split('/')[1] as string))];
+      const parents = [
+        ...new Set(storedSkipped.filter((k) => !k.includes(LONG_NAME)).map((k) => k.split('/')[1] as string)),
+      ];
       assert.deepEqual(edge, ['.', '..', ...parents, ...Object.keys(EDGE_FILES).map((k) => k.slice(5))].sort());
       for (const p of parents) assert.equal((await runOk('ls', ['-A', path.join(m.mountpoint, 'edge', p)])).trim(), '');
       await runOk('ls', ['-1a', path.join(m.mountpoint, 'edge')]); // listing again must not warn again
@@ -172,7 +179,9 @@ for (const backend of ALL_BACKENDS) {
 
     test('a key that is both an object and a prefix shows as the directory', async (t) => {
       if (!fileAndPrefix) {
-        t.skip(`${backend} cannot store "both" and "both/inner.txt" together (MinIO replaces one with the other, rclone refuses the second)`);
+        t.skip(
+          `${backend} cannot store "both" and "both/inner.txt" together (MinIO replaces one with the other, rclone refuses the second)`,
+        );
         return;
       }
       assert.ok((await stat(path.join(m.mountpoint, 'both'))).isDirectory());

@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { sha256 } from '../helpers/data.js';
 import { type Mounted, mountBucket } from '../helpers/mount.js';
 import { runOk } from '../helpers/proc.js';
-import { ALL_BACKENDS, type TestServer, startServer } from '../helpers/servers.js';
+import { ALL_BACKENDS, startServer, type TestServer } from '../helpers/servers.js';
 
 const MiB = 1024 * 1024;
 

@@ -7,7 +7,7 @@ import { ErrorCodes } from '../../src/errors.js';
 import type { ObjectStore } from '../../src/store/types.js';
 import { putMany } from '../helpers/data.js';
 import { freePort } from '../helpers/mount.js';
-import { ALL_BACKENDS, type TestServer, startServer } from '../helpers/servers.js';
+import { ALL_BACKENDS, startServer, type TestServer } from '../helpers/servers.js';
 import { storeFor } from '../helpers/stores.js';
 
 const EDGE_KEYS = ['sp ace.txt', 'ünïcödé ☃.txt', 'a+b.txt', '100%.txt', '#hash.txt', `${'n'.repeat(200)}.txt`];
@@ -136,7 +136,9 @@ for (const backend of ALL_BACKENDS) {
     test('an aborted read is BFS_ABORTED', async () => {
       const ac = new AbortController();
       ac.abort();
-      await assert.rejects(store.read('data.bin', { start: 0, end: data.length }, {}, ac.signal), { code: ErrorCodes.Aborted });
+      await assert.rejects(store.read('data.bin', { start: 0, end: data.length }, {}, ac.signal), {
+        code: ErrorCodes.Aborted,
+      });
     });
   });
 }

@@ -1,0 +1,276 @@
+// One Prefetcher per open file handle. Sequential reads stream through a window of parts fetched
+// ahead: the first request is small (time to first byte matters for small files), and the window
+// doubles each time the reader finishes a part, up to --prefetch-max-mb. Reads that arrive a little
+// out of order (the kernel issues several at once) or skip a little forward stay in the stream; a
+// short step back is served from the part kept behind; anything else is a seek: the stream is
+// dropped and the read is fetched exactly, with no read-ahead until reads are sequential again.
+// Every buffered byte is reserved in the mount-wide MemoryBudget.
+import { BucketfsError, ErrorCodes } from '../errors.js';
+import type { Metrics } from '../metrics/metrics.js';
+import type { ObjectMeta, ObjectPin } from '../store/types.js';
+import type { MemoryBudget } from './memory-budget.js';
+import type { RangeDownloader } from './range-downloader.js';
+import type { FileReader, ReaderFactory } from './types.js';
+
+export interface PrefetchOptions {
+  /** Largest single GET. */
+  partSize: number;
+  /** Size of the first request of a stream. */
+  initialWindow: number;
+  /** Most bytes fetched ahead of the reader. */
+  maxWindow: number;
+  /** Forward skips up to this many bytes past the stream are read through, not treated as seeks. */
+  forwardTolerance: number;
+  /** Buffers of a handle unused this long go back to the budget. */
+  idleMs: number;
+}
+
+interface Part {
+  start: number;
+  end: number;
+  data: Promise<Buffer>;
+  abort: AbortController;
+  reserved: number;
+  /** Reads waiting on this part right now: never shed under memory pressure. */
+  readers: number;
+}
+
+export class Prefetcher implements FileReader {
+  private readonly meta: ObjectMeta;
+  private readonly pin: ObjectPin;
+  private readonly downloader: RangeDownloader;
+  private readonly budget: MemoryBudget;
+  private readonly opts: PrefetchOptions;
+  private readonly metrics: Metrics;
+  private readonly closed = new AbortController();
+  private readonly stopListening: () => void;
+  /** The stream: contiguous parts in offset order. */
+  private parts: Part[] = [];
+  private window: number;
+  /** End of the last read served: where a sequential read starts. */
+  private lastEnd = -1;
+  private idleTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    meta: ObjectMeta,
+    downloader: RangeDownloader,
+    budget: MemoryBudget,
+    opts: PrefetchOptions,
+    metrics: Metrics,
+  ) {
+    this.meta = meta;
+    this.pin = meta.generation ? { generation: meta.generation } : { etag: meta.etag };
+    this.downloader = downloader;
+    this.budget = budget;
+    this.opts = opts;
+    this.metrics = metrics;
+    this.window = opts.initialWindow;
+    this.stopListening = budget.onPressure(() => this.shed());
+  }
+
+  async read(offset: number, length: number): Promise<Buffer> {
+    if (this.closed.signal.aborted)
+      throw new BucketfsError(ErrorCodes.Aborted, 'handle closed', { key: this.meta.key });
+    const end = Math.min(offset + length, this.meta.size);
+    if (offset >= end) return Buffer.alloc(0);
+    this.touch();
+    const sequential = this.inStream(offset) || offset === this.lastEnd || (offset === 0 && this.lastEnd < 0);
+    this.lastEnd = Math.max(this.lastEnd, end);
+    if (!sequential) {
+      // A seek: drop the stream, read exactly what was asked.
+      if (this.parts.length > 0) this.metrics.prefetchResets.inc();
+      this.reset();
+      this.lastEnd = end;
+      return this.fetchExact(offset, end);
+    }
+    if (!this.inStream(offset)) this.reset();
+    const needed = this.ensure(offset, end);
+    for (const p of needed) p.readers++;
+    try {
+      return await this.copyOut(needed, offset, end);
+    } finally {
+      for (const p of needed) p.readers--;
+      this.trimBehind(offset);
+    }
+  }
+
+  close(): void {
+    if (this.closed.signal.aborted) return;
+    this.closed.abort();
+    clearTimeout(this.idleTimer);
+    this.stopListening();
+    this.release(this.parts, true);
+    this.parts = [];
+  }
+
+  private inStream(offset: number): boolean {
+    const first = this.parts[0];
+    const last = this.parts[this.parts.length - 1];
+    return (
+      first !== undefined &&
+      last !== undefined &&
+      offset >= first.start &&
+      offset <= last.end + this.opts.forwardTolerance
+    );
+  }
+
+  /**
+   * Issues parts until [offset, end) is covered and the window is fetched ahead; returns the parts
+   * covering the read. Synchronous on purpose: concurrent reads of one handle must never see a
+   * half-extended stream.
+   */
+  private ensure(offset: number, end: number): Part[] {
+    let streamEnd = this.parts.length > 0 ? (this.parts[this.parts.length - 1] as Part).end : offset;
+    // Demand: the parts this read needs, reserved all at once (a read never holds half of what
+    // it needs while waiting for the rest: that is how budgets deadlock).
+    if (streamEnd < end) {
+      const sizes: number[] = [];
+      for (let at = streamEnd; at < end; at += sizes[sizes.length - 1] as number) sizes.push(this.partSize(at));
+      const all = this.budget.reserve(
+        sizes.reduce((a, b) => a + b, 0),
+        this.closed.signal,
+      );
+      for (const size of sizes) streamEnd = this.issue(streamEnd, size, all);
+    }
+    // Read-ahead: only what the budget has free right now; when it is tight the window shrinks.
+    const target = Math.min(this.meta.size, end + this.window);
+    while (streamEnd < target) {
+      const size = this.partSize(streamEnd);
+      if (!this.budget.tryReserve(size)) break;
+      streamEnd = this.issue(streamEnd, size, Promise.resolve());
+    }
+    return this.parts.filter((p) => p.end > offset && p.start < end);
+  }
+
+  private partSize(start: number): number {
+    return Math.min(this.opts.partSize, this.window, this.meta.size - start);
+  }
+
+  /** Appends the part [start, start + size) whose bytes are (or will be) reserved by `reserved`. */
+  private issue(start: number, size: number, reserved: Promise<void>): number {
+    const abort = new AbortController();
+    const signal = AbortSignal.any([abort.signal, this.closed.signal]);
+    const end = start + size;
+    const part: Part = { start, end, data: Promise.resolve(Buffer.alloc(0)), abort, reserved: 0, readers: 0 };
+    part.data = reserved.then(() => {
+      part.reserved = size;
+      return this.downloader.fetch(this.meta.key, { start, end }, this.pin, signal);
+    });
+    part.data.catch(() => this.dropFrom(part)); // a failed part and all after it are fetched again
+    this.parts.push(part);
+    this.metrics.prefetchWindowBytes.observe(this.window);
+    this.reportBudget();
+    return end;
+  }
+
+  private async copyOut(parts: Part[], offset: number, end: number): Promise<Buffer> {
+    const buffers = await Promise.all(parts.map((p) => p.data));
+    if (parts.length === 1) {
+      const p = parts[0] as Part;
+      return (buffers[0] as Buffer).subarray(offset - p.start, end - p.start);
+    }
+    const out = Buffer.allocUnsafe(end - offset);
+    parts.forEach((p, i) => {
+      const from = Math.max(offset, p.start);
+      const to = Math.min(end, p.end);
+      (buffers[i] as Buffer).copy(out, from - offset, from - p.start, to - p.start);
+    });
+    return out;
+  }
+
+  /** Keeps one part behind the reader for short backward seeks; frees older ones and grows the window. */
+  private trimBehind(offset: number): void {
+    const current = this.parts.findIndex((p) => p.end > offset);
+    const drop = (current < 0 ? this.parts.length : current) - 1;
+    if (drop <= 0) return;
+    this.release(this.parts.splice(0, drop), false);
+    this.window = Math.min(this.window * 2 ** drop, this.opts.maxWindow);
+    this.reportBudget();
+  }
+
+  private async fetchExact(start: number, end: number): Promise<Buffer> {
+    const size = end - start;
+    await this.budget.reserve(size, this.closed.signal);
+    this.reportBudget();
+    try {
+      return await this.downloader.fetch(this.meta.key, { start, end }, this.pin, this.closed.signal);
+    } finally {
+      this.budget.release(size);
+      this.reportBudget();
+    }
+  }
+
+  /** Drops the stream and restarts the window. */
+  private reset(): void {
+    this.release(this.parts, true);
+    this.parts = [];
+    this.window = this.opts.initialWindow;
+    this.reportBudget();
+  }
+
+  private dropFrom(part: Part, abort = false): void {
+    const i = this.parts.indexOf(part);
+    if (i >= 0) this.release(this.parts.splice(i), abort);
+  }
+
+  /**
+   * Gives parts' bytes back to the budget once their requests settle: a concurrent read may still
+   * be waiting on one, and the buffer exists until the request ends. With `abort`, requests no read
+   * is waiting on are cancelled.
+   */
+  private release(parts: Part[], abort: boolean): void {
+    for (const p of parts) {
+      if (abort && p.readers === 0) p.abort.abort();
+      p.data.then(
+        () => this.free(p),
+        () => this.free(p),
+      );
+    }
+  }
+
+  /**
+   * Memory pressure: keep only the parts reads are waiting on, so every reader of the mount can
+   * make progress; the stream ramps up again afterwards.
+   */
+  private shed(): void {
+    const first = this.parts.findIndex((p) => p.readers > 0);
+    if (first < 0) {
+      this.release(this.parts, true);
+      this.parts = [];
+      this.window = this.opts.initialWindow;
+      return;
+    }
+    let last = first;
+    for (let i = first; i < this.parts.length; i++) if ((this.parts[i] as Part).readers > 0) last = i;
+    this.release(this.parts.splice(last + 1), true);
+    this.release(this.parts.splice(0, first), false);
+    this.window = this.opts.initialWindow;
+    this.reportBudget();
+  }
+
+  private free(p: Part): void {
+    if (p.reserved > 0) this.budget.release(p.reserved);
+    p.reserved = 0;
+    this.reportBudget();
+  }
+
+  /** Idle handles give their buffers back; the next read starts a fresh stream. */
+  private touch(): void {
+    clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => this.reset(), this.opts.idleMs);
+    this.idleTimer.unref();
+  }
+
+  private reportBudget(): void {
+    this.metrics.readBufferBytes.set(this.budget.used);
+  }
+}
+
+export function createReaderFactory(
+  downloader: RangeDownloader,
+  budget: MemoryBudget,
+  opts: PrefetchOptions,
+  metrics: Metrics,
+): ReaderFactory {
+  return (meta) => new Prefetcher(meta, downloader, budget, opts, metrics);
+}

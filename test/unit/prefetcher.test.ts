@@ -1,0 +1,145 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { test } from 'node:test';
+import { ErrorCodes } from '../../src/errors.js';
+import { Metrics } from '../../src/metrics/metrics.js';
+import { MemoryBudget } from '../../src/read/memory-budget.js';
+import { createReaderFactory, type PrefetchOptions } from '../../src/read/prefetcher.js';
+import { RangeDownloader } from '../../src/read/range-downloader.js';
+import { MemoryStore } from '../../src/store/memory.js';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const OPTS: PrefetchOptions = {
+  partSize: 1 * MiB,
+  initialWindow: 256 * KiB,
+  maxWindow: 8 * MiB,
+  forwardTolerance: 256 * KiB,
+  idleMs: 60_000,
+};
+
+function setup(size: number, budgetBytes = 256 * MiB, opts = OPTS) {
+  const store = new MemoryStore();
+  const data = randomBytes(size);
+  const meta = store.put('obj', data);
+  const budget = new MemoryBudget(budgetBytes);
+  const readers = createReaderFactory(new RangeDownloader(store, 8), budget, opts, new Metrics());
+  return { store, data, meta, budget, open: () => readers(meta) };
+}
+
+/** Reads like the kernel: 128 KiB requests, `depth` of them in flight at once. */
+async function readSequential(
+  r: { read(o: number, l: number): Promise<Buffer> },
+  size: number,
+  depth = 4,
+): Promise<Buffer> {
+  const out = Buffer.alloc(size);
+  const chunk = 128 * KiB;
+  for (let base = 0; base < size; base += chunk * depth) {
+    const reads = [];
+    for (let i = 0; i < depth && base + i * chunk < size; i++) {
+      const off = base + i * chunk;
+      reads.push(r.read(off, chunk).then((b) => b.copy(out, off)));
+    }
+    await Promise.all(reads.reverse()); // completion order does not matter
+  }
+  return out;
+}
+
+test('a sequential read returns exact bytes with about size / part size GETs', async () => {
+  const size = 64 * MiB + 12_345;
+  const { store, data, open } = setup(size);
+  const r = open();
+  assert.deepEqual(await readSequential(r, size), data);
+  r.close();
+  // The window ramps up (256K, 512K, 1M...) then parts are 1 MiB.
+  assert.ok(store.requests.GET <= Math.ceil(size / MiB) + 4, `${store.requests.GET} GETs`);
+  assert.ok(store.requests.GET >= Math.ceil(size / MiB), `${store.requests.GET} GETs`);
+});
+
+test('a random 4 KiB read fetches exactly its bytes, never a part', async () => {
+  const size = 32 * MiB;
+  const { store, data, open } = setup(size);
+  const r = open();
+  for (const off of [7 * MiB + 3, 1 * MiB, 20 * MiB + 100, 5]) {
+    const before = store.requests.GET;
+    assert.deepEqual(await r.read(off, 4096), data.subarray(off, off + 4096));
+    assert.equal(store.requests.GET - before, 1);
+  }
+  r.close();
+});
+
+test('strided, backward and mixed patterns on many handles return exact bytes', async () => {
+  const size = 16 * MiB + 777;
+  const { data, open } = setup(size);
+  const patterns: ((r: ReturnType<typeof open>) => Promise<void>)[] = [
+    async (r) => {
+      for (let off = 0; off < size; off += 300 * KiB)
+        assert.deepEqual(await r.read(off, 64 * KiB), data.subarray(off, off + 64 * KiB));
+    },
+    async (r) => {
+      await r.read(0, 128 * KiB);
+      await r.read(128 * KiB, 128 * KiB);
+      assert.deepEqual(await r.read(64 * KiB, 128 * KiB), data.subarray(64 * KiB, 192 * KiB), 'short step back');
+      assert.deepEqual(await r.read(10 * MiB, 100), data.subarray(10 * MiB, 10 * MiB + 100), 'seek');
+      assert.deepEqual(
+        await r.read(10 * MiB + 100, 200 * KiB),
+        data.subarray(10 * MiB + 100, 10 * MiB + 100 + 200 * KiB),
+      );
+    },
+    async (r) => {
+      let x = 12345;
+      for (let i = 0; i < 200; i++) {
+        x = (x * 1103515245 + 12345) % 2 ** 31;
+        const off = x % size;
+        const len = 1 + (x % (300 * KiB));
+        assert.deepEqual(await r.read(off, len), data.subarray(off, Math.min(off + len, size)));
+      }
+    },
+    async (r) => assert.deepEqual(await readSequential(r, size, 8), data),
+  ];
+  await Promise.all(
+    Array.from({ length: 16 }, async (_, i) => {
+      const r = open();
+      await (patterns[i % patterns.length] as (r: ReturnType<typeof open>) => Promise<void>)(r);
+      r.close();
+    }),
+  );
+});
+
+test('reads at and past EOF are short or empty', async () => {
+  const { data, open } = setup(1000);
+  const r = open();
+  assert.deepEqual(await r.read(990, 100), data.subarray(990));
+  assert.equal((await r.read(1000, 100)).length, 0);
+  assert.equal((await r.read(5000, 100)).length, 0);
+  r.close();
+});
+
+test('32 handles reading at once stay within the memory budget', async () => {
+  const size = 8 * MiB;
+  const limit = 12 * MiB;
+  const { data, budget, open } = setup(size, limit);
+  await Promise.all(
+    Array.from({ length: 32 }, async () => {
+      const r = open();
+      assert.deepEqual(await readSequential(r, size), data);
+      r.close();
+    }),
+  );
+  assert.ok(budget.peak <= limit, `peak ${budget.peak} > ${limit}`);
+  assert.equal(budget.used, 0, 'everything given back');
+});
+
+test('a stale object fails the read that needs it; close aborts and frees', async () => {
+  const size = 8 * MiB;
+  const { store, budget, open } = setup(size);
+  const r = open();
+  await r.read(0, 128 * KiB);
+  store.put('obj', randomBytes(size)); // overwritten: the pinned etag no longer matches
+  await assert.rejects(r.read(6 * MiB, 4096), { code: ErrorCodes.Stale });
+  r.close();
+  await assert.rejects(r.read(0, 10), { code: ErrorCodes.Aborted });
+  await new Promise((res) => setTimeout(res, 10));
+  assert.equal(budget.used, 0);
+});
