@@ -3,7 +3,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createReadStream, existsSync } from 'node:fs';
-import { mkdtemp, open, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import {
@@ -46,6 +46,11 @@ export interface TestServer {
   /** Streams a large local file up (multipart on S3). */
   putFile(bucket: string, key: string, file: string): Promise<void>;
   deleteObject(bucket: string, key: string): Promise<void>;
+  /**
+   * Many empty objects in one request where the server can (MinIO extracts an uploaded tar:
+   * "snowball"); undefined elsewhere.
+   */
+  putEmptyObjects?(bucket: string, keys: string[]): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -195,7 +200,40 @@ async function startMinio(): Promise<TestServer> {
   );
   const endpoint = `http://127.0.0.1:${port}`;
   await waitReady(proc, async () => (await fetch(`${endpoint}/minio/health/live`)).ok, 'minio');
-  return s3Server('minio', endpoint, proc);
+  const server = s3Server('minio', endpoint, proc);
+  server.putEmptyObjects = async (bucket, keys) => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'bucketfs-snowball-'));
+    try {
+      for (let i = 0; i < keys.length; i += 1000) {
+        await Promise.all(
+          keys.slice(i, i + 1000).map(async (k) => {
+            await mkdir(path.dirname(path.join(dir, 'tree', k)), { recursive: true });
+            await writeFile(path.join(dir, 'tree', k), '');
+          }),
+        );
+      }
+      const tar = spawn('tar', ['cf', path.join(dir, 'all.tar'), '-C', path.join(dir, 'tree'), '.'], {
+        stdio: 'ignore',
+      });
+      const [code] = (await once(tar, 'exit')) as [number];
+      if (code !== 0) throw new Error(`tar exited ${code}`);
+      const body = await readFile(path.join(dir, 'all.tar'));
+      const s3 = s3Client(endpoint);
+      await s3.send(
+        new PutObjectCommand({
+          Bucket: bucket,
+          Key: 'snowball.tar',
+          Body: body,
+          ContentLength: body.length,
+          Metadata: { 'snowball-auto-extract': 'true' },
+        }),
+      );
+      s3.destroy();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  };
+  return server;
 }
 
 async function startRclone(): Promise<TestServer> {
