@@ -106,12 +106,10 @@ export class Prefetcher implements FileReader {
   private inStream(offset: number): boolean {
     const first = this.parts[0];
     const last = this.parts[this.parts.length - 1];
-    return (
-      first !== undefined &&
-      last !== undefined &&
-      offset >= first.start &&
-      offset <= last.end + this.opts.forwardTolerance
-    );
+    // The kernel's own read-ahead sends requests ahead of the reader and out of order: a jump of up
+    // to a window past the stream is still the same stream.
+    const tolerance = Math.max(this.opts.forwardTolerance, this.window);
+    return first !== undefined && last !== undefined && offset >= first.start && offset <= last.end + tolerance;
   }
 
   /**
