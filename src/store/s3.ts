@@ -43,7 +43,9 @@ export function createS3Store(opts: S3StoreOptions): ObjectStore {
     responseChecksumValidation: 'WHEN_REQUIRED',
     requestHandler: new NodeHttpHandler({
       connectionTimeout: opts.requestTimeoutMs,
-      requestTimeout: opts.requestTimeoutMs,
+      // Inactivity, not total time: a large part on a slow link may take long but never stalls.
+      // (The handler's requestTimeout only logs a warning unless told to throw.)
+      socketTimeout: opts.requestTimeoutMs,
       httpAgent: new http.Agent(agentOpts),
       httpsAgent: new https.Agent(agentOpts),
     }),

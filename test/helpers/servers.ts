@@ -51,6 +51,9 @@ export interface TestServer {
    * "snowball"); undefined elsewhere.
    */
   putEmptyObjects?(bucket: string, keys: string[]): Promise<void>;
+  /** Freezes the server process (SIGSTOP): connections hang, as with a stalled network. */
+  pause(): void;
+  resume(): void;
   stop(): Promise<void>;
 }
 
@@ -176,8 +179,11 @@ function s3Server(name: BackendName, endpoint: string, proc: Proc, quirks = NO_Q
     async deleteObject(bucket, key) {
       await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
     },
+    pause: () => proc.child.kill('SIGSTOP'),
+    resume: () => proc.child.kill('SIGCONT'),
     async stop() {
       s3.destroy();
+      proc.child.kill('SIGCONT');
       await stopProc(proc);
     },
   };
@@ -337,7 +343,12 @@ async function startFakeGcs(): Promise<TestServer> {
       });
       if (!res.ok && res.status !== 404) throw new Error(`fake-gcs delete ${key}: ${res.status}`);
     },
-    stop: () => stopProc(proc),
+    pause: () => proc.child.kill('SIGSTOP'),
+    resume: () => proc.child.kill('SIGCONT'),
+    stop: () => {
+      proc.child.kill('SIGCONT');
+      return stopProc(proc);
+    },
   };
 }
 
