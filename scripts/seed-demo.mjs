@@ -5,7 +5,12 @@ import { CreateBucketCommand, HeadObjectCommand, PutObjectCommand, S3Client } fr
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 const endpoint = process.argv[2] ?? 'http://127.0.0.1:9000';
-const s3 = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, requestChecksumCalculation: 'WHEN_REQUIRED' });
+const s3 = new S3Client({
+  endpoint,
+  region: 'us-east-1',
+  forcePathStyle: true,
+  requestChecksumCalculation: 'WHEN_REQUIRED',
+});
 const Bucket = 'demo';
 
 await s3.send(new CreateBucketCommand({ Bucket })).catch((err) => {
@@ -21,7 +26,10 @@ for (let i = 0; i < 16; i++) {
   objects.push([`datasets/train/shard-${String(i).padStart(4, '0')}.bin`, () => randomBytes(1024 * 1024)]);
 }
 for (const [Key, body] of objects) {
-  const exists = await s3.send(new HeadObjectCommand({ Bucket, Key })).then(() => true, () => false);
+  const exists = await s3.send(new HeadObjectCommand({ Bucket, Key })).then(
+    () => true,
+    () => false,
+  );
   if (!exists) await s3.send(new PutObjectCommand({ Bucket, Key, Body: typeof body === 'function' ? body() : body }));
 }
 console.log(`demo: bucket s3://${Bucket} at ${endpoint} has ${objects.length} sample objects`);
