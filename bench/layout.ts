@@ -20,6 +20,8 @@ export interface Layout {
   randSeconds: number;
   /** Upper bound, in seconds, for any one size-bounded run (fio `runtime`, SDK loops). */
   capSeconds: number;
+  /** Bound for each of the several SDK configurations tried for a sequential network limit. */
+  sdkSeqCapSeconds: number;
 }
 
 export const FULL: Layout = {
@@ -30,7 +32,8 @@ export const FULL: Layout = {
   smallBytes: 128 * KiB,
   ttfbFiles: 300,
   randSeconds: 20,
-  capSeconds: 40,
+  capSeconds: 30,
+  sdkSeqCapSeconds: 20,
 };
 
 /** BENCH_QUICK=1: the same shapes, small enough for a few minutes' run. */
@@ -43,6 +46,7 @@ export const QUICK: Layout = {
   ttfbFiles: 50,
   randSeconds: 5,
   capSeconds: 15,
+  sdkSeqCapSeconds: 10,
 };
 
 export const BUCKET = 'bench';

@@ -5,9 +5,14 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { forceUnmount, freePort, isMounted, sleep } from '../test/helpers/mount.js';
+import { forceUnmount, freePort, isMounted } from '../test/helpers/mount.js';
 
 export const WORK = process.env.BENCH_WORK ?? '';
+
+/** A timer that never keeps the process alive (timeouts raced against events stay pending). */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
 
 /** Cleanups run last-in first-out, once, on success, failure or a signal. */
 const cleanups: { label: string; fn: () => Promise<void> }[] = [];
@@ -36,13 +41,13 @@ export function assertRunning(): void {
 }
 
 /** Records a child's pid where bench/run.sh's trap can find it if this process dies. */
-function recordPid(pid: number | undefined, label: string): void {
+export function recordPid(pid: number | undefined, label: string): void {
   if (!WORK || pid === undefined) return;
   mkdirSync(path.join(WORK, 'pids'), { recursive: true });
   writeFileSync(path.join(WORK, 'pids', String(pid)), `${label}\n`);
 }
 
-function forgetPid(pid: number | undefined): void {
+export function forgetPid(pid: number | undefined): void {
   if (!WORK || pid === undefined) return;
   rmSync(path.join(WORK, 'pids', String(pid)), { force: true });
 }
@@ -159,12 +164,19 @@ export async function startFuseDaemon(
   };
 }
 
-/** User+system CPU ticks of one process, from /proc/PID/stat. */
-function procTicks(pid: number): number {
+/**
+ * User+system CPU ticks of one process, from /proc/PID/stat; with `reaped`, also those of its
+ * children that have exited and been waited for (how fio's and the SDK reader's time shows up).
+ */
+function procTicks(pid: number, reaped = false): number {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(f[11]) + Number(f[12]);
+    const f = stat
+      .slice(stat.lastIndexOf(')') + 2)
+      .split(' ')
+      .map(Number);
+    const own = (f[11] ?? 0) + (f[12] ?? 0);
+    return reaped ? own + (f[13] ?? 0) + (f[14] ?? 0) : own;
   } catch {
     return Number.NaN;
   }
@@ -185,22 +197,35 @@ export interface CpuUse {
   procs: Record<string, number>;
   /** Whole machine: percent of all cores busy. */
   machine: number;
+  /**
+   * Percent of all cores used by processes this benchmark did not start (other people's work on
+   * a shared machine): machine busy time minus ours (the named processes, this driver and the
+   * children it reaped during the run: fio, the SDK reader).
+   */
+  others: number;
 }
 
 /** Starts CPU accounting for the given processes; call the result at the end of the run. */
 export function cpuMeter(pids: Record<string, number | undefined>): () => CpuUse {
   const t0 = performance.now();
   const m0 = machineTicks();
+  const d0 = procTicks(process.pid, true);
   const p0 = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, pid ? procTicks(pid) : Number.NaN]));
   return () => {
     const secs = (performance.now() - t0) / 1000;
     const m1 = machineTicks();
     const procs: Record<string, number> = {};
+    let ours = procTicks(process.pid, true) - d0;
     for (const [k, pid] of Object.entries(pids)) {
       const d = pid ? procTicks(pid) - (p0[k] as number) : Number.NaN;
-      if (Number.isFinite(d)) procs[k] = (100 * d) / CLK_TCK / secs;
+      if (!Number.isFinite(d)) continue;
+      procs[k] = (100 * d) / CLK_TCK / secs;
+      ours += d;
     }
-    return { procs, machine: (100 * (m1.busy - m0.busy)) / Math.max(1, m1.total - m0.total) };
+    // /proc/stat counts USER_HZ ticks summed over all cores, like the per-process counters.
+    const total = Math.max(1, m1.total - m0.total);
+    const busy = m1.busy - m0.busy;
+    return { procs, machine: (100 * busy) / total, others: Math.max(0, (100 * (busy - ours)) / total) };
   };
 }
 
@@ -247,7 +272,9 @@ export async function startShaper(
   const configFile = path.join(WORK, 'toxiproxy.json');
   writeFileSync(
     configFile,
-    JSON.stringify([{ name: 'store', listen: `127.0.0.1:${port}`, upstream: `${up.hostname}:${up.port}`, enabled: true }]),
+    JSON.stringify([
+      { name: 'store', listen: `127.0.0.1:${port}`, upstream: `${up.hostname}:${up.port}`, enabled: true },
+    ]),
   );
   const log = openSync(path.join(WORK, 'toxiproxy.log'), 'a');
   const child = spawn(bin, ['-host', '127.0.0.1', '-port', String(apiPort), '-config', configFile], {
@@ -267,7 +294,13 @@ export async function startShaper(
     await sleep(100);
   }
   const toxics = [
-    { name: 'latency', type: 'latency', stream: 'downstream', toxicity: 1, attributes: { latency: latencyMs, jitter: 0 } },
+    {
+      name: 'latency',
+      type: 'latency',
+      stream: 'downstream',
+      toxicity: 1,
+      attributes: { latency: latencyMs, jitter: 0 },
+    },
     // toxiproxy's rate unit is 1,000 bytes/s (it sleeps len/rate milliseconds per chunk).
     {
       name: 'bandwidth',

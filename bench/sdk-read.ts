@@ -1,17 +1,34 @@
 // The network limit: the benchmark's bytes read straight from the store with the AWS SDK v3, no
 // FUSE and no file system, in the same shapes as the fio jobs. Bodies are drained and counted,
 // never copied, so this is the most the store and the network path can give a Node client.
-// Usage: node dist/bench/sdk-read.js '<Spec as JSON>'; prints one JSON Result on stdout.
+// Usage: node dist/bench/sdk-read.js SPEC.json (a Spec); prints one JSON Result on stdout.
 // Endpoint and credentials come from BENCH_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY.
+import { readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 
 export type Spec =
   /** Every `rangeBytes` range of every key, `parallel` GETs in flight (sequential throughput). */
-  | { mode: 'ranges'; bucket: string; keys: string[]; objectBytes: number; rangeBytes: number; parallel: number; capSeconds: number }
+  | {
+      mode: 'ranges';
+      bucket: string;
+      keys: string[];
+      objectBytes: number;
+      rangeBytes: number;
+      parallel: number;
+      capSeconds: number;
+    }
   /** `workers` loops of ranged GETs of `blockBytes` at random aligned offsets, each in its own slice. */
-  | { mode: 'random'; bucket: string; key: string; objectBytes: number; blockBytes: number; workers: number; seconds: number }
+  | {
+      mode: 'random';
+      bucket: string;
+      key: string;
+      objectBytes: number;
+      blockBytes: number;
+      workers: number;
+      seconds: number;
+    }
   /** The first `bytes` of each key, one after another (time to first byte). */
   | { mode: 'first'; bucket: string; keys: string[]; bytes: number; capSeconds: number }
   /** Whole objects: one worker per group, each reading its group's keys in order (small files). */
@@ -171,7 +188,7 @@ function shuffled(n: number): number[] {
 
 // Only bench.ts's type-only import reaches this module besides `node sdk-read.js`, and type
 // imports are erased, so running unconditionally is safe.
-runSpec(JSON.parse(process.argv[2] ?? '') as Spec).then(
+runSpec(JSON.parse(readFileSync(process.argv[2] ?? '', 'utf8')) as Spec).then(
   (r) => process.stdout.write(`${JSON.stringify(r)}\n`),
   (err: Error) => {
     process.stderr.write(`sdk-read: ${err.name}: ${err.message}\n`);

@@ -1,0 +1,525 @@
+// The "Read throughput" benchmark driver (started by bench/run.sh, which owns the tmpfs work dir,
+// the tools and the last-resort cleanup). One run, one MinIO, one data set, three targets:
+//   network limit  the same reads as direct AWS SDK v3 requests (bench/sdk-read.ts)
+//   FUSE limit     a RAM-backed fuse-native file system (bench/ramfs.ts), mounted once
+//   bucketfs       mounted afresh for every workload so nothing of its own is warm
+// each on plain loopback and behind toxiproxy (latency + per-connection bandwidth), then writes
+// the Markdown report, its JSON and the chart.
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { OPTIONS } from '../src/config/options.js';
+import { bigFile, putMany } from '../test/helpers/data.js';
+import { cleanEnv, freePort, sumMetric } from '../test/helpers/mount.js';
+import { startServer, type TestServer, toolsBin } from '../test/helpers/servers.js';
+import { BUCKET, bigKey, type Layout, layoutFromEnv, smallCount, smallKey } from './layout.js';
+import {
+  assertRunning,
+  cleanupAll,
+  cpuMeter,
+  dropCaches,
+  findPid,
+  forgetPid,
+  onCleanup,
+  recordPid,
+  runBounded,
+  type Shaper,
+  startFuseDaemon,
+  startShaper,
+  WORK,
+} from './procs.js';
+import { type Facts, type Measure, type Net, type ProfileSummary, type RunReport, writeReport } from './report.js';
+import type { Result, Spec } from './sdk-read.js';
+import { fioEnv, WORKLOADS, type Workload } from './workloads.js';
+
+/** The snapshot bench/run.sh copied (dist/, bin/, bench/, package.json, node_modules link). */
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const DIST_BENCH = fileURLToPath(new URL('.', import.meta.url));
+const SHAPE = { latencyMs: 20, bytesPerSec: 100e6 };
+
+function log(msg: string): void {
+  process.stdout.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+}
+
+function sh(cmd: string, args: string[]): string {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 30_000 });
+  return `${r.stdout ?? ''}${r.stderr ?? ''}`.trim();
+}
+
+/** The default part size of the mount under test, from its option table (8 MiB if it has none). */
+function partSize(): number {
+  const opt = OPTIONS.find((o) => o.flag === 'read-part-size');
+  return (typeof opt?.default === 'number' ? opt.default : 8) * 2 ** 20;
+}
+
+function loadavg(): string {
+  return readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+}
+
+function facts(
+  server: TestServer,
+  shaper: Shaper | undefined,
+  toxiproxyBin: string,
+  layout: Layout,
+  loadavgStart: string,
+): Facts {
+  const mem = /MemTotal:\s+(\d+)/.exec(readFileSync('/proc/meminfo', 'utf8'))?.[1];
+  const cpu = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? 'unknown';
+  const pkg = (name: string) =>
+    (JSON.parse(readFileSync(path.join(ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { version: string })
+      .version;
+  return {
+    date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+    command: process.env.BENCH_COMMAND ?? 'npm run bench',
+    nproc: os.availableParallelism(),
+    memGiB: mem ? Number(mem) / 1024 / 1024 : 0,
+    cpu,
+    kernel: os.release(),
+    node: process.version,
+    fio: sh('fio', ['--version']),
+    minio: pinned(toolsBin(server.name), 'minio'),
+    toxiproxy: process.env.BENCH_TOXIPROXY_VERSION ?? sh(toxiproxyBin, ['-version']),
+    libfuse: sh('dpkg-query', ['-W', 'libfuse2']).split(/\s+/).pop() ?? '',
+    fuseNative: pkg('fuse-native'),
+    awsSdk: pkg('@aws-sdk/client-s3'),
+    commit: process.env.BENCH_COMMIT ?? 'unknown',
+    shaper: shaper?.describe ?? 'not used',
+    layout,
+    loadavg: loadavg(),
+    loadavgStart,
+    partSize: partSize(),
+  };
+}
+
+/** A tool's pinned version from scripts/install-servers.sh's stamp, else what it says itself. */
+function pinned(bin: string, name: string): string {
+  try {
+    return readFileSync(path.join(path.dirname(path.dirname(bin)), 'stamps', name), 'utf8').trim();
+  } catch {
+    return sh(bin, ['--version']).split('\n')[0] ?? '';
+  }
+}
+
+async function seed(server: TestServer, l: Layout): Promise<void> {
+  await server.createBucket(BUCKET);
+  const big = await bigFile(l.bigBytes);
+  log(`seeding ${l.bigCount} objects of ${l.bigBytes / 2 ** 20} MiB`);
+  await Promise.all(Array.from({ length: l.bigCount }, (_, i) => server.putFile(BUCKET, bigKey(i), big.path)));
+  rmSync(path.dirname(big.path), { recursive: true, force: true });
+  log(`seeding ${smallCount(l)} small files of ${l.smallBytes / 1024} KiB`);
+  const pool = randomBytes(4 * 1024 * 1024);
+  function* smalls(): Generator<[string, Buffer]> {
+    let n = 0;
+    for (let d = 0; d < l.smallDirs; d++) {
+      for (let f = 0; f < l.smallPerDir; f++) {
+        const off = (n++ * 4096) % (pool.length - l.smallBytes);
+        yield [smallKey(d, f), pool.subarray(off, off + l.smallBytes)];
+      }
+    }
+  }
+  await putMany(server, BUCKET, smalls(), 32);
+}
+
+interface FioRead {
+  io_bytes: number;
+  bw_bytes: number;
+  iops: number;
+  runtime: number;
+  total_ios: number;
+  clat_ns: { mean: number; percentile?: Record<string, number> };
+}
+
+/** Runs one fio job file against a mounted directory; returns its (group-reported) read side. */
+async function fio(w: Workload, l: Layout, dir: string, tag: string): Promise<FioRead> {
+  const out = path.join(WORK, 'fio', `${tag}-${w.name}.json`);
+  mkdirSync(path.dirname(out), { recursive: true });
+  const jobFile = path.join(ROOT, 'bench', 'fio', `${w.name}.fio`);
+  const bound = Math.max(l.capSeconds, l.randSeconds) + 120;
+  const r = await runBounded('fio', ['--output-format=json', `--output=${out}`, jobFile], {
+    env: { ...process.env, ...fioEnv(l, dir) },
+    timeoutMs: bound * 1000,
+    label: `fio ${w.name}`,
+  });
+  if (r.code !== 0) throw new Error(`fio ${w.name} exited ${r.code}: ${r.stderr.trim() || r.stdout.trim()}`);
+  const text = readFileSync(out, 'utf8');
+  const json = JSON.parse(text.slice(text.indexOf('{'))) as { jobs: { read: FioRead; error: number }[] };
+  const job = json.jobs[0];
+  if (!job) throw new Error(`fio ${w.name}: no job in output`);
+  if (job.error) throw new Error(`fio ${w.name}: job error ${job.error}`);
+  return job.read;
+}
+
+function pct(read: FioRead): { p50: number; p90: number; p99: number } {
+  const p = read.clat_ns.percentile ?? {};
+  const ms = (k: string) => (p[k] ?? 0) / 1e6;
+  return { p50: ms('50.000000'), p90: ms('90.000000'), p99: ms('99.000000') };
+}
+
+function fromFio(w: Workload, read: FioRead): Omit<Measure, 'workload' | 'target' | 'net'> {
+  const seconds = read.runtime / 1000;
+  return {
+    bytes: read.io_bytes,
+    seconds,
+    ios: read.total_ios,
+    mbps: read.bw_bytes / 1e6,
+    iops: read.iops,
+    ...(w.kind === 'latency' || w.kind === 'iops' ? { latMs: pct(read) } : {}),
+  };
+}
+
+async function sdkRun(spec: Spec, endpoint: string, server: TestServer, l: Layout): Promise<Result> {
+  // A file, not an argument: 10,000 keys are more than one argv string may hold.
+  const specFile = path.join(WORK, 'sdk-spec.json');
+  writeFileSync(specFile, JSON.stringify(spec));
+  const r = await runBounded(process.execPath, [path.join(DIST_BENCH, 'sdk-read.js'), specFile], {
+    env: cleanEnv({ ...server.env, BENCH_ENDPOINT: endpoint }),
+    timeoutMs: (Math.max(l.capSeconds, l.randSeconds) + 120) * 1000,
+    label: 'sdk-read',
+  });
+  if (r.code !== 0) throw new Error(`sdk-read ${spec.mode} exited ${r.code}: ${r.stderr.trim()}`);
+  return JSON.parse(r.stdout) as Result;
+}
+
+function describeSpec(s: Spec): string {
+  if (s.mode === 'ranges') return `${s.parallel} parallel ${s.rangeBytes / 2 ** 20} MiB GETs`;
+  if (s.mode === 'random') return `${s.workers} workers of ranged GETs`;
+  if (s.mode === 'whole') return `${s.groups.length} worker${s.groups.length > 1 ? 's' : ''} of whole-object GETs`;
+  return 'one after another';
+}
+
+async function measureSdk(
+  w: Workload,
+  l: Layout,
+  net: Net,
+  endpoint: string,
+  server: TestServer,
+  pids: Record<string, number | undefined>,
+): Promise<Measure> {
+  const tried: string[] = [];
+  let best: Measure | undefined;
+  for (const spec of w.sdk(l)) {
+    dropCaches();
+    const meter = cpuMeter(pids);
+    const r = await sdkRun(spec, endpoint, server, l);
+    const cpu = meter();
+    const m: Measure = {
+      workload: w.name,
+      target: 'sdk',
+      net,
+      bytes: r.bytes,
+      seconds: r.seconds,
+      ios: r.requests,
+      mbps: r.bytes / r.seconds / 1e6,
+      iops: r.requests / r.seconds,
+      cpu,
+      detail: describeSpec(spec),
+    };
+    if (r.latencyMs && (w.kind === 'latency' || w.kind === 'iops')) m.latMs = r.latencyMs;
+    tried.push(`${describeSpec(spec)}: ${m.mbps.toFixed(0)} MB/s`);
+    if (!best || score(w, m) > score(w, best)) best = m;
+  }
+  if (!best) throw new Error(`no SDK run for ${w.name}`);
+  if (tried.length > 1) best.tried = tried;
+  return best;
+}
+
+/** Higher is better, in the workload's own unit. */
+function score(w: Workload, m: Measure): number {
+  if (w.kind === 'latency') return -(m.latMs?.p50 ?? Number.POSITIVE_INFINITY);
+  if (w.kind === 'iops') return m.iops ?? 0;
+  return m.mbps;
+}
+
+interface Counters {
+  fuseReads: number;
+  GET: number;
+  HEAD: number;
+  LIST: number;
+  bytesIn: number;
+  bytesServed: number;
+}
+
+async function counters(port: number): Promise<Counters> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  return {
+    fuseReads: sumMetric(text, 'bucketfs_fuse_ops_total', { op: 'read' }),
+    GET: sumMetric(text, 'bucketfs_store_requests_total', { kind: 'GET' }),
+    HEAD: sumMetric(text, 'bucketfs_store_requests_total', { kind: 'HEAD' }),
+    LIST: sumMetric(text, 'bucketfs_store_requests_total', { kind: 'LIST' }),
+    bytesIn: sumMetric(text, 'bucketfs_store_bytes_in_total'),
+    bytesServed: sumMetric(text, 'bucketfs_read_bytes_served_total'),
+  };
+}
+
+/** A `top` snapshot taken halfway through a run: which processes the CPU went to. */
+function topSnapshot(): string {
+  return sh('top', ['-b', '-n1', '-w', '150'])
+    .split('\n')
+    .filter((line, i) => i < 2 || (i >= 6 && i < 14) || /^\s*PID/.test(line))
+    .join('\n');
+}
+
+async function measureBucketfs(
+  w: Workload,
+  l: Layout,
+  net: Net,
+  endpoint: string,
+  server: TestServer,
+  pids: Record<string, number | undefined>,
+  profileDir?: string,
+): Promise<Measure> {
+  const dir = path.join(WORK, 'mnt', `bucketfs-${net}-${w.name}${profileDir ? '-prof' : ''}`);
+  const metricsPort = await freePort();
+  const nodeFlags = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+  const daemon = await startFuseDaemon(
+    `bucketfs ${w.name}`,
+    [
+      ...nodeFlags,
+      path.join(ROOT, 'bin', 'bucketfs'),
+      '--foreground',
+      '--endpoint-url',
+      endpoint,
+      '--force-path-style',
+      '--region',
+      server.region || 'us-east-1',
+      '--metrics-port',
+      String(metricsPort),
+      '--log-file',
+      path.join(WORK, 'logs', `bucketfs-${net}-${w.name}.log`),
+      `s3://${BUCKET}/`,
+      dir,
+    ],
+    cleanEnv({ ...server.env, BUCKETFS_READY_FD: '3' }),
+    dir,
+    path.join(WORK, 'logs', `bucketfs-${net}-${w.name}.out`),
+  );
+  try {
+    dropCaches();
+    const before = await counters(metricsPort);
+    const meter = cpuMeter({ ...pids, daemon: daemon.child.pid });
+    let top = '';
+    const topTimer = setTimeout(() => {
+      top = topSnapshot();
+    }, 2000);
+    const read = await fio(w, l, dir, `bucketfs-${net}`);
+    clearTimeout(topTimer);
+    const cpu = meter();
+    const after = await counters(metricsPort);
+    return {
+      workload: w.name,
+      target: 'bucketfs',
+      net,
+      ...fromFio(w, read),
+      cpu,
+      requests: {
+        fuseReads: after.fuseReads - before.fuseReads,
+        GET: after.GET - before.GET,
+        HEAD: after.HEAD - before.HEAD,
+        LIST: after.LIST - before.LIST,
+        bytesIn: after.bytesIn - before.bytesIn,
+        bytesServed: after.bytesServed - before.bytesServed,
+      },
+      ...(top ? { top } : {}),
+    };
+  } finally {
+    await daemon.stop();
+  }
+}
+
+async function measureRamfs(
+  l: Layout,
+  workloads: Workload[],
+  pids: Record<string, number | undefined>,
+): Promise<Measure[]> {
+  const dir = path.join(WORK, 'mnt', 'ramfs');
+  const daemon = await startFuseDaemon(
+    'ramfs',
+    [path.join(DIST_BENCH, 'ramfs.js'), dir],
+    { PATH: process.env.PATH ?? '/usr/bin:/bin', BENCH_LAYOUT: JSON.stringify(l), BENCH_READY_FD: '3' },
+    dir,
+    path.join(WORK, 'logs', 'ramfs.log'),
+  );
+  const out: Measure[] = [];
+  try {
+    for (const w of workloads) {
+      log(`FUSE limit (RAM fs): ${w.name}`);
+      dropCaches();
+      const meter = cpuMeter({ ...pids, daemon: daemon.child.pid });
+      const read = await fio(w, l, dir, 'ramfs');
+      out.push({ workload: w.name, target: 'ramfs', net: 'none', ...fromFio(w, read), cpu: meter() });
+    }
+  } finally {
+    await daemon.stop();
+  }
+  return out;
+}
+
+interface CpuProfile {
+  nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; hitCount?: number }[];
+  samples: number[];
+}
+
+function category(url: string, fn: string): string {
+  if (fn === '(idle)') return 'idle (waiting for FUSE or the network)';
+  if (fn === '(garbage collector)') return 'garbage collection';
+  if (fn === '(program)') return 'native (libuv, libfuse glue, V8 internals)';
+  if (url.includes('@aws-sdk') || url.includes('@smithy')) return 'AWS SDK';
+  if (url.includes('fuse-native')) return 'fuse-native (JS)';
+  if (url.includes('/dist/src/')) return 'bucketfs';
+  if (url.includes('node_modules')) return 'other dependencies';
+  if (url.startsWith('node:') || url === '') return 'Node core (http, streams, buffers)';
+  return 'other';
+}
+
+function summarizeProfile(file: string, workload: string, net: Net): ProfileSummary {
+  const prof = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
+  const byId = new Map(prof.nodes.map((n) => [n.id, n]));
+  const counts = new Map<number, number>();
+  for (const s of prof.samples) counts.set(s, (counts.get(s) ?? 0) + 1);
+  const total = prof.samples.length || 1;
+  const cats = new Map<string, number>();
+  const fns = new Map<string, number>();
+  for (const [id, n] of counts) {
+    const node = byId.get(id);
+    if (!node) continue;
+    const { functionName, url, lineNumber } = node.callFrame;
+    const cat = category(url, functionName);
+    cats.set(cat, (cats.get(cat) ?? 0) + n);
+    const where = url
+      ? ` ${url.replace(/^.*\/(node_modules|dist)\//, '').replace(/^file:\/\//, '')}:${lineNumber + 1}`
+      : '';
+    const name = `${functionName || '(anonymous)'}${where}`;
+    fns.set(name, (fns.get(name) ?? 0) + n);
+  }
+  const top = (m: Map<string, number>, k: number) =>
+    [...m.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, k)
+      .map(([name, n]) => ({ name, pct: (100 * n) / total }));
+  return { workload, net, categories: top(cats, 8), functions: top(fns, 10) };
+}
+
+async function main(): Promise<void> {
+  if (!WORK) throw new Error('BENCH_WORK is not set: start the benchmark with bash bench/run.sh');
+  const layout = layoutFromEnv();
+  const quick = process.env.BENCH_QUICK === '1';
+  const nets = (process.env.BENCH_NETS ?? 'loopback,shaped')
+    .split(',')
+    .filter((n): n is Net => n === 'loopback' || n === 'shaped');
+  const only = process.env.BENCH_WORKLOADS?.split(',').map((s) => s.trim());
+  const workloads = WORKLOADS.filter((w) => !only || only.includes(w.name));
+  const profile = (process.env.BENCH_CPU_PROF ?? (quick ? '0' : '1')) === '1';
+  const toxiproxyBin = process.env.BENCH_TOXIPROXY ?? '';
+  const outDir = process.env.BENCH_OUT ?? path.join(ROOT, 'docs');
+  mkdirSync(path.join(WORK, 'logs'), { recursive: true });
+  const started = performance.now();
+  const loadavgStart = loadavg();
+
+  log(`layout ${JSON.stringify(layout)}; nets ${nets.join(',')}; workloads ${workloads.map((w) => w.name).join(',')}`);
+  const server = await startServer('minio');
+  const minioPid = findPid(['minio', new URL(server.endpoint).host]);
+  recordPid(minioPid, 'minio');
+  onCleanup('minio', async () => {
+    await server.stop();
+    forgetPid(minioPid);
+  });
+  await seed(server, layout);
+  let shaper: Shaper | undefined;
+  if (nets.includes('shaped')) {
+    if (!toxiproxyBin) throw new Error('BENCH_TOXIPROXY is not set');
+    shaper = await startShaper(toxiproxyBin, server.endpoint, SHAPE.latencyMs, SHAPE.bytesPerSec);
+  }
+  const pids = { minio: minioPid, toxiproxy: shaper?.pid };
+  const measures: Measure[] = [];
+  const errors: string[] = [];
+  const attempt = async (what: string, fn: () => Promise<Measure | Measure[]>) => {
+    try {
+      const m = await fn();
+      measures.push(...(Array.isArray(m) ? m : [m]));
+    } catch (err) {
+      assertRunning();
+      const msg = `${what}: ${(err as Error).message.split('\n')[0]}`;
+      log(`FAILED ${msg}`);
+      errors.push(msg);
+    }
+  };
+
+  await attempt('FUSE limit', () => measureRamfs(layout, workloads, pids));
+  for (const net of nets) {
+    const endpoint = net === 'loopback' ? server.endpoint : (shaper as Shaper).endpoint;
+    for (const w of workloads) {
+      if (w.sdkSameAs) continue;
+      log(`network limit (SDK, ${net}): ${w.name}`);
+      await attempt(`SDK ${net} ${w.name}`, () => measureSdk(w, layout, net, endpoint, server, pids));
+    }
+    for (const w of workloads) {
+      log(`bucketfs (${net}): ${w.name}`);
+      await attempt(`bucketfs ${net} ${w.name}`, () => measureBucketfs(w, layout, net, endpoint, server, pids));
+    }
+  }
+
+  const profiles: ProfileSummary[] = [];
+  if (profile) {
+    for (const name of ['seq-1t', 'small-16']) {
+      const w = workloads.find((x) => x.name === name);
+      if (!w) continue;
+      const dir = path.join(WORK, 'prof', name);
+      log(`CPU profile of the daemon (loopback): ${name}`);
+      try {
+        await measureBucketfs(w, layout, 'loopback', server.endpoint, server, pids, dir);
+        const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
+        if (file) profiles.push(summarizeProfile(path.join(dir, file), name, 'loopback'));
+      } catch (err) {
+        assertRunning();
+        errors.push(`profile ${name}: ${(err as Error).message.split('\n')[0]}`);
+      }
+    }
+  }
+
+  const report: RunReport = {
+    facts: facts(server, shaper, toxiproxyBin, layout, loadavgStart),
+    quick,
+    nets,
+    workloads: workloads.map((w) => ({
+      name: w.name,
+      title: w.title,
+      kind: w.kind,
+      target: w.target,
+      sdkSameAs: w.sdkSameAs,
+    })),
+    measures,
+    profiles,
+    errors,
+    runSeconds: 0,
+  };
+  report.runSeconds = (performance.now() - started) / 1000;
+  const jsonFile = process.env.BENCH_JSON ?? path.join(WORK, 'results.json');
+  const written = writeReport(report, jsonFile, outDir, ROOT, process.env.BENCH_PYTHON);
+  log(`wrote ${written.join(' and ')} (${report.runSeconds.toFixed(0)} s)`);
+}
+
+let exiting = false;
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(sig, () => {
+    if (exiting) return;
+    exiting = true;
+    process.stderr.write(`bench: ${sig}: cleaning up\n`);
+    void cleanupAll().finally(() => process.exit(130));
+  });
+}
+
+main().then(
+  async () => {
+    await cleanupAll();
+    process.exit(0);
+  },
+  async (err: Error) => {
+    if (exiting) return; // a signal: its handler is cleaning up and will exit
+    process.stderr.write(`bench: ${err.stack ?? err.message}\n`);
+    await cleanupAll();
+    process.exit(1);
+  },
+);

@@ -1,0 +1,465 @@
+// Turns one benchmark run into docs/benchmarks.md: the machine, the method, one table per network
+// condition with bucketfs ÷ min(network limit, FUSE limit), the issue's targets, store requests
+// and where the CPU went. Numbers are printed as measured; nothing here adjusts them.
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Layout } from './layout.js';
+import type { CpuUse } from './procs.js';
+import type { Kind } from './workloads.js';
+
+export type Net = 'loopback' | 'shaped';
+export type Target = 'sdk' | 'ramfs' | 'bucketfs';
+
+export interface Percentiles {
+  p50: number;
+  p90: number;
+  p99: number;
+}
+
+export interface Measure {
+  workload: string;
+  target: Target;
+  /** The RAM file system does not touch the network: 'none'. */
+  net: Net | 'none';
+  bytes: number;
+  seconds: number;
+  /** Application reads (fio) or store requests (SDK). */
+  ios: number;
+  mbps: number;
+  iops?: number;
+  latMs?: Percentiles;
+  cpu?: CpuUse;
+  requests?: { fuseReads: number; GET: number; HEAD: number; LIST: number; bytesIn: number; bytesServed: number };
+  /** SDK: the configuration that won, and all that were tried. */
+  detail?: string;
+  tried?: string[];
+  top?: string;
+}
+
+export interface Facts {
+  date: string;
+  command: string;
+  nproc: number;
+  memGiB: number;
+  cpu: string;
+  kernel: string;
+  node: string;
+  fio: string;
+  minio: string;
+  toxiproxy: string;
+  libfuse: string;
+  fuseNative: string;
+  awsSdk: string;
+  commit: string;
+  shaper: string;
+  layout: Layout;
+  loadavg: string;
+  loadavgStart: string;
+  /** bucketfs's part size (--read-part-size default), bytes. */
+  partSize: number;
+}
+
+export interface ProfileSummary {
+  workload: string;
+  net: Net;
+  categories: { name: string; pct: number }[];
+  functions: { name: string; pct: number }[];
+}
+
+export interface WorkloadInfo {
+  name: string;
+  title: string;
+  kind: Kind;
+  target?: 'seq85' | 'small80' | 'onePart' | undefined;
+  sdkSameAs?: string | undefined;
+}
+
+export interface RunReport {
+  facts: Facts;
+  quick: boolean;
+  nets: Net[];
+  workloads: WorkloadInfo[];
+  measures: Measure[];
+  profiles: ProfileSummary[];
+  errors: string[];
+  runSeconds: number;
+}
+
+const NET_TITLE: Record<Net, string> = {
+  loopback: 'plain loopback',
+  shaped: 'shaped like S3 over a network (toxiproxy: +20 ms per response, 100 MB/s per connection)',
+};
+
+function find(r: RunReport, workload: string, target: Target, net: Net): Measure | undefined {
+  const w = r.workloads.find((x) => x.name === workload);
+  const name = target === 'sdk' && w?.sdkSameAs ? w.sdkSameAs : workload;
+  return r.measures.find((m) => m.workload === name && m.target === target && (target === 'ramfs' || m.net === net));
+}
+
+function num(x: number): string {
+  if (!Number.isFinite(x)) return 'n/a';
+  if (x >= 100) return Math.round(x).toLocaleString('en-US');
+  if (x >= 10) return x.toFixed(1);
+  return x.toFixed(2);
+}
+
+function value(kind: Kind, m: Measure | undefined): string {
+  if (!m) return 'failed';
+  if (kind === 'latency') return `p50 ${num(m.latMs?.p50 ?? Number.NaN)} ms, p99 ${num(m.latMs?.p99 ?? Number.NaN)} ms`;
+  if (kind === 'iops') return `${num(m.iops ?? Number.NaN)} IOPS (${num(m.mbps)} MB/s)`;
+  return `${num(m.mbps)} MB/s`;
+}
+
+/** How close bucketfs gets to what the network and FUSE allow (1 = all of it). */
+export function ratio(kind: Kind, bfs?: Measure, sdk?: Measure, fuse?: Measure): number {
+  if (!bfs || !sdk || !fuse) return Number.NaN;
+  if (kind === 'latency') {
+    // The best latency reachable is the slower of the two limits.
+    const floor = Math.max(sdk.latMs?.p50 ?? 0, fuse.latMs?.p50 ?? 0);
+    return floor / (bfs.latMs?.p50 ?? Number.POSITIVE_INFINITY);
+  }
+  if (kind === 'iops') return (bfs.iops ?? 0) / Math.min(sdk.iops ?? 0, fuse.iops ?? 0);
+  return bfs.mbps / Math.min(sdk.mbps, fuse.mbps);
+}
+
+function pct(x: number): string {
+  return Number.isFinite(x) ? `${Math.round(100 * x)}%` : 'n/a';
+}
+
+/** One decimal, so a ratio just under a threshold never prints as the threshold itself. */
+function pct1(x: number): string {
+  return Number.isFinite(x) ? `${(100 * x).toFixed(1)}%` : 'n/a';
+}
+
+interface Verdict {
+  text: string;
+  met: boolean | undefined;
+}
+
+function verdict(r: RunReport, w: WorkloadInfo, net: Net): Verdict | undefined {
+  const bfs = find(r, w.name, 'bucketfs', net);
+  const sdk = find(r, w.name, 'sdk', net);
+  const fuse = find(r, w.name, 'ramfs', net);
+  if (w.target === 'seq85') {
+    const x = ratio(w.kind, bfs, sdk, fuse);
+    return { text: `≥ 85% of min(network, FUSE): ${pct1(x)}`, met: Number.isFinite(x) ? x >= 0.85 : undefined };
+  }
+  if (w.target === 'small80') {
+    const x = bfs && sdk ? bfs.mbps / sdk.mbps : Number.NaN;
+    return { text: `≥ 80% of the direct-SDK rate: ${pct1(x)}`, met: Number.isFinite(x) ? x >= 0.8 : undefined };
+  }
+  if (w.target === 'onePart') {
+    // Per FUSE read (what the daemon was asked), counted after fio has finished, so reads cut
+    // off by fio's time limit are on both sides of the ratio.
+    const q = bfs?.requests;
+    const per = q?.fuseReads ? q.GET / q.fuseReads : Number.NaN;
+    const bytes = q?.fuseReads ? q.bytesIn / q.fuseReads : Number.NaN;
+    const part = r.facts.partSize;
+    return {
+      text: `≤ 1 part per read (at most one GET and ${mib(part)} fetched): ${per.toFixed(3)} GETs, ${num(bytes / 1024)} KiB per read`,
+      met: Number.isFinite(per) ? per <= 1 && bytes <= part : undefined,
+    };
+  }
+  return undefined;
+}
+
+function mark(v: Verdict | undefined): string {
+  if (!v) return '';
+  const word = v.met === undefined ? 'not measured' : v.met ? '**met**' : '**missed**';
+  return `${v.text} — ${word}`;
+}
+
+function resultsTable(r: RunReport, net: Net): string[] {
+  const lines = [
+    '| Workload | Network limit (direct SDK) | FUSE limit (RAM fs) | bucketfs | bucketfs ÷ min(limits) | Issue target |',
+    '| --- | ---: | ---: | ---: | ---: | --- |',
+  ];
+  for (const w of r.workloads) {
+    const bfs = find(r, w.name, 'bucketfs', net);
+    const sdk = find(r, w.name, 'sdk', net);
+    const fuse = find(r, w.name, 'ramfs', net);
+    const sdkText = w.sdkSameAs && sdk ? `${value(w.kind, sdk)} (as ${w.sdkSameAs})` : value(w.kind, sdk);
+    lines.push(
+      `| ${w.title} (\`${w.name}\`) | ${sdkText} | ${value(w.kind, fuse)} | ${value(w.kind, bfs)} | ${pct(ratio(w.kind, bfs, sdk, fuse))} | ${mark(verdict(r, w, net))} |`,
+    );
+  }
+  return lines;
+}
+
+function int(x: number): string {
+  return x.toLocaleString('en-US');
+}
+
+function mib(bytes: number): string {
+  return `${num(bytes / 2 ** 20)} MiB`;
+}
+
+function requestsTable(r: RunReport): string[] {
+  const lines = [
+    '| Workload | Network | App reads | FUSE reads | GET | HEAD | LIST | GETs per FUSE read | Fetched | Read by the app | Fetched ÷ read | Fetched per FUSE read |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  for (const net of r.nets) {
+    for (const w of r.workloads) {
+      const m = find(r, w.name, 'bucketfs', net);
+      const q = m?.requests;
+      if (!m || !q) continue;
+      lines.push(
+        `| \`${w.name}\` | ${net} | ${int(m.ios)} | ${int(q.fuseReads)} | ${int(q.GET)} | ${int(q.HEAD)} | ${int(q.LIST)} | ${num(q.GET / q.fuseReads)} | ${mib(q.bytesIn)} | ${mib(m.bytes)} | ${num(q.bytesIn / m.bytes)} | ${num(q.bytesIn / q.fuseReads / 1024)} KiB |`,
+      );
+    }
+  }
+  return lines;
+}
+
+function cpuTable(r: RunReport): string[] {
+  const lines = [
+    "| Workload | Network | bucketfs daemon | MinIO | toxiproxy | RAM fs daemon (same workload) | Machine busy (all cores = 100%) | Others' processes (all cores = 100%) |",
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  const c = (x: number | undefined) => (x === undefined ? '–' : `${Math.round(x)}%`);
+  for (const net of r.nets) {
+    for (const w of r.workloads) {
+      const m = find(r, w.name, 'bucketfs', net);
+      if (!m?.cpu) continue;
+      const fuse = find(r, w.name, 'ramfs', net);
+      lines.push(
+        `| \`${w.name}\` | ${net} | ${c(m.cpu.procs.daemon)} | ${c(m.cpu.procs.minio)} | ${net === 'shaped' ? c(m.cpu.procs.toxiproxy) : '–'} | ${c(fuse?.cpu?.procs.daemon)} | ${c(m.cpu.machine)} | ${c(m.cpu.others)} |`,
+      );
+    }
+  }
+  return lines;
+}
+
+function sdkDetails(r: RunReport): string[] {
+  const lines: string[] = [];
+  for (const net of r.nets) {
+    for (const w of r.workloads) {
+      const m = find(r, w.name, 'sdk', net);
+      if (!m || w.sdkSameAs) continue;
+      const tried = m.tried ? ` (tried: ${m.tried.join('; ')})` : '';
+      const lat = m.latMs ? `; request latency p50 ${num(m.latMs.p50)} ms, p99 ${num(m.latMs.p99)} ms` : '';
+      lines.push(`- \`${w.name}\`, ${net}: ${m.detail}${tried}${lat}`);
+    }
+  }
+  return lines;
+}
+
+/**
+ * Plain statements read off the data for every workload where bucketfs is below 85% of its
+ * limits: how busy the daemon and the machine were, and how much more it fetched than was read.
+ */
+function observations(r: RunReport): string[] {
+  const lines: string[] = [];
+  for (const net of r.nets) {
+    for (const w of r.workloads) {
+      const bfs = find(r, w.name, 'bucketfs', net);
+      const sdk = find(r, w.name, 'sdk', net);
+      const fuse = find(r, w.name, 'ramfs', net);
+      const x = ratio(w.kind, bfs, sdk, fuse);
+      if (!bfs || !Number.isFinite(x) || x >= 0.85) continue;
+      const facts: string[] = [];
+      const cpu = bfs.cpu;
+      if (cpu) {
+        facts.push(`daemon at ${Math.round(cpu.procs.daemon ?? 0)}% of a core`);
+        facts.push(`machine ${Math.round(cpu.machine)}% busy (others' processes ${Math.round(cpu.others)}%)`);
+      }
+      const q = bfs.requests;
+      if (q && bfs.bytes > 0) facts.push(`fetched ${num(q.bytesIn / bfs.bytes)}× the bytes read in ${int(q.GET)} GETs`);
+      const bound = sdk && fuse && score(w.kind, sdk) <= score(w.kind, fuse) ? 'network' : 'FUSE';
+      lines.push(`- \`${w.name}\`, ${net}: ${pct(x)} of the ${bound} limit; ${facts.join('; ')}.`);
+    }
+  }
+  return lines;
+}
+
+function score(kind: Kind, m: Measure): number {
+  if (kind === 'latency') return -(m.latMs?.p50 ?? Number.POSITIVE_INFINITY);
+  if (kind === 'iops') return m.iops ?? 0;
+  return m.mbps;
+}
+
+export function renderMarkdown(r: RunReport, chart?: string): string {
+  const f = r.facts;
+  const l = f.layout;
+  const out: string[] = [];
+  const p = (...s: string[]) => out.push(...s);
+  p(
+    '# Benchmarks: read throughput',
+    '',
+    `<!-- Generated by bench/run.sh on ${f.date}; edit bench/report.ts, not this file. -->`,
+    '',
+    'How fast bucketfs reads compared with the two things that bound it on the same machine: the',
+    'network limit (the same bytes fetched directly with the AWS SDK v3, no file system) and the FUSE',
+    'limit (a trivial fuse-native file system serving the same tree from RAM). All three read from the',
+    'same MinIO server and the same objects in one run; each workload runs on plain loopback and again',
+    'behind a shaper that makes the store behave like S3 over a network.',
+    '',
+  );
+  if (r.quick) p('> **Quick run** (BENCH_QUICK=1): small objects and short runs; numbers are indicative only.', '');
+  p('## Summary', '');
+  for (const w of r.workloads.filter((x) => x.target)) {
+    for (const net of r.nets) {
+      const v = verdict(r, w, net);
+      if (v) p(`- ${w.title}, ${net}: ${mark(v)}`);
+    }
+  }
+  p('');
+  if (chart) {
+    p(`![bucketfs vs. network and FUSE limits](${chart})`, '');
+    p(
+      '*Bars: MB/s read by the application (log scale); label on the bucketfs bar: bucketfs ÷ min(network, FUSE). Latency workload (ttfb) not shown: see the tables.*',
+      '',
+    );
+  }
+  for (const net of r.nets) {
+    p(`## Results: ${NET_TITLE[net]}`, '', ...resultsTable(r, net), '');
+  }
+  p(
+    'The FUSE limit does not depend on the network, so one RAM-fs run serves both tables. For latency',
+    "(ttfb) the ratio is the slower limit's p50 ÷ bucketfs p50 (100% = as fast as the limits allow).",
+    'MB/s is 10^6 bytes per second of data the application read.',
+    '',
+  );
+  const obs = observations(r);
+  if (obs.length) {
+    p(
+      '### Where bucketfs is below 85% of its limits',
+      '',
+      "Read off this run's data (CPU from /proc over the run; requests from /metrics):",
+      '',
+      ...obs,
+      '',
+    );
+  }
+  p(
+    '## Store requests made by bucketfs',
+    '',
+    "From the daemon's `/metrics` (`bucketfs_store_requests_total`, `bucketfs_store_bytes_in_total`),",
+    'read before and after each fio run. "App reads" are fio\'s read calls; "Fetched" is what bucketfs',
+    'downloaded. For random 4 KiB reads the issue asks for at most one part per read.',
+    '',
+    ...requestsTable(r),
+    '',
+    '## CPU',
+    '',
+    "Average CPU over each bucketfs run, in percent of one core (from /proc/PID/stat); the daemon's",
+    'JavaScript runs on one thread, so ~100% for the daemon means its event loop is saturated.',
+    '',
+    ...cpuTable(r),
+    '',
+  );
+  if (r.profiles.length) {
+    p(
+      '### Daemon CPU profile',
+      '',
+      'Extra runs on loopback with `node --cpu-prof` on the daemon (not the runs in the tables). Self time',
+      'by category and the functions with the most self time:',
+      '',
+    );
+    for (const prof of r.profiles) {
+      p(
+        `**\`${prof.workload}\`** (${prof.net}): ${prof.categories.map((c) => `${c.name} ${c.pct.toFixed(0)}%`).join(', ')}`,
+        '',
+      );
+      p('| Function (self time) | Share |', '| --- | ---: |');
+      for (const fn of prof.functions) p(`| \`${fn.name.replace(/\|/g, '\\|')}\` | ${fn.pct.toFixed(1)}% |`);
+      p('');
+    }
+  }
+  const tops = r.measures.filter((m) => m.target === 'bucketfs' && m.workload === 'seq-1t' && m.top);
+  for (const m of tops) {
+    p(`### \`top\` during \`seq-1t\` on ${m.net}`, '', '```', m.top ?? '', '```', '');
+  }
+  p(
+    '## Method',
+    '',
+    `- **Data**: bucket \`bench\` on MinIO (data on tmpfs, so dropping the page cache never sends MinIO to disk): ${l.bigCount} objects of ${mib(l.bigBytes)} (\`big/obj-N.bin\`, random bytes) and ${(l.smallDirs * l.smallPerDir).toLocaleString('en-US')} objects of ${l.smallBytes / 1024} KiB in ${l.smallDirs} directories (\`small/dD/fN\`).`,
+    '- **Workloads**: fio job files in `bench/fio/` (psync, `--direct=0`, group reporting), in the style of',
+    "  Mountpoint's and gcsfuse's published benchmarks:",
+    `  - \`seq-1t\`: one ${mib(l.bigBytes)} object, 1 MiB reads, one thread; \`seq-4t\`: the same object, four threads each reading its own quarter; \`seq-4obj\`: ${l.bigCount} objects, one thread each. Each ends at the end of the data or after ${l.capSeconds} s.`,
+    `  - \`rand-4k\`, \`rand-1m\`: random reads over one object by four threads, each over its own quarter; fio's random map never repeats a block, so no read is a page-cache hit. At most ${l.randSeconds} s.`,
+    `  - \`ttfb\`: the first 4 KiB of each of ${l.ttfbFiles} files, one after another; fio's completion latency of that first read (open is not included).`,
+    `  - \`small-1\`: every small file, whole, by one reader (fio \`opendir\`); \`small-16\`: sixteen readers, reader N reading \`small/dN\`. At most ${l.capSeconds} s.`,
+    '- **Cold**: the page cache is dropped (`echo 3 > /proc/sys/vm/drop_caches`) before every run, and',
+    '  bucketfs is mounted afresh for every workload, so neither the kernel nor bucketfs has any data',
+    '  cached when a run starts. Every target is asked for the same reads.',
+    '- **Network limit**: `bench/sdk-read.ts`, a Node process using the AWS SDK v3 with the same HTTP',
+    '  agent settings as bucketfs; bodies are drained, not copied. Sequential workloads take the best',
+    `  of 1, 4 and 8 parallel 8 MiB ranged GETs (4, 8 and 16 for four objects), each for at most ${l.sdkSeqCapSeconds} s;`,
+    '  random workloads use four workers of ranged GETs, each over its own quarter; small files use 1',
+    '  or 16 workers of whole-object GETs; ttfb reads the first 4 KiB of each file one after another.',
+    '- **FUSE limit**: `bench/ramfs.ts`, fuse-native serving the same tree from one preallocated',
+    '  buffer (every read is one copy), with the kernel-facing options bucketfs uses (read-only,',
+    '  `max_read=131072`, `max_readahead=131072`), in its own process.',
+    `- **Shaped network**: ${f.shaper}. toxiproxy (Shopify, pinned v2.5.0, built with \`go install\`) listens`,
+    '  on 127.0.0.1 in front of MinIO and runs its toxics on every TCP connection separately, so one',
+    '  connection tops out at 100 MB/s and parallel connections add up, as with S3. This kernel is built',
+    '  without `sch_netem` and `sch_fq` (only tbf/htb), so a veth + netem shaper is not possible here.',
+    "- **Ratios**: bucketfs ÷ min(network limit, FUSE limit) in the workload's unit (MB/s, IOPS); the",
+    '  small-file target is bucketfs ÷ direct SDK, as the issue states it.',
+    '',
+    '## Machine and versions',
+    '',
+    '| | |',
+    '| --- | --- |',
+    `| Command | \`${f.command}\` |`,
+    `| Date | ${f.date} |`,
+    `| Run time | ${(r.runSeconds / 60).toFixed(1)} min (${Math.round(r.runSeconds)} s; plus install and build) |`,
+    `| CPUs (nproc) | ${f.nproc} × ${f.cpu} |`,
+    `| Memory | ${f.memGiB.toFixed(1)} GiB |`,
+    `| Kernel | ${f.kernel} |`,
+    `| Load average at start / end | ${f.loadavgStart} / ${f.loadavg} |`,
+    `| Node | ${f.node} |`,
+    `| fio | ${f.fio} |`,
+    `| libfuse | ${f.libfuse} (fuse-native ${f.fuseNative}) |`,
+    `| AWS SDK | @aws-sdk/client-s3 ${f.awsSdk} |`,
+    `| MinIO | ${f.minio} |`,
+    `| toxiproxy | ${f.toxiproxy} |`,
+    `| bucketfs | commit ${f.commit} |`,
+    '',
+    '## How to run',
+    '',
+    '```sh',
+    'npm run bench              # = bash bench/run.sh; as root (FUSE mounts, drop_caches)',
+    'BENCH_QUICK=1 npm run bench  # small data, short runs, report in /tmp/bucketfs-bench-quick/',
+    '```',
+    '',
+    'Other knobs: `BENCH_NETS=loopback` or `shaped`, `BENCH_WORKLOADS=seq-1t,small-16`, `BENCH_CPU_PROF=0|1`',
+    '(daemon CPU profiles, on by default in full runs), `BENCH_OUT=DIR` (where the report goes).',
+    'The script installs what it needs (toxiproxy via `go install`, matplotlib in a venv under',
+    '`~/.cache/bucketfs/bench-venv`), builds, runs everything in a tmpfs work dir and always cleans up:',
+    'every mount unmounted, every server stopped, even on failure or Ctrl-C.',
+    '',
+    'Detailed network-limit runs:',
+    '',
+    ...sdkDetails(r),
+    '',
+  );
+  if (r.errors.length) p('## Errors in this run', '', ...r.errors.map((e) => `- ${e}`), '');
+  return `${out.join('\n')}\n`;
+}
+
+/**
+ * Writes the run's JSON, the chart (when a Python with matplotlib is given) and the Markdown
+ * report into `outDir`; returns the files written. `root` holds bench/chart.py.
+ */
+export function writeReport(r: RunReport, jsonFile: string, outDir: string, root: string, python?: string): string[] {
+  mkdirSync(outDir, { recursive: true });
+  mkdirSync(path.dirname(jsonFile), { recursive: true });
+  writeFileSync(jsonFile, `${JSON.stringify(r, null, 1)}\n`);
+  const png = path.join(outDir, 'benchmarks.png');
+  let chart = false;
+  if (python) {
+    const res = spawnSync(python, [path.join(root, 'bench', 'chart.py'), jsonFile, png], {
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
+    chart = res.status === 0;
+    if (!chart) r.errors.push(`chart: ${(res.stderr || res.stdout).trim().split('\n').pop()}`);
+  }
+  const md = path.join(outDir, 'benchmarks.md');
+  writeFileSync(md, renderMarkdown(r, chart ? 'benchmarks.png' : undefined));
+  return chart ? [md, png, jsonFile] : [md, jsonFile];
+}

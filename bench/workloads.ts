@@ -1,0 +1,137 @@
+// The workloads of the "Read throughput" benchmark: each is one fio job file (bench/fio/) for the
+// two FUSE targets and the same reads as direct SDK requests for the network limit.
+import type { Layout } from './layout.js';
+import { BUCKET, bigKey, smallKey } from './layout.js';
+import type { Spec } from './sdk-read.js';
+
+/** What the table leads with: bandwidth, operations per second, or latency of one read. */
+export type Kind = 'throughput' | 'iops' | 'latency';
+
+export interface Workload {
+  name: string;
+  title: string;
+  kind: Kind;
+  /** The issue's target for this workload, if it has one. */
+  target?: 'seq85' | 'small80' | 'onePart';
+  /** Candidate SDK runs for the network limit; the best one counts. Empty: reuse `sdkSameAs`. */
+  sdk(l: Layout): Spec[];
+  sdkSameAs?: string;
+}
+
+const RANGE = 8 * 1024 * 1024;
+
+function seqRanges(l: Layout, keys: string[], parallel: number): Spec {
+  return {
+    mode: 'ranges',
+    bucket: BUCKET,
+    keys,
+    objectBytes: l.bigBytes,
+    rangeBytes: RANGE,
+    parallel,
+    capSeconds: l.sdkSeqCapSeconds,
+  };
+}
+
+function random(l: Layout, blockBytes: number): Spec {
+  return {
+    mode: 'random',
+    bucket: BUCKET,
+    key: bigKey(0),
+    objectBytes: l.bigBytes,
+    blockBytes,
+    workers: 4,
+    seconds: l.randSeconds,
+  };
+}
+
+function smallGroups(l: Layout, readers: number): string[][] {
+  if (readers === 1) {
+    const all: string[] = [];
+    for (let d = 0; d < l.smallDirs; d++) for (let f = 0; f < l.smallPerDir; f++) all.push(smallKey(d, f));
+    return [all];
+  }
+  return Array.from({ length: l.smallDirs }, (_, d) => Array.from({ length: l.smallPerDir }, (_, f) => smallKey(d, f)));
+}
+
+export const WORKLOADS: Workload[] = [
+  {
+    name: 'seq-1t',
+    title: 'Sequential read, 1 object, 1 thread',
+    kind: 'throughput',
+    target: 'seq85',
+    sdk: (l) => [1, 4, 8].map((p) => seqRanges(l, [bigKey(0)], p)),
+  },
+  {
+    name: 'seq-4t',
+    title: 'Sequential read, 1 object, 4 threads (quarters)',
+    kind: 'throughput',
+    target: 'seq85',
+    sdk: () => [],
+    sdkSameAs: 'seq-1t',
+  },
+  {
+    name: 'seq-4obj',
+    title: 'Sequential read, 4 objects in parallel',
+    kind: 'throughput',
+    target: 'seq85',
+    sdk: (l) => {
+      const keys = Array.from({ length: l.bigCount }, (_, i) => bigKey(i));
+      return [4, 8, 16].map((p) => seqRanges(l, keys, p));
+    },
+  },
+  {
+    name: 'rand-4k',
+    title: 'Random 4 KiB reads, 4 threads',
+    kind: 'iops',
+    target: 'onePart',
+    sdk: (l) => [random(l, 4096)],
+  },
+  {
+    name: 'rand-1m',
+    title: 'Random 1 MiB reads, 4 threads',
+    kind: 'throughput',
+    sdk: (l) => [random(l, 1024 * 1024)],
+  },
+  {
+    name: 'ttfb',
+    title: 'Time to first byte (first 4 KiB of each file)',
+    kind: 'latency',
+    sdk: (l) => [
+      {
+        mode: 'first',
+        bucket: BUCKET,
+        keys: Array.from({ length: l.ttfbFiles }, (_, f) => smallKey(0, f)),
+        bytes: 4096,
+        capSeconds: l.capSeconds,
+      },
+    ],
+  },
+  {
+    name: 'small-1',
+    title: 'Small files (128 KiB), 1 reader',
+    kind: 'throughput',
+    sdk: (l) => [{ mode: 'whole', bucket: BUCKET, groups: smallGroups(l, 1), capSeconds: l.capSeconds }],
+  },
+  {
+    name: 'small-16',
+    title: 'Small files (128 KiB), 16 readers',
+    kind: 'throughput',
+    target: 'small80',
+    sdk: (l) => [{ mode: 'whole', bucket: BUCKET, groups: smallGroups(l, 16), capSeconds: l.capSeconds }],
+  },
+];
+
+/** The variables the fio job files read (fio expands ${NAME} from its environment). */
+export function fioEnv(l: Layout, dir: string): Record<string, string> {
+  return {
+    BENCH_DIR: dir,
+    BENCH_CAP: String(l.capSeconds),
+    BENCH_BIG: String(l.bigBytes),
+    BENCH_BIG_QUARTER: String(l.bigBytes / 4),
+    BENCH_RAND_SECS: String(l.randSeconds),
+    BENCH_TTFB_FILES: String(l.ttfbFiles),
+    BENCH_TTFB_BYTES: String(l.ttfbFiles * 4096),
+    BENCH_SMALL_PER_DIR: String(l.smallPerDir),
+    BENCH_SMALL_DIR_BYTES: String(l.smallPerDir * l.smallBytes),
+  };
+}
