@@ -55,7 +55,7 @@ export class Metrics {
   });
   readonly cacheEvents = new Counter({
     name: 'bucketfs_cache_events_total',
-    help: 'Cache lookups and evictions, by cache (stat, type, list, negative) and event (hit, miss, evict)',
+    help: 'Cache lookups and evictions, by cache (stat, type, list; negative entries live in type) and event (hit, miss, evict)',
     labelNames: ['cache', 'event'] as const,
     registers: [this.registry],
   });

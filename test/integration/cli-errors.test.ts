@@ -236,6 +236,19 @@ describe('bad input on gs:// gives the same kind of line', { concurrency: false 
     await rm(work, { recursive: true, force: true });
   });
 
+  test('STORAGE_EMULATOR_HOST alone selects the endpoint', async () => {
+    await server.putObject('tree', 'hello.txt', 'hi from gcs');
+    const r = await run(process.execPath, [BUCKETFS_BIN, '--no-sign-request', 'gs://tree', mnt], {
+      env: cleanEnv({ STORAGE_EMULATOR_HOST: server.endpoint }),
+    });
+    try {
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal((await run('cat', [path.join(mnt, 'hello.txt')])).stdout.toString(), 'hi from gcs');
+    } finally {
+      await run('fusermount', ['-u', mnt]);
+    }
+  });
+
   const cases: [string, () => string[], RegExp][] = [
     [
       'unknown bucket',
