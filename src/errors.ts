@@ -30,6 +30,8 @@ export const ErrorCodes = {
   Mountpoint: 'BFS_MOUNTPOINT',
   /** FUSE itself failed to mount. */
   MountFailed: 'BFS_MOUNT_FAILED',
+  /** The file cache directory cannot be used (not a directory, or another process holds it). */
+  CacheDir: 'BFS_CACHE_DIR',
   /** Anything else from a store we could not classify. */
   Unknown: 'BFS_UNKNOWN',
 } as const;

@@ -1,6 +1,8 @@
 // The mount process: builds store, caches, VFS and FUSE from a Config, mounts, reports
 // readiness, and unmounts cleanly on SIGINT/SIGTERM or when someone else unmounts it.
 import { availableParallelism } from 'node:os';
+import { cachedReaderFactory } from '../cache/file/cached-reader.js';
+import { FileCache } from '../cache/file/file-cache.js';
 import { warmMetadata } from '../cache/meta/warmer.js';
 import type { Config } from '../config/config.js';
 import { FuseMount } from '../fuse/mount.js';
@@ -52,9 +54,11 @@ export async function startMount(config: Readonly<Config>, log: Logger, onStoppe
 
   const store = await createStore(config, config.retry, maxSockets, metrics, log);
   const ns = new Namespace(store, config, metrics, log);
-  const readers = createReaderFactory(
-    new RangeDownloader(store, config.maxConcurrency),
-    new MemoryBudget(config.memoryLimitBytes),
+  const downloader = new RangeDownloader(store, config.maxConcurrency);
+  const budget = new MemoryBudget(config.memoryLimitBytes);
+  const direct = createReaderFactory(
+    downloader,
+    budget,
     {
       partSize: config.readPartBytes,
       initialWindow: Math.min(config.readPartBytes, FIRST_REQUEST_BYTES),
@@ -64,6 +68,26 @@ export async function startMount(config: Readonly<Config>, log: Logger, onStoppe
     },
     metrics,
   );
+  const fileCache = config.cacheDir
+    ? await FileCache.open(
+        {
+          dir: config.cacheDir,
+          backend: config.backend,
+          bucket: config.bucket,
+          maxBytes: config.fileCacheMaxBytes,
+          minFreeRatio: config.fileCacheMinFreeRatio,
+          cacheForRangeRead: config.fileCacheForRangeRead,
+          parallelThresholdBytes: config.fileCacheParallelThresholdBytes,
+          parallelDownloads: config.fileCacheParallelDownloads,
+          chunkBytes: config.readPartBytes,
+        },
+        downloader,
+        budget,
+        metrics,
+        log,
+      )
+    : undefined;
+  const readers = fileCache ? cachedReaderFactory(fileCache, direct) : direct;
   const vfs = new Vfs(ns, readers, config, metrics, log);
   const metricsServer =
     config.metricsPort !== undefined
@@ -89,6 +113,7 @@ export async function startMount(config: Readonly<Config>, log: Logger, onStoppe
     await mount.mount();
   } catch (err) {
     await metricsServer?.close();
+    await fileCache?.close();
     throw err;
   }
   const background = new AbortController();
@@ -105,6 +130,7 @@ export async function startMount(config: Readonly<Config>, log: Logger, onStoppe
       clearInterval(watch);
       background.abort();
       if ((await mountedPaths()).has(config.mountpoint)) await mount.unmount();
+      await fileCache?.close();
       await metricsServer?.close();
       onStopped();
     })();

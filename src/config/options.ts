@@ -34,6 +34,7 @@ const G_META = 'Metadata caches:';
 const G_NET = 'Requests:';
 const G_LOG = 'Logging and metrics:';
 const G_READ = 'Read throughput:';
+const G_FILE = 'File cache:';
 
 export const OPTIONS: readonly OptionSpec[] = [
   // Bucket and endpoint
@@ -346,6 +347,70 @@ export const OPTIONS: readonly OptionSpec[] = [
     group: G_READ,
     describe:
       'Bound on read buffers for the whole mount, in MiB, however many files are open: read-ahead shrinks to stay under it.',
+  },
+  // File cache
+  {
+    flag: 'cache-dir',
+    yaml: 'cache-dir',
+    type: 'string',
+    backend: 'both',
+    group: G_FILE,
+    describe:
+      'Keep whole objects on local disk in this directory (created 0700) and serve reads from there: a second epoch sends no request. Kept across remounts; one bucketfs process per directory. Default: off.',
+  },
+  {
+    flag: 'file-cache-max-size-mb',
+    yaml: 'file-cache.max-size-mb',
+    type: 'number',
+    min: 1,
+    allowMinusOne: true,
+    defaultText: 'no bound, but 5% of the file system is left free',
+    backend: 'both',
+    group: G_FILE,
+    describe:
+      'Bound on cached bytes in MiB; least recently used objects are evicted beyond it. -1 = no bound, but stop before the disk fills (1% left free).',
+  },
+  {
+    flag: 'file-cache-cache-file-for-range-read',
+    yaml: 'file-cache.cache-file-for-range-read',
+    type: 'boolean',
+    default: false,
+    backend: 'both',
+    group: G_FILE,
+    describe:
+      'Also cache an object whose first read is not at offset 0 (random access). Off: such a handle reads straight from the store.',
+  },
+  {
+    flag: 'file-cache-enable-parallel-downloads',
+    yaml: 'file-cache.enable-parallel-downloads',
+    type: 'boolean',
+    default: true,
+    backend: 'both',
+    group: G_FILE,
+    describe:
+      'Download objects larger than the threshold with several ranged GETs in flight (within --max-concurrency).',
+  },
+  {
+    flag: 'file-cache-parallel-downloads-per-file',
+    yaml: 'file-cache.parallel-downloads-per-file',
+    type: 'number',
+    integer: true,
+    default: 4,
+    min: 1,
+    max: 64,
+    backend: 'both',
+    group: G_FILE,
+    describe: 'Ranged GETs in flight for one large object being cached.',
+  },
+  {
+    flag: 'file-cache-parallel-download-threshold-mb',
+    yaml: 'file-cache.parallel-download-threshold-mb',
+    type: 'number',
+    default: 64,
+    min: 0,
+    backend: 'both',
+    group: G_FILE,
+    describe: 'Objects larger than this (MiB) are cached with parallel downloads.',
   },
   // Requests
   {

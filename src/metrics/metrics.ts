@@ -55,7 +55,7 @@ export class Metrics {
   });
   readonly cacheEvents = new Counter({
     name: 'bucketfs_cache_events_total',
-    help: 'Cache lookups and evictions, by cache (stat, type, list; negative entries live in type) and event (hit, miss, evict)',
+    help: 'Cache lookups and evictions, by cache (stat, type, list, file; negative entries live in type) and event (hit, miss, evict)',
     labelNames: ['cache', 'event'] as const,
     registers: [this.registry],
   });
@@ -87,6 +87,24 @@ export class Metrics {
   readonly readBufferBytes = new Gauge({
     name: 'bucketfs_read_buffer_bytes',
     help: 'Bytes of read buffers reserved in the memory budget (--memory-limit-mb)',
+    registers: [this.registry],
+  });
+
+  // File cache (--cache-dir); hits, misses, evictions, entries and bytes are cache="file" above.
+  readonly fileCacheBytesServed = new Counter({
+    name: 'bucketfs_file_cache_bytes_served_total',
+    help: 'Bytes returned to FUSE reads from the on-disk file cache',
+    registers: [this.registry],
+  });
+  readonly fileCacheDownloads = new Counter({
+    name: 'bucketfs_file_cache_downloads_total',
+    help: 'Whole-object download jobs of the file cache, by outcome (started, complete, failed)',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly fileCacheCorrupt = new Counter({
+    name: 'bucketfs_file_cache_corrupt_total',
+    help: 'Cached blocks that failed their checksum or came back short; the entry is dropped and fetched again',
     registers: [this.registry],
   });
 

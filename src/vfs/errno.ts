@@ -37,6 +37,7 @@ const BY_CODE: Record<ErrorCode, ErrnoName> = {
   [ErrorCodes.InvalidArgument]: 'EINVAL',
   [ErrorCodes.Mountpoint]: 'EIO',
   [ErrorCodes.MountFailed]: 'EIO',
+  [ErrorCodes.CacheDir]: 'EIO',
   [ErrorCodes.Unknown]: 'EIO',
 };
 

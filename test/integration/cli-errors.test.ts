@@ -56,6 +56,11 @@ const CASES: Case[] = [
     message: /cannot reach http:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED/,
   },
   {
+    name: 'cache dir that is a file',
+    args: ({ mnt, file, server }) => [...serverArgs(server), '--cache-dir', file, 's3://tree', mnt],
+    message: /cannot use --cache-dir .*file: it is not a directory; give a directory path/,
+  },
+  {
     name: 'missing mountpoint',
     args: ({ mnt, server }) => [...serverArgs(server), 's3://tree', path.join(mnt, 'nope')],
     message: /mountpoint .*nope does not exist; create it first/,

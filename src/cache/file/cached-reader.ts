@@ -1,0 +1,154 @@
+// The reader of one open handle when a file cache is on. At its first read it picks its source, in
+// order: a complete cached copy of the version opened; a download in progress for it; a new
+// download (first read at offset 0, or any offset with --file-cache-cache-file-for-range-read);
+// else the direct reader (prefetcher). Bytes on disk are verified block by block. Whatever goes
+// wrong with the disk falls back to the direct reader for the read at hand, never to an error;
+// errors from the store (changed object, retries exhausted) are the read's errors as usual.
+import type { FileHandle } from 'node:fs/promises';
+import { ErrorCodes, hasCode } from '../../errors.js';
+import type { FileReader, ReaderFactory } from '../../read/types.js';
+import type { ObjectMeta } from '../../store/types.js';
+import type { DownloadJob } from './download-job.js';
+import { type CacheEntry, CorruptBlockError } from './entry.js';
+import { type FileCache, isDiskError } from './file-cache.js';
+import { BLOCK_BYTES } from './layout.js';
+
+/** Thrown inside the reader when the bytes at hand must come from the store instead. */
+class ReadDirect extends Error {}
+
+class CachedFileReader implements FileReader {
+  private readonly meta: ObjectMeta;
+  private readonly cache: FileCache;
+  private readonly makeDirect: () => FileReader;
+  private direct: FileReader | undefined;
+  private source: 'undecided' | 'cache' | 'direct' = 'undecided';
+  private deciding: Promise<void> | undefined;
+  private entry: CacheEntry | undefined;
+  private job: DownloadJob | undefined;
+  private fh: FileHandle | undefined;
+  /** The last block read from disk, verified: sequential 128 KiB reads share one disk read. */
+  private block: { index: number; data: Buffer } | undefined;
+  private closed = false;
+
+  constructor(meta: ObjectMeta, cache: FileCache, makeDirect: () => FileReader) {
+    this.meta = meta;
+    this.cache = cache;
+    this.makeDirect = makeDirect;
+  }
+
+  async read(offset: number, length: number): Promise<Buffer> {
+    const end = Math.min(offset + length, this.meta.size);
+    if (offset >= end) return Buffer.alloc(0);
+    if (this.source === 'undecided') {
+      // Concurrent first reads of one handle share one decision.
+      this.deciding ??= this.decide(offset);
+      await this.deciding;
+    }
+    if (this.source === 'cache') {
+      try {
+        const data = await this.fromCache(offset, end);
+        this.cache.served(data.length);
+        return data;
+      } catch (err) {
+        if (!(err instanceof ReadDirect)) throw err;
+      }
+    }
+    this.direct ??= this.makeDirect();
+    return this.direct.read(offset, end - offset);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.block = undefined;
+    if (this.fh) this.entry?.release();
+    this.direct?.close();
+  }
+
+  private async decide(offset: number): Promise<void> {
+    const hit = this.cache.lookup(this.meta);
+    let job: DownloadJob | undefined;
+    if (!hit) {
+      job = this.cache.runningJob(this.meta);
+      if (!job && (offset === 0 || this.cache.opts.cacheForRangeRead)) job = await this.cache.startJob(this.meta);
+    }
+    this.cache.lookedUp(hit !== undefined);
+    const entry = hit ?? job?.entry;
+    if (!entry || this.closed) {
+      this.source = 'direct';
+      return;
+    }
+    try {
+      this.fh = await entry.acquire();
+    } catch (err) {
+      if (!isDiskError(err)) throw err;
+      this.cache.diskTrouble(err);
+      if (hit) void this.cache.drop(hit, 'failed');
+      this.source = 'direct';
+      return;
+    }
+    if (this.closed) {
+      entry.release();
+      this.fh = undefined;
+      return;
+    }
+    this.entry = entry;
+    this.job = job;
+    this.source = 'cache';
+  }
+
+  private async fromCache(offset: number, end: number): Promise<Buffer> {
+    const first = Math.floor(offset / BLOCK_BYTES);
+    const last = Math.floor((end - 1) / BLOCK_BYTES);
+    if (first === last) {
+      const data = await this.readBlock(first);
+      const at = first * BLOCK_BYTES;
+      return data.subarray(offset - at, end - at);
+    }
+    const out = Buffer.allocUnsafe(end - offset);
+    for (let b = first; b <= last; b++) {
+      const data = await this.readBlock(b);
+      const at = b * BLOCK_BYTES;
+      const from = Math.max(offset, at);
+      data.copy(out, from - offset, from - at, Math.min(end, at + data.length) - at);
+    }
+    return out;
+  }
+
+  private async readBlock(index: number): Promise<Buffer> {
+    if (this.block?.index === index) return this.block.data;
+    const entry = this.entry as CacheEntry;
+    if (!entry.has(index)) {
+      const ready = this.job?.waitFor(index);
+      if (!ready) throw new ReadDirect(); // far ahead of the download: do not wait for it
+      try {
+        await ready;
+      } catch (err) {
+        // A download stopped for the disk's sake, or cancelled (entry dropped, unmount), leaves
+        // these bytes to the store; a store error is this read's error, retries already spent.
+        if (isDiskError(err) || hasCode(err, ErrorCodes.Aborted)) throw new ReadDirect();
+        throw err;
+      }
+    }
+    try {
+      const data = await entry.readBlock(this.fh as FileHandle, index);
+      this.block = { index, data };
+      return data;
+    } catch (err) {
+      if (err instanceof CorruptBlockError) {
+        this.cache.corrupt(entry, err);
+      } else if (isDiskError(err)) {
+        this.cache.diskTrouble(err);
+      } else {
+        throw err;
+      }
+      this.source = 'direct';
+      throw new ReadDirect();
+    }
+  }
+}
+
+/** Wraps the direct reader factory: every handle first tries the file cache. */
+export function cachedReaderFactory(cache: FileCache, direct: ReaderFactory): ReaderFactory {
+  return (meta) => new CachedFileReader(meta, cache, () => direct(meta));
+}

@@ -1,0 +1,181 @@
+// One download job per cached object: fetches the whole object into its partial file in chunks,
+// in order, through the mount-wide RangeDownloader (so it shares --max-concurrency with every
+// other read) and MemoryBudget. Chunks start small (the first byte of a small file comes fast) and
+// double up to the part size; objects over the parallel threshold keep several chunks in flight.
+// Readers wait only for the chunk holding the bytes they need, and never for one far ahead.
+import type { FileHandle } from 'node:fs/promises';
+import type { MemoryBudget } from '../../read/memory-budget.js';
+import type { RangeDownloader } from '../../read/range-downloader.js';
+import type { ObjectPin } from '../../store/types.js';
+import type { CacheEntry } from './entry.js';
+import { BLOCK_BYTES } from './layout.js';
+
+export interface DownloadOptions {
+  /** Largest chunk (the read part size, rounded to whole blocks). */
+  chunkBytes: number;
+  /** Chunks in flight at once for this object. */
+  parallelism: number;
+}
+
+interface Chunk {
+  start: number;
+  end: number;
+  done: Promise<void>;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+/** Chunk boundaries: 1 block, then doubling, up to `maxBytes`; all whole blocks but the last. */
+export function planChunks(size: number, maxBytes: number): { start: number; end: number }[] {
+  const max = Math.max(BLOCK_BYTES, Math.floor(maxBytes / BLOCK_BYTES) * BLOCK_BYTES);
+  const out: { start: number; end: number }[] = [];
+  let len = BLOCK_BYTES;
+  for (let start = 0; start < size; start += len, len = Math.min(len * 2, max)) {
+    out.push({ start, end: Math.min(size, start + len) });
+  }
+  return out;
+}
+
+export class DownloadJob {
+  readonly entry: CacheEntry;
+  /** Settles when every byte is on disk (resolves) or the job gave up (rejects with why). */
+  readonly finished: Promise<void>;
+  private readonly chunks: Chunk[];
+  private readonly opts: DownloadOptions;
+  private readonly downloader: RangeDownloader;
+  private readonly budget: MemoryBudget;
+  private readonly abort = new AbortController();
+  private readonly pin: ObjectPin;
+  private fh: FileHandle | undefined;
+  private next = 0;
+  private running = 0;
+  private written = 0;
+  private failure: unknown;
+  private completing = false;
+  private readonly persist: () => Promise<void>;
+  private settle!: { resolve: () => void; reject: (err: unknown) => void };
+
+  /** `persist` makes the finished download a cache entry on disk, before the job lets go of it. */
+  constructor(
+    entry: CacheEntry,
+    downloader: RangeDownloader,
+    budget: MemoryBudget,
+    opts: DownloadOptions,
+    persist: () => Promise<void>,
+  ) {
+    this.entry = entry;
+    this.persist = persist;
+    this.downloader = downloader;
+    this.budget = budget;
+    this.opts = opts;
+    this.pin = entry.meta.generation ? { generation: entry.meta.generation } : { etag: entry.meta.etag };
+    this.chunks = planChunks(entry.size, opts.chunkBytes).map(({ start, end }) => {
+      const c = { start, end } as Chunk;
+      c.done = new Promise<void>((resolve, reject) => {
+        c.resolve = resolve;
+        c.reject = reject;
+      });
+      c.done.catch(() => {}); // waiters see the rejection; an unwaited chunk is not an error
+      return c;
+    });
+    this.finished = new Promise<void>((resolve, reject) => {
+      this.settle = { resolve, reject };
+    });
+    this.finished.catch(() => {});
+  }
+
+  /** Opens the partial file (through the entry, so readers share the handle) and starts fetching. */
+  async start(createPartial: () => Promise<FileHandle>): Promise<void> {
+    this.fh = await this.entry.acquire(createPartial);
+    if (this.chunks.length === 0) return this.complete();
+    this.pump();
+    return undefined;
+  }
+
+  /**
+   * Resolves once `block` is on disk. Undefined when it is further ahead than the chunks in flight
+   * and the next batch: the caller reads those bytes from the store instead of waiting.
+   */
+  waitFor(block: number): Promise<void> | undefined {
+    if (this.entry.has(block)) return Promise.resolve();
+    if (this.failure !== undefined) return Promise.reject(this.failure);
+    const at = block * BLOCK_BYTES;
+    const i = this.chunks.findIndex((c) => c.end > at);
+    if (i < 0 || i >= this.next + this.opts.parallelism) return undefined;
+    return (this.chunks[i] as Chunk).done;
+  }
+
+  /** Bytes still to be written: disk space this job has claimed but not yet used. */
+  get remainingBytes(): number {
+    return this.entry.size - this.written;
+  }
+
+  /** Stops the download (unmount); waiters fail with `reason`. */
+  cancel(reason: unknown): void {
+    this.fail(reason);
+  }
+
+  private pump(): void {
+    while (this.failure === undefined && this.running < this.opts.parallelism && this.next < this.chunks.length) {
+      const chunk = this.chunks[this.next++] as Chunk;
+      this.running++;
+      this.fetch(chunk).then(
+        () => {
+          this.running--;
+          chunk.resolve();
+          if (this.entry.complete) void this.complete();
+          else this.pump();
+        },
+        (err: unknown) => {
+          this.running--;
+          this.fail(err);
+        },
+      );
+    }
+  }
+
+  private async fetch(c: Chunk): Promise<void> {
+    const size = c.end - c.start;
+    await this.budget.reserve(size, this.abort.signal);
+    try {
+      const data = await this.downloader.fetch(
+        this.entry.meta.key,
+        { start: c.start, end: c.end },
+        this.pin,
+        this.abort.signal,
+      );
+      const fh = this.fh as FileHandle;
+      for (let done = 0; done < data.length; ) {
+        const { bytesWritten } = await fh.write(data, done, data.length - done, c.start + done);
+        done += bytesWritten;
+      }
+      this.entry.markWritten(c.start / BLOCK_BYTES, data);
+      this.written += data.length;
+    } finally {
+      this.budget.release(size);
+    }
+  }
+
+  private async complete(): Promise<void> {
+    if (this.completing) return;
+    this.completing = true;
+    try {
+      await this.persist();
+    } catch (err) {
+      this.completing = false;
+      this.fail(err);
+      return;
+    }
+    this.entry.release();
+    this.settle.resolve();
+  }
+
+  private fail(err: unknown): void {
+    if (this.failure !== undefined || this.completing) return;
+    this.failure = err;
+    this.abort.abort(err);
+    for (const c of this.chunks) c.reject(err);
+    if (this.fh) this.entry.release();
+    this.settle.reject(err);
+  }
+}

@@ -1,0 +1,110 @@
+// One object version in the file cache: which blocks are on disk, their checksums, and the one
+// file handle its readers share. A reader verifies every block it reads against its checksum; an
+// entry that fails is dropped by the cache, never served.
+import { type FileHandle, open } from 'node:fs/promises';
+import type { ObjectMeta } from '../../store/types.js';
+import { BLOCK_BYTES, blockChecksum, blockCount, type EntryPaths } from './layout.js';
+
+/** A block read back from disk did not match its checksum, or came back short. */
+export class CorruptBlockError extends Error {
+  readonly block: number;
+  constructor(block: number, why: string) {
+    super(`block ${block}: ${why}`);
+    this.name = 'CorruptBlockError';
+    this.block = block;
+  }
+}
+
+export class CacheEntry {
+  readonly id: string;
+  readonly meta: ObjectMeta;
+  readonly paths: EntryPaths;
+  readonly blocks: number;
+  readonly crcs: Uint32Array;
+  /** 1 when the block is on disk and its checksum is known. */
+  private readonly onDisk: Uint8Array;
+  private blocksOnDisk = 0;
+  /** Dropped from the cache (evicted, corrupt, failed): its files are gone or going. */
+  dropped = false;
+  /** Last time a reader used it (ms), for the recency kept on disk. */
+  lastUsed = Date.now();
+  private handle: Promise<FileHandle> | undefined;
+  private refs = 0;
+
+  constructor(id: string, meta: ObjectMeta, paths: EntryPaths, crcs?: Uint32Array) {
+    this.id = id;
+    this.meta = meta;
+    this.paths = paths;
+    this.blocks = blockCount(meta.size);
+    this.crcs = crcs ?? new Uint32Array(this.blocks);
+    this.onDisk = new Uint8Array(this.blocks);
+    if (crcs) {
+      this.onDisk.fill(1);
+      this.blocksOnDisk = this.blocks;
+    }
+  }
+
+  get size(): number {
+    return this.meta.size;
+  }
+
+  get complete(): boolean {
+    return this.blocksOnDisk === this.blocks;
+  }
+
+  has(block: number): boolean {
+    return this.onDisk[block] === 1;
+  }
+
+  /** Records that `data`, starting at block `first`, is now on disk. */
+  markWritten(first: number, data: Buffer): void {
+    for (let off = 0, b = first; off < data.length; off += BLOCK_BYTES, b++) {
+      this.crcs[b] = blockChecksum(data.subarray(off, off + BLOCK_BYTES));
+      if (this.onDisk[b] !== 1) {
+        this.onDisk[b] = 1;
+        this.blocksOnDisk++;
+      }
+    }
+  }
+
+  blockLength(block: number): number {
+    return Math.min(BLOCK_BYTES, this.meta.size - block * BLOCK_BYTES);
+  }
+
+  /**
+   * Shares one handle among readers. The download opens the partial file read-write (`create`);
+   * later readers open whatever path the data has. An unlinked file stays readable through it.
+   */
+  async acquire(create?: () => Promise<FileHandle>): Promise<FileHandle> {
+    this.refs++;
+    this.handle ??= create ? create() : open(this.complete ? this.paths.data : this.paths.partial, 'r');
+    try {
+      return await this.handle;
+    } catch (err) {
+      this.handle = undefined;
+      this.release();
+      throw err;
+    }
+  }
+
+  release(): void {
+    if (--this.refs > 0 || !this.handle) return;
+    const h = this.handle;
+    this.handle = undefined;
+    void h.then((fh) => fh.close()).catch(() => {});
+  }
+
+  /** Reads one whole block and checks it; throws CorruptBlockError when it does not match. */
+  async readBlock(fh: FileHandle, block: number): Promise<Buffer> {
+    const len = this.blockLength(block);
+    const buf = Buffer.allocUnsafe(len);
+    let got = 0;
+    while (got < len) {
+      const { bytesRead } = await fh.read(buf, got, len - got, block * BLOCK_BYTES + got);
+      if (bytesRead === 0) throw new CorruptBlockError(block, `short: ${got} of ${len} bytes on disk`);
+      got += bytesRead;
+    }
+    if (blockChecksum(buf) !== this.crcs[block]) throw new CorruptBlockError(block, 'checksum mismatch');
+    return buf;
+  }
+}

@@ -1,0 +1,267 @@
+// The file cache on an in-memory store and a real temp directory: what gets cached, what a second
+// reader costs, eviction, validation, corruption, restart. Real-mount behaviour on real servers is
+// in test/integration/file-cache.test.ts.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, open, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, test } from 'node:test';
+import { cachedReaderFactory } from '../../src/cache/file/cached-reader.js';
+import { planChunks } from '../../src/cache/file/download-job.js';
+import { FileCache, type FileCacheOptions } from '../../src/cache/file/file-cache.js';
+import { entryId, entryPaths, FORMAT_DIR } from '../../src/cache/file/layout.js';
+import { silentLogger } from '../../src/log.js';
+import { Metrics } from '../../src/metrics/metrics.js';
+import { MemoryBudget } from '../../src/read/memory-budget.js';
+import { createReaderFactory } from '../../src/read/prefetcher.js';
+import { RangeDownloader } from '../../src/read/range-downloader.js';
+import type { FileReader } from '../../src/read/types.js';
+import { MemoryStore } from '../../src/store/memory.js';
+import type { ObjectMeta } from '../../src/store/types.js';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const dirs: string[] = [];
+
+after(async () => {
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
+
+async function tempDir(): Promise<string> {
+  const d = await mkdtemp(path.join(os.tmpdir(), 'bucketfs-fc-'));
+  dirs.push(d);
+  return path.join(d, 'cache');
+}
+
+interface Rig {
+  store: MemoryStore;
+  cache: FileCache;
+  metrics: Metrics;
+  open(meta: ObjectMeta): FileReader;
+}
+
+async function rig(dir: string, over: Partial<FileCacheOptions> = {}, store = new MemoryStore()): Promise<Rig> {
+  const metrics = new Metrics();
+  const downloader = new RangeDownloader(store, 8);
+  const budget = new MemoryBudget(256 * MiB);
+  const direct = createReaderFactory(
+    downloader,
+    budget,
+    { partSize: 2 * MiB, initialWindow: 256 * KiB, maxWindow: 8 * MiB, forwardTolerance: 256 * KiB, idleMs: 60_000 },
+    metrics,
+  );
+  const cache = await FileCache.open(
+    {
+      dir,
+      backend: 'memory',
+      bucket: store.bucket,
+      maxBytes: Number.POSITIVE_INFINITY,
+      minFreeRatio: 0.01,
+      cacheForRangeRead: false,
+      parallelThresholdBytes: 4 * MiB,
+      parallelDownloads: 4,
+      chunkBytes: 2 * MiB,
+      ...over,
+    },
+    downloader,
+    budget,
+    metrics,
+    silentLogger(),
+  );
+  assert.ok(cache);
+  return { store, cache, metrics, open: cachedReaderFactory(cache, direct) };
+}
+
+/** Reads a whole object like the kernel does: 128 KiB requests, in order. */
+async function readAll(r: FileReader, size: number): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for (let off = 0; off < size; off += 128 * KiB) parts.push(await r.read(off, 128 * KiB));
+  r.close();
+  return Buffer.concat(parts);
+}
+
+async function settled(c: FileCache, rigStore: MemoryStore, meta: ObjectMeta): Promise<void> {
+  for (let i = 0; i < 200 && c.runningJob(meta); i++) await new Promise((r) => setTimeout(r, 5));
+  assert.equal(c.runningJob(meta), undefined, `download of ${meta.key} still running (${rigStore.requests.GET} GETs)`);
+}
+
+test('chunks start at one block and double up to the chunk size', () => {
+  const sizes = planChunks(20 * MiB + 5, 4 * MiB).map((c) => c.end - c.start);
+  assert.deepEqual(sizes, [1, 2, 4, 4, 4, 4].map((m) => m * MiB).concat([MiB + 5]));
+  assert.deepEqual(planChunks(0, 4 * MiB), []);
+});
+
+test('a first read at offset 0 caches the whole object; a second handle sends no request', async () => {
+  const r = await rig(await tempDir());
+  const data = randomBytes(3 * MiB + 777);
+  const meta = r.store.put('obj', data);
+  assert.ok((await readAll(r.open(meta), meta.size)).equals(data));
+  await settled(r.cache, r.store, meta);
+  const gets = r.store.requests.GET;
+  assert.equal(gets, planChunks(meta.size, 2 * MiB).length, 'one GET per chunk, nothing fetched twice');
+  assert.ok((await readAll(r.open(meta), meta.size)).equals(data));
+  const reader = r.open(meta);
+  let served = 2 * meta.size;
+  for (const off of [3 * MiB, 17, MiB - 3, 2 * MiB + 5]) {
+    const got = await reader.read(off, 4 * KiB);
+    assert.ok(got.equals(data.subarray(off, off + 4 * KiB)), `random read at ${off}`);
+    served += got.length;
+  }
+  assert.equal((await reader.read(meta.size, 10)).length, 0);
+  reader.close();
+  assert.equal(r.store.requests.GET, gets);
+  const text = await r.metrics.registry.metrics();
+  assert.match(text, /bucketfs_cache_events_total\{cache="file",event="hit"\} 2/);
+  assert.match(text, new RegExp(`bucketfs_file_cache_bytes_served_total ${served}\\n`));
+  await r.cache.close();
+});
+
+test('concurrent readers share one download, waiting only for their bytes', async () => {
+  const store = new MemoryStore();
+  store.delayMs = 5;
+  const r = await rig(await tempDir(), { parallelThresholdBytes: Number.POSITIVE_INFINITY }, store);
+  const data = randomBytes(9 * MiB);
+  const meta = store.put('obj', data);
+  const results = await Promise.all(Array.from({ length: 6 }, () => readAll(r.open(meta), meta.size)));
+  for (const b of results) assert.ok(b.equals(data));
+  await settled(r.cache, store, meta);
+  assert.equal(store.requests.GET, planChunks(meta.size, 2 * MiB).length);
+  await r.cache.close();
+});
+
+test('a first read elsewhere reads directly unless range reads are cached', async () => {
+  const plain = await rig(await tempDir());
+  const data = randomBytes(2 * MiB);
+  const meta = plain.store.put('obj', data);
+  const reader = plain.open(meta);
+  assert.ok((await reader.read(MiB, 4 * KiB)).equals(data.subarray(MiB, MiB + 4 * KiB)));
+  reader.close();
+  assert.equal(plain.cache.size, 0);
+  assert.equal(plain.store.requests.GET, 1);
+
+  const ranged = await rig(await tempDir(), { cacheForRangeRead: true });
+  const meta2 = ranged.store.put('obj', data);
+  const r2 = ranged.open(meta2);
+  assert.ok((await r2.read(MiB, 4 * KiB)).equals(data.subarray(MiB, MiB + 4 * KiB)));
+  r2.close();
+  await settled(ranged.cache, ranged.store, meta2);
+  assert.equal(ranged.cache.size, 1);
+  await plain.cache.close();
+  await ranged.cache.close();
+});
+
+test('eviction is least recently used by bytes; an object larger than the cache is read directly', async () => {
+  const r = await rig(await tempDir(), { maxBytes: 3 * MiB });
+  const objs = ['a', 'b', 'c', 'd'].map((k) => ({
+    k,
+    data: randomBytes(MiB),
+    meta: undefined as unknown as ObjectMeta,
+  }));
+  for (const o of objs) o.meta = r.store.put(o.k, o.data);
+  const [a, b, c, d] = objs as [(typeof objs)[0], (typeof objs)[0], (typeof objs)[0], (typeof objs)[0]];
+  for (const o of [a, b, c, a, d]) {
+    await readAll(r.open(o.meta), MiB);
+    await settled(r.cache, r.store, o.meta);
+  }
+  // a was used again after b and c, so b was the oldest when d came.
+  const before = r.store.requests.GET;
+  for (const o of [a, c, d]) assert.ok((await readAll(r.open(o.meta), MiB)).equals(o.data));
+  assert.equal(r.store.requests.GET, before, 'a, c, d are cached');
+  await readAll(r.open(b.meta), MiB);
+  assert.equal(r.store.requests.GET, before + 1, 'b was evicted');
+  assert.ok(r.cache.bytes <= 3 * MiB);
+
+  const big = r.store.put('big', randomBytes(4 * MiB));
+  const gets = r.store.requests.GET;
+  await readAll(r.open(big), big.size);
+  await readAll(r.open(big), big.size);
+  assert.ok(r.store.requests.GET - gets >= 2, 'read from the store both times');
+  assert.ok(r.cache.bytes <= 3 * MiB);
+  await r.cache.close();
+});
+
+test('a changed object is never served from the old copy', async () => {
+  const r = await rig(await tempDir());
+  const v1 = r.store.put('obj', 'version one');
+  await readAll(r.open(v1), v1.size);
+  await settled(r.cache, r.store, v1);
+  const v2 = r.store.put('obj', 'version two!');
+  assert.equal((await readAll(r.open(v2), v2.size)).toString(), 'version two!');
+  await settled(r.cache, r.store, v2);
+  const gets = r.store.requests.GET;
+  assert.equal((await readAll(r.open(v2), v2.size)).toString(), 'version two!');
+  assert.equal(r.store.requests.GET, gets, 'the new version is cached');
+  await r.cache.close();
+});
+
+test('a flipped byte or a truncated file on disk is detected, never served, and fetched again', async () => {
+  const dir = await tempDir();
+  const r = await rig(dir);
+  const data = randomBytes(2 * MiB + 100);
+  const meta = r.store.put('obj', data);
+  await readAll(r.open(meta), meta.size);
+  await settled(r.cache, r.store, meta);
+  const paths = entryPaths(dir, entryId('memory', r.store.bucket, 'obj'));
+  const fh = await open(paths.data, 'r+');
+  const one = Buffer.alloc(1);
+  await fh.read(one, 0, 1, MiB + 5);
+  one[0] = (one[0] as number) ^ 0xff;
+  await fh.write(one, 0, 1, MiB + 5);
+  await fh.close();
+  const gets = r.store.requests.GET;
+  assert.ok((await readAll(r.open(meta), meta.size)).equals(data), 'right bytes despite the corruption');
+  assert.ok(r.store.requests.GET > gets, 'fetched from the store');
+  assert.match(await r.metrics.registry.metrics(), /bucketfs_file_cache_corrupt_total 1/);
+  // The next open caches it again, whole and right.
+  await readAll(r.open(meta), meta.size);
+  await settled(r.cache, r.store, meta);
+  const again = r.store.requests.GET;
+  assert.ok((await readAll(r.open(meta), meta.size)).equals(data));
+  assert.equal(r.store.requests.GET, again);
+  await r.cache.close();
+
+  // Truncated between runs: dropped at load.
+  await truncate(paths.data, MiB);
+  const r2 = await rig(dir, {}, r.store);
+  assert.equal(r2.cache.size, 0);
+  await r2.cache.close();
+});
+
+test('entries survive a restart; partial and orphaned files are removed', async () => {
+  const dir = await tempDir();
+  const r = await rig(dir);
+  const data = randomBytes(MiB + 1);
+  const meta = r.store.put('obj', data);
+  await readAll(r.open(meta), meta.size);
+  await settled(r.cache, r.store, meta);
+  await r.cache.close();
+  const v1 = path.join(dir, FORMAT_DIR);
+  await writeFile(path.join(v1, 'deadbeef.partial'), 'half');
+  await writeFile(path.join(v1, 'cafe.data'), 'no record');
+  await writeFile(path.join(v1, 'f00d.meta'), '{"not":"a record"}');
+
+  const r2 = await rig(dir, {}, r.store);
+  assert.equal(r2.cache.size, 1);
+  const gets = r.store.requests.GET;
+  assert.ok((await readAll(r2.open(meta), meta.size)).equals(data));
+  assert.equal(r.store.requests.GET, gets, 'served from the entry of the earlier run');
+  const names = (await readdir(v1)).sort();
+  assert.equal(names.length, 2, names.join(', '));
+  assert.ok(names.every((n) => n.endsWith('.data') || n.endsWith('.meta')));
+  assert.equal((await stat(dir)).mode & 0o777, 0o700);
+  assert.equal((await stat(path.join(v1, names[0] as string))).mode & 0o777, 0o600);
+  await r2.cache.close();
+});
+
+test('a store error fails the read; the failed download leaves nothing behind', async () => {
+  const r = await rig(await tempDir());
+  const meta = r.store.put('obj', randomBytes(MiB));
+  // One for the download, one for the direct read a handle falls back to if it comes second.
+  r.store.failNext('BFS_ACCESS_DENIED', 'BFS_ACCESS_DENIED');
+  await assert.rejects(r.open(meta).read(0, 128 * KiB), { code: 'BFS_ACCESS_DENIED' });
+  for (let i = 0; i < 50 && r.cache.size > 0; i++) await new Promise((res) => setTimeout(res, 5));
+  assert.equal(r.cache.size, 0);
+  assert.equal(r.cache.bytes, 0);
+  await r.cache.close();
+});
