@@ -20,6 +20,23 @@ type NodeType = 'file' | 'dir' | 'absent';
 
 const DIR: Entry = Object.freeze({ type: 'dir' as const });
 
+/** Rough bytes of one Map slot in a listing's by-name index. */
+const INDEX_SLOT_BYTES = 40;
+/**
+ * By-name index of a cached listing, built on first use and gone with the listing: a stat of each
+ * of 100,000 children must not scan the listing each time.
+ */
+const listingIndex = new WeakMap<DirEntry[], Map<string, Entry>>();
+
+function indexOf(entries: DirEntry[]): Map<string, Entry> {
+  let index = listingIndex.get(entries);
+  if (!index) {
+    index = new Map(entries.map((e) => [e.name, e.entry]));
+    listingIndex.set(entries, index);
+  }
+  return index;
+}
+
 function metaBytes(m: ObjectMeta): number {
   return stringBytes(m.key) + stringBytes(m.etag) + (m.generation ? stringBytes(m.generation) : 0) + 96;
 }
@@ -66,11 +83,13 @@ export class Namespace {
       name: 'list',
       ttlMs: config.listTtl,
       maxBytes: config.listCacheBytes,
+      // Per child: its name, the DirEntry, its metadata, and a slot in the by-name index.
       cost: (k, entries) =>
         stringBytes(k) +
         ENTRY_OVERHEAD_BYTES +
         entries.reduce(
-          (s, e) => s + stringBytes(e.name) + 48 + (e.entry.type === 'file' ? metaBytes(e.entry.meta) : 0),
+          (s, e) =>
+            s + stringBytes(e.name) + 48 + INDEX_SLOT_BYTES + (e.entry.type === 'file' ? metaBytes(e.entry.meta) : 0),
           0,
         ),
       metrics,
@@ -107,11 +126,7 @@ export class Namespace {
     }
     // A cached listing of the parent answers for its children without a request.
     const siblings = this.lists.peek(parentPath(path));
-    if (siblings) {
-      const name = baseName(path);
-      const hit = siblings.find((e) => e.name === name);
-      return hit ? hit.entry : undefined;
-    }
+    if (siblings) return indexOf(siblings).get(baseName(path));
     return 'unknown';
   }
 
