@@ -1,0 +1,475 @@
+// Where the daemon's time goes, repeatably: one MinIO server holding one large object
+// (big/obj-0.bin, 2 GiB by default), a fresh bucketfs mount per run, a fio job from bench/fio/
+// (seq-1t by default) reading it from a child process, and per run: MB/s, daemon CPU (whole
+// process and main thread alone, from /proc), GETs, bytes fetched ÷ bytes served, and with --prof
+// the daemon's --cpu-prof self time by function and by file. Several builds can be compared back
+// to back on the same server and data (--variant), alternating round by round so machine noise
+// hits them alike. As root, after npm run build:
+//
+//   node dist/bench/profile-seq.js [--prof] [--shaped] [--sdk] [--size-mb 2048] [--rounds 2]
+//     [--workload seq-1t] [--variant NAME=DIST_DIR[@FLAGS]]... [--args 'bucketfs flags'] [--out DIR]
+//
+// DIST_DIR is a tsc output dir holding src/cli/main.js (default: this repo's dist); FLAGS are extra
+// bucketfs flags for that variant only, where node:FLAG is a flag for node (node:--trace-gc) and
+// ra:KB sets the mount's kernel read-ahead (/sys/class/bdi) once mounted. --shaped puts toxiproxy (as bench/run.sh builds it) in
+// front of MinIO: +20 ms per response, 100 MB/s per connection. --sdk adds the direct-SDK rate
+// (4 parallel 8 MiB GETs, bench/sdk-read.ts) to each round. Every mount is unmounted and every
+// process stopped at the end, also on failure or Ctrl-C.
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { bigFile } from '../test/helpers/data.js';
+import { cleanEnv, freePort, sumMetric } from '../test/helpers/mount.js';
+import { startServer } from '../test/helpers/servers.js';
+import type { Spec } from './sdk-read.js';
+
+const ROOT = process.env.BUCKETFS_ROOT ?? fileURLToPath(new URL('../../', import.meta.url));
+const MiB = 1024 * 1024;
+const BUCKET = 'bench';
+const KEY = 'big/obj-0.bin';
+/** USER_HZ, the unit of /proc/PID/stat times (100 on Linux). */
+const CLK_TCK = 100;
+
+const { values: opt } = parseArgs({
+  options: {
+    variant: { type: 'string', multiple: true },
+    workload: { type: 'string', multiple: true },
+    'size-mb': { type: 'string', default: '2048' },
+    rounds: { type: 'string', default: '1' },
+    prof: { type: 'boolean', default: false },
+    shaped: { type: 'boolean', default: false },
+    sdk: { type: 'boolean', default: false },
+    args: { type: 'string', default: '' },
+    out: { type: 'string', default: '/tmp/bucketfs-prof' },
+    top: { type: 'string', default: '25' },
+    cap: { type: 'string', default: '60' },
+    'ra-kb': { type: 'string' },
+    perf: { type: 'boolean', default: false },
+  },
+});
+
+const OUT = path.resolve(opt.out);
+mkdirSync(OUT, { recursive: true });
+// bench/procs.ts reads its work dir (pid files, toxiproxy config) when it is loaded.
+process.env.BENCH_WORK ??= OUT;
+const procs = await import('./procs.js');
+
+interface Variant {
+  name: string;
+  dist: string;
+  flags: string[];
+  /** From tokens node:FLAG among the flags: flags for node itself (node:--trace-gc). */
+  nodeFlags: string[];
+  /** From the token ra:KB among the flags: the kernel read-ahead the script sets after mounting. */
+  readAheadKb?: number;
+}
+
+function variants(): Variant[] {
+  const specs = opt.variant?.length ? opt.variant : [`current=${path.join(ROOT, 'dist')}`];
+  return specs.map((s) => {
+    const [head, flags = ''] = s.split('@');
+    const [name = 'current', dist = path.join(ROOT, 'dist')] = (head ?? '').split('=');
+    const words = flags.split(/\s+/).filter(Boolean);
+    const ra = words.find((w) => w.startsWith('ra:'));
+    const nodeFlags = words.filter((w) => w.startsWith('node:')).map((w) => w.slice(5));
+    const v: Variant = {
+      name,
+      dist: path.resolve(dist),
+      flags: words.filter((w) => w !== ra && !w.startsWith('node:')),
+      nodeFlags,
+    };
+    if (ra) v.readAheadKb = Number(ra.slice(3));
+    return v;
+  });
+}
+
+function log(msg: string): void {
+  process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+}
+
+/** User+system ticks of one thread of a process (the main thread's tid is the pid). */
+function threadTicks(pid: number, tid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    const f = stat
+      .slice(stat.lastIndexOf(')') + 2)
+      .split(' ')
+      .map(Number);
+    return (f[11] ?? 0) + (f[12] ?? 0);
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** User+system ticks of every thread of a process, by thread ("main", or comm:tid). */
+function ticksByThread(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  let tids: string[] = [];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      const comm = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+      const name = Number(tid) === pid ? 'main' : `${comm}:${tid}`;
+      out.set(name, (out.get(name) ?? 0) + threadTicks(pid, Number(tid)));
+    } catch {
+      // the thread ended
+    }
+  }
+  return out;
+}
+
+/** Sets the kernel read-ahead of a mount's backing device info (experiments; root only). */
+function setReadAhead(mnt: string, kb: number): void {
+  const line = readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .find((l) => l.split(' ')[4] === mnt);
+  const dev = line?.split(' ')[2];
+  if (!dev) throw new Error(`${mnt} is not in /proc/self/mountinfo`);
+  writeFileSync(`/sys/class/bdi/${dev}/read_ahead_kb`, String(kb));
+  log(`read_ahead_kb of ${dev} set to ${readFileSync(`/sys/class/bdi/${dev}/read_ahead_kb`, 'utf8').trim()}`);
+}
+
+async function metrics(port: number): Promise<Record<string, number>> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  return {
+    fuseReads: sumMetric(text, 'bucketfs_fuse_ops_total', { op: 'read' }),
+    GET: sumMetric(text, 'bucketfs_store_requests_total', { kind: 'GET' }),
+    bytesIn: sumMetric(text, 'bucketfs_store_bytes_in_total'),
+    bytesServed: sumMetric(text, 'bucketfs_read_bytes_served_total'),
+    readSeconds: sumMetric(text, 'bucketfs_fuse_op_duration_seconds_sum', { op: 'read' }),
+  };
+}
+
+interface CpuProfile {
+  nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[];
+  samples: number[];
+}
+
+interface Share {
+  name: string;
+  pct: number;
+}
+
+interface ProfileSummary {
+  file: string;
+  samples: number;
+  idlePct: number;
+  functions: Share[];
+  files: Share[];
+}
+
+function shortUrl(url: string): string {
+  return url
+    .replace(/^file:\/\//, '')
+    .replace(/^.*\/node_modules\//, '')
+    .replace(/^.*\/(dist|prof-dist|bfs-[^/]+)\/src\//, 'src/');
+}
+
+/** Self time by function and by file, in percent of all samples (idle included). */
+function summarize(file: string, top: number): ProfileSummary {
+  const prof = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
+  const byId = new Map(prof.nodes.map((n) => [n.id, n]));
+  const total = prof.samples.length || 1;
+  const fns = new Map<string, number>();
+  const files = new Map<string, number>();
+  let idle = 0;
+  for (const id of prof.samples) {
+    const frame = byId.get(id)?.callFrame;
+    if (!frame) continue;
+    if (frame.functionName === '(idle)') idle++;
+    const url = shortUrl(frame.url);
+    const fn = `${frame.functionName || '(anonymous)'}${url ? ` ${url}:${frame.lineNumber + 1}` : ''}`;
+    fns.set(fn, (fns.get(fn) ?? 0) + 1);
+    const where = url || frame.functionName;
+    files.set(where, (files.get(where) ?? 0) + 1);
+  }
+  const rank = (m: Map<string, number>): Share[] =>
+    [...m.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, top)
+      .map(([name, n]) => ({ name, pct: (100 * n) / total }));
+  return { file, samples: total, idlePct: (100 * idle) / total, functions: rank(fns), files: rank(files) };
+}
+
+interface RunResult {
+  variant: string;
+  workload: string;
+  round: number;
+  mbps: number;
+  seconds: number;
+  daemonCpu: number;
+  mainThreadCpu: number;
+  /** Percent of a core per thread (V8 workers, libuv workers, libfuse threads). */
+  threads: Record<string, number>;
+  serverCpu: number;
+  gets: number;
+  fuseReads: number;
+  fetchedPerServed: number;
+  /** Mean time the daemon took to answer one FUSE read. */
+  readMs: number;
+  profile?: ProfileSummary;
+}
+
+/** fio's read side of one job file (group reporting) against the mount. */
+async function fio(
+  workload: string,
+  mnt: string,
+  sizeBytes: number,
+  cap: number,
+): Promise<{ mbps: number; secs: number }> {
+  const out = path.join(OUT, `fio-${workload}.json`);
+  const env = {
+    ...process.env,
+    BENCH_DIR: mnt,
+    BENCH_CAP: String(cap),
+    BENCH_BIG: String(sizeBytes),
+    BENCH_BIG_QUARTER: String(sizeBytes / 4),
+    BENCH_RAND_SECS: String(Math.min(cap, 15)),
+  };
+  const r = await procs.runBounded(
+    'fio',
+    ['--output-format=json', `--output=${out}`, path.join(ROOT, 'bench', 'fio', `${workload}.fio`)],
+    { env, timeoutMs: (cap + 120) * 1000, label: `fio ${workload}` },
+  );
+  if (r.code !== 0) throw new Error(`fio ${workload} exited ${r.code}: ${r.stderr.trim()}`);
+  const text = readFileSync(out, 'utf8');
+  const job = (JSON.parse(text.slice(text.indexOf('{'))) as { jobs: { read: { bw_bytes: number; runtime: number } }[] })
+    .jobs[0];
+  if (!job) throw new Error(`fio ${workload}: no job`);
+  return { mbps: job.read.bw_bytes / 1e6, secs: job.read.runtime / 1000 };
+}
+
+const LAUNCH = [
+  "process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';",
+  'const { main } = await import(process.argv[1]);',
+  'await main(process.argv.slice(2));',
+].join(' ');
+
+async function runBucketfs(
+  v: Variant,
+  workload: string,
+  round: number,
+  ctx: { endpoint: string; env: Record<string, string>; sizeBytes: number; serverPids: (number | undefined)[] },
+): Promise<RunResult> {
+  const tag = `${v.name}-${workload}-r${round}`;
+  const mnt = path.join(OUT, 'mnt', tag);
+  const profDir = path.join(OUT, 'prof', tag);
+  rmSync(profDir, { recursive: true, force: true });
+  const port = await freePort();
+  const nodeFlags = opt.prof ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
+  if (opt.perf) nodeFlags.push('--perf-basic-prof');
+  nodeFlags.push(...v.nodeFlags);
+  const daemon = await procs.startFuseDaemon(
+    `bucketfs ${tag}`,
+    [
+      ...nodeFlags,
+      '--input-type=module',
+      '-e',
+      LAUNCH,
+      path.join(v.dist, 'src', 'cli', 'main.js'),
+      '--foreground',
+      '--endpoint-url',
+      ctx.endpoint,
+      '--force-path-style',
+      '--region',
+      'us-east-1',
+      '--metrics-port',
+      String(port),
+      '--log-file',
+      path.join(OUT, `${tag}.log`),
+      ...opt.args.split(/\s+/).filter(Boolean),
+      ...v.flags,
+      `s3://${BUCKET}/`,
+      mnt,
+    ],
+    cleanEnv({ ...ctx.env, BUCKETFS_READY_FD: '3' }),
+    mnt,
+    path.join(OUT, `${tag}.out`),
+  );
+  const pid = daemon.child.pid as number;
+  const ra = v.readAheadKb ?? (opt['ra-kb'] ? Number(opt['ra-kb']) : undefined);
+  if (ra !== undefined) setReadAhead(mnt, ra);
+  let result: RunResult;
+  try {
+    const before = await metrics(port);
+    const meter = procs.cpuMeter({ daemon: pid, ...Object.fromEntries(ctx.serverPids.map((p, i) => [`s${i}`, p])) });
+    const threads0 = ticksByThread(pid);
+    const perf = opt.perf
+      ? spawn(
+          'perf',
+          ['record', '-q', '-F', '499', '-g', '-p', String(pid), '-o', path.join(OUT, `${tag}.perf.data`)],
+          {
+            stdio: 'ignore',
+          },
+        )
+      : undefined;
+    const t0 = performance.now();
+    const r = await fio(workload, mnt, ctx.sizeBytes, Number(opt.cap));
+    const secs = (performance.now() - t0) / 1000;
+    if (perf) {
+      perf.kill('SIGINT');
+      await once(perf, 'exit');
+      log(`perf data: ${path.join(OUT, `${tag}.perf.data`)}`);
+    }
+    const threads1 = ticksByThread(pid);
+    const threads: Record<string, number> = {};
+    for (const [name, t] of threads1) threads[name] = (100 * (t - (threads0.get(name) ?? 0))) / CLK_TCK / secs;
+    const cpu = meter();
+    const after = await metrics(port);
+    const d = (k: string) => (after[k] ?? 0) - (before[k] ?? 0);
+    const serverCpu = Object.entries(cpu.procs)
+      .filter(([k]) => k !== 'daemon')
+      .reduce((s, [, x]) => s + x, 0);
+    result = {
+      variant: v.name,
+      workload,
+      round,
+      mbps: r.mbps,
+      seconds: r.secs,
+      daemonCpu: cpu.procs.daemon ?? Number.NaN,
+      mainThreadCpu: threads.main ?? Number.NaN,
+      threads,
+      serverCpu,
+      gets: d('GET'),
+      fuseReads: d('fuseReads'),
+      fetchedPerServed: d('bytesIn') / Math.max(1, d('bytesServed')),
+      readMs: (1000 * d('readSeconds')) / Math.max(1, d('fuseReads')),
+    };
+  } finally {
+    await daemon.stop();
+  }
+  if (opt.prof) {
+    const files = readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile'));
+    const newest = files.map((f) => path.join(profDir, f)).sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0];
+    if (newest) result.profile = summarize(newest, Number(opt.top));
+    else log(`${tag}: no CPU profile written in ${profDir}`);
+  }
+  return result;
+}
+
+async function runSdk(endpoint: string, env: Record<string, string>, sizeBytes: number): Promise<number> {
+  const spec: Spec = {
+    mode: 'ranges',
+    bucket: BUCKET,
+    keys: [KEY],
+    objectBytes: sizeBytes,
+    rangeBytes: 8 * MiB,
+    parallel: 4,
+    capSeconds: Number(opt.cap),
+  };
+  const specFile = path.join(OUT, 'sdk-spec.json');
+  writeFileSync(specFile, JSON.stringify(spec));
+  const r = await procs.runBounded(
+    process.execPath,
+    [fileURLToPath(new URL('./sdk-read.js', import.meta.url)), specFile],
+    {
+      env: cleanEnv({ ...env, BENCH_ENDPOINT: endpoint }),
+      timeoutMs: (Number(opt.cap) + 60) * 1000,
+      label: 'sdk-read',
+    },
+  );
+  if (r.code !== 0) throw new Error(`sdk-read exited ${r.code}: ${r.stderr.trim()}`);
+  const res = JSON.parse(r.stdout) as { bytes: number; seconds: number };
+  return res.bytes / res.seconds / 1e6;
+}
+
+function printRun(r: RunResult): void {
+  log(
+    `${r.variant} ${r.workload} round ${r.round}: ${r.mbps.toFixed(0)} MB/s in ${r.seconds.toFixed(1)} s; ` +
+      `daemon ${r.daemonCpu.toFixed(0)}% of a core (main thread ${r.mainThreadCpu.toFixed(0)}%), ` +
+      `store side ${r.serverCpu.toFixed(0)}%; ${r.gets} GETs, ${r.fuseReads} FUSE reads ` +
+      `(${((1000 * r.seconds) / Math.max(1, r.fuseReads)).toFixed(3)} ms apart, answered in ${r.readMs.toFixed(3)} ms), ` +
+      `fetched ${r.fetchedPerServed.toFixed(2)}x served`,
+  );
+  const threads = Object.entries(r.threads)
+    .filter(([, pct]) => pct >= 0.5)
+    .sort((a, b) => b[1] - a[1]);
+  log(`  daemon threads (% of a core): ${threads.map(([n, pct]) => `${n} ${pct.toFixed(0)}`).join(', ')}`);
+  if (!r.profile) return;
+  const p = r.profile;
+  const lines = [
+    `  profile ${p.file}: ${p.samples} samples, idle ${p.idlePct.toFixed(1)}% (busy ${(100 - p.idlePct).toFixed(1)}%)`,
+    '  self time by function (% of all samples):',
+    ...p.functions.map((f) => `    ${f.pct.toFixed(1).padStart(5)}%  ${f.name}`),
+    '  self time by file:',
+    ...p.files.map((f) => `    ${f.pct.toFixed(1).padStart(5)}%  ${f.name}`),
+  ];
+  process.stderr.write(`${lines.join('\n')}\n`);
+}
+
+async function main(): Promise<void> {
+  const sizeBytes = Number(opt['size-mb']) * MiB;
+  const workloads = opt.workload?.length ? opt.workload : ['seq-1t'];
+  const vs = variants();
+  process.once('SIGINT', () => void procs.cleanupAll().then(() => process.exit(130)));
+  process.once('SIGTERM', () => void procs.cleanupAll().then(() => process.exit(143)));
+  log(
+    `server: MinIO with one ${opt['size-mb']} MiB object; variants ${vs.map((v) => `${v.name}=${v.dist}`).join(', ')}`,
+  );
+  const server = await startServer('minio');
+  procs.onCleanup('minio', () => server.stop());
+  const minioPid = procs.findPid(['minio', new URL(server.endpoint).host]);
+  await server.createBucket(BUCKET);
+  const data = await bigFile(sizeBytes);
+  procs.onCleanup('data', async () => rmSync(path.dirname(data.path), { recursive: true, force: true }));
+  await server.putFile(BUCKET, KEY, data.path);
+  let endpoint = server.endpoint;
+  let shaperPid: number | undefined;
+  if (opt.shaped) {
+    const bin = path.join(os.homedir(), '.cache', 'bucketfs', 'tools', 'toxiproxy-v2.5.0', 'toxiproxy-server');
+    const shaper = await procs.startShaper(bin, server.endpoint, 20, 100e6);
+    endpoint = shaper.endpoint;
+    shaperPid = shaper.pid;
+  }
+  const results: RunResult[] = [];
+  const sdk: number[] = [];
+  for (let round = 1; round <= Number(opt.rounds); round++) {
+    if (opt.sdk) {
+      const mbps = await runSdk(endpoint, server.env, sizeBytes);
+      sdk.push(mbps);
+      log(`direct SDK (4 parallel 8 MiB GETs) round ${round}: ${mbps.toFixed(0)} MB/s`);
+    }
+    for (const w of workloads) {
+      // Alternate the order each round so neither variant always runs on a warmer machine.
+      const order = round % 2 === 1 ? vs : [...vs].reverse();
+      for (const v of order) {
+        const r = await runBucketfs(v, w, round, {
+          endpoint,
+          env: server.env,
+          sizeBytes,
+          serverPids: [minioPid, shaperPid],
+        });
+        results.push(r);
+        printRun(r);
+      }
+    }
+  }
+  const summary: string[] = ['', `summary (${opt.shaped ? 'shaped' : 'loopback'}, ${opt['size-mb']} MiB):`];
+  if (sdk.length) summary.push(`  direct SDK: ${sdk.map((x) => x.toFixed(0)).join(', ')} MB/s`);
+  for (const w of workloads) {
+    for (const v of vs) {
+      const rs = results.filter((r) => r.variant === v.name && r.workload === w);
+      summary.push(
+        `  ${w} ${v.name}: ${rs.map((r) => r.mbps.toFixed(0)).join(', ')} MB/s; main thread ` +
+          `${rs.map((r) => r.mainThreadCpu.toFixed(0)).join(', ')}%; daemon ${rs.map((r) => r.daemonCpu.toFixed(0)).join(', ')}%; ` +
+          `GETs ${rs.map((r) => r.gets).join(', ')}; fetched/served ${rs.map((r) => r.fetchedPerServed.toFixed(2)).join(', ')}`,
+      );
+    }
+  }
+  process.stdout.write(`${summary.join('\n')}\n`);
+  writeFileSync(path.join(OUT, 'results.json'), JSON.stringify({ sdk, results }, null, 2));
+}
+
+try {
+  await main();
+} finally {
+  await procs.cleanupAll();
+}
