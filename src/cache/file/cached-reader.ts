@@ -28,6 +28,11 @@ class CachedFileReader implements FileReader {
   private fh: FileHandle | undefined;
   /** The last block read from disk, verified: sequential 128 KiB reads share one disk read. */
   private block: { index: number; data: Buffer } | undefined;
+  /**
+   * The next block, being read and verified while the kernel is busy with the current one: a
+   * sequential reader then never waits for the disk and the checksum in turn.
+   */
+  private ahead: { index: number; data: Promise<Buffer> } | undefined;
   private closed = false;
 
   constructor(meta: ObjectMeta, cache: FileCache, makeDirect: () => FileReader) {
@@ -61,6 +66,7 @@ class CachedFileReader implements FileReader {
     if (this.closed) return;
     this.closed = true;
     this.block = undefined;
+    this.ahead = undefined;
     if (this.fh) this.entry?.release();
     this.direct?.close();
   }
@@ -131,8 +137,16 @@ class CachedFileReader implements FileReader {
       }
     }
     try {
-      const data = await entry.readBlock(this.fh as FileHandle, index);
+      const pending = this.ahead?.index === index ? this.ahead.data : entry.readBlock(this.fh as FileHandle, index);
+      const sequential = this.block === undefined || this.block.index === index - 1;
+      this.ahead = undefined;
+      const data = await pending;
       this.block = { index, data };
+      if (sequential && index + 1 < entry.blocks && entry.has(index + 1)) {
+        const next = entry.readBlock(this.fh as FileHandle, index + 1);
+        next.catch(() => {}); // a failure is met again, and handled, when the block is needed
+        this.ahead = { index: index + 1, data: next };
+      }
       return data;
     } catch (err) {
       if (err instanceof CorruptBlockError) {
