@@ -4,11 +4,13 @@
 // out of order (the kernel issues several at once) or skip a little forward stay in the stream; a
 // short step back is served from the part kept behind; anything else is a seek: the stream is
 // dropped and the read is fetched exactly, with no read-ahead until reads are sequential again.
-// Every buffered byte is reserved in the mount-wide MemoryBudget.
+// Every buffered byte is reserved in the mount-wide MemoryBudget; full-size parts are filled into
+// recycled buffers (part-pool.ts), which is why reads are always copied out of them.
 import { BucketfsError, ErrorCodes } from '../errors.js';
 import type { Metrics } from '../metrics/metrics.js';
-import type { ObjectMeta, ObjectPin } from '../store/types.js';
+import type { ByteRange, ObjectMeta, ObjectPin } from '../store/types.js';
 import type { MemoryBudget } from './memory-budget.js';
+import { PartPool } from './part-pool.js';
 import type { RangeDownloader } from './range-downloader.js';
 import type { FileReader, ReaderFactory } from './types.js';
 
@@ -33,7 +35,17 @@ interface Part {
   reserved: number;
   /** Reads waiting on this part right now: never shed under memory pressure. */
   readers: number;
+  /** The recycled buffer the store fills, if the pool had one for this size. */
+  buffer: Buffer | undefined;
+  /** Released from the stream: its buffer goes back to the pool once no read uses it. */
+  freed: boolean;
 }
+
+/**
+ * A range that asks the store to write the bytes into `into` (exactly end - start bytes) rather
+ * than allocate: S3Store and GcsStore honour it, other stores ignore it.
+ */
+export type RangeInto = ByteRange & { into?: Buffer };
 
 export class Prefetcher implements FileReader {
   private readonly meta: ObjectMeta;
@@ -42,6 +54,7 @@ export class Prefetcher implements FileReader {
   private readonly budget: MemoryBudget;
   private readonly opts: PrefetchOptions;
   private readonly metrics: Metrics;
+  private readonly pool: PartPool | undefined;
   private readonly closed = new AbortController();
   private readonly stopListening: () => void;
   /** The stream: contiguous parts in offset order. */
@@ -50,6 +63,7 @@ export class Prefetcher implements FileReader {
   /** End of the last read served: where a sequential read starts. */
   private lastEnd = -1;
   private idleTimer: NodeJS.Timeout | undefined;
+  private lastReadAt = 0;
 
   constructor(
     meta: ObjectMeta,
@@ -57,6 +71,7 @@ export class Prefetcher implements FileReader {
     budget: MemoryBudget,
     opts: PrefetchOptions,
     metrics: Metrics,
+    pool?: PartPool,
   ) {
     this.meta = meta;
     this.pin = meta.generation ? { generation: meta.generation } : { etag: meta.etag };
@@ -64,6 +79,7 @@ export class Prefetcher implements FileReader {
     this.budget = budget;
     this.opts = opts;
     this.metrics = metrics;
+    this.pool = pool;
     this.window = opts.initialWindow;
     this.stopListening = budget.onPressure(() => this.shed());
   }
@@ -89,7 +105,10 @@ export class Prefetcher implements FileReader {
     try {
       return await this.copyOut(needed, offset, end);
     } finally {
-      for (const p of needed) p.readers--;
+      for (const p of needed) {
+        p.readers--;
+        this.recycle(p);
+      }
       this.trimBehind(offset);
     }
   }
@@ -149,10 +168,24 @@ export class Prefetcher implements FileReader {
     const abort = new AbortController();
     const signal = AbortSignal.any([abort.signal, this.closed.signal]);
     const end = start + size;
-    const part: Part = { start, end, data: Promise.resolve(Buffer.alloc(0)), abort, reserved: 0, readers: 0 };
+    const part: Part = {
+      start,
+      end,
+      data: Promise.resolve(Buffer.alloc(0)),
+      abort,
+      reserved: 0,
+      readers: 0,
+      buffer: undefined,
+      freed: false,
+    };
     part.data = reserved.then(() => {
       part.reserved = size;
-      return this.downloader.fetch(this.meta.key, { start, end }, this.pin, signal);
+      const range: RangeInto = { start, end };
+      if (!signal.aborted) {
+        part.buffer = this.pool?.acquire(size);
+        if (part.buffer) range.into = part.buffer;
+      }
+      return this.downloader.fetch(this.meta.key, range, this.pin, signal);
     });
     part.data.catch(() => this.dropFrom(part)); // a failed part and all after it are fetched again
     this.parts.push(part);
@@ -161,12 +194,9 @@ export class Prefetcher implements FileReader {
     return end;
   }
 
+  /** Always a copy: part buffers are recycled, and a caller may keep what it gets. */
   private async copyOut(parts: Part[], offset: number, end: number): Promise<Buffer> {
-    const buffers = await Promise.all(parts.map((p) => p.data));
-    if (parts.length === 1) {
-      const p = parts[0] as Part;
-      return (buffers[0] as Buffer).subarray(offset - p.start, end - p.start);
-    }
+    const buffers = parts.length === 1 ? [await (parts[0] as Part).data] : await Promise.all(parts.map((p) => p.data));
     const out = Buffer.allocUnsafe(end - offset);
     parts.forEach((p, i) => {
       const from = Math.max(offset, p.start);
@@ -249,13 +279,36 @@ export class Prefetcher implements FileReader {
   private free(p: Part): void {
     if (p.reserved > 0) this.budget.release(p.reserved);
     p.reserved = 0;
+    p.freed = true;
+    this.recycle(p);
     this.reportBudget();
   }
 
-  /** Idle handles give their buffers back; the next read starts a fresh stream. */
+  /** Returns a freed part's buffer to the pool once no read is copying out of it. */
+  private recycle(p: Part): void {
+    if (!p.freed || p.readers > 0 || !p.buffer) return;
+    this.pool?.release(p.buffer);
+    p.buffer = undefined;
+  }
+
+  /**
+   * Idle handles give their buffers back; the next read starts a fresh stream. One timer per
+   * handle, re-armed only when it fires (not a timer per read: reads come thousands a second).
+   */
   private touch(): void {
-    clearTimeout(this.idleTimer);
-    this.idleTimer = setTimeout(() => this.reset(), this.opts.idleMs);
+    this.lastReadAt = performance.now();
+    if (this.idleTimer) return;
+    const check = (): void => {
+      const idle = performance.now() - this.lastReadAt;
+      if (idle < this.opts.idleMs) {
+        this.idleTimer = setTimeout(check, this.opts.idleMs - idle);
+        this.idleTimer.unref();
+        return;
+      }
+      this.idleTimer = undefined;
+      this.reset();
+    };
+    this.idleTimer = setTimeout(check, this.opts.idleMs);
     this.idleTimer.unref();
   }
 
@@ -270,5 +323,6 @@ export function createReaderFactory(
   opts: PrefetchOptions,
   metrics: Metrics,
 ): ReaderFactory {
-  return (meta) => new Prefetcher(meta, downloader, budget, opts, metrics);
+  const pool = new PartPool(opts.partSize, budget, opts.idleMs);
+  return (meta) => new Prefetcher(meta, downloader, budget, opts, metrics, pool);
 }

@@ -139,7 +139,9 @@ class GcsStore implements ObjectStore {
       decompress: false,
     });
     try {
-      const body = await collect(stream, want, key, signal);
+      // The prefetcher may lend a recycled buffer to fill (src/read/part-pool.ts).
+      const into = (range as { into?: Buffer }).into;
+      const body = await collect(stream, want, key, signal, into?.length === want ? into : undefined);
       if (body.length !== want) {
         throw new BucketfsError(
           ErrorCodes.BadResponse,
@@ -163,18 +165,24 @@ class GcsStore implements ObjectStore {
   }
 }
 
-async function collect(stream: Readable, expected: number, key: string, signal?: AbortSignal): Promise<Buffer> {
+async function collect(
+  stream: Readable,
+  expected: number,
+  key: string,
+  signal?: AbortSignal,
+  into?: Buffer,
+): Promise<Buffer> {
   const onAbort = () => stream.destroy(new BucketfsError(ErrorCodes.Aborted, 'request aborted', { key }));
   if (signal?.aborted) onAbort();
   signal?.addEventListener('abort', onAbort, { once: true });
   try {
-    const out = Buffer.allocUnsafe(expected);
+    const out = into ?? Buffer.allocUnsafe(expected);
     let filled = 0;
     for await (const chunk of stream as AsyncIterable<Buffer>) {
       if (filled + chunk.length > expected) {
         throw new BucketfsError(ErrorCodes.BadResponse, `long read of ${key}: more than ${expected} bytes`, { key });
       }
-      chunk.copy(out, filled);
+      out.set(chunk, filled);
       filled += chunk.length;
     }
     return filled === expected ? out : out.subarray(0, filled);

@@ -2,7 +2,7 @@
 // retries are off (maxAttempts 1) because retrying.ts owns retries and metered.ts counts requests.
 import http from 'node:http';
 import https from 'node:https';
-import type { Readable } from 'node:stream';
+import { finished, type Readable } from 'node:stream';
 import {
   GetObjectCommand,
   HeadObjectCommand,
@@ -136,7 +136,8 @@ class S3Store implements ObjectStore {
         (out.Body as Readable).destroy();
         throw new BucketfsError(ErrorCodes.Stale, `${key} changed since it was opened`, { key, status: 200 });
       }
-      const body = await collect(out.Body as Readable, want, key);
+      const into = (range as { into?: Buffer }).into;
+      const body = await collect(out.Body as Readable, want, key, into?.length === want ? into : undefined);
       if (body.length !== want) {
         throw new BucketfsError(
           ErrorCodes.BadResponse,
@@ -166,21 +167,36 @@ export function quoteEtag(etag: string | undefined): string {
   return `"${etag.replace(/^W\//, '').replace(/"/g, '')}"`;
 }
 
-/** Reads a response body into one preallocated buffer. */
-async function collect(body: Readable, expected: number, key: string): Promise<Buffer> {
-  const out = Buffer.allocUnsafe(expected);
+/**
+ * Reads a response body into one buffer: `into` when the caller lends one (the prefetcher's
+ * recycled part buffers, see src/read/part-pool.ts), else a new one. A 'data' listener rather
+ * than `for await`: an async iterator costs several promise hops per 64 KiB chunk, measured as a
+ * visible share of the daemon's main thread on sequential reads (bench/profile-seq.ts).
+ */
+function collect(body: Readable, expected: number, key: string, into?: Buffer): Promise<Buffer> {
+  const out = into ?? Buffer.allocUnsafe(expected);
   let filled = 0;
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    if (filled + chunk.length > expected) {
-      body.destroy();
-      throw new BucketfsError(ErrorCodes.BadResponse, `long read of ${key}: more than ${expected} bytes`, {
-        key,
-      });
-    }
-    chunk.copy(out, filled);
-    filled += chunk.length;
-  }
-  return filled === expected ? out : out.subarray(0, filled);
+  return new Promise((resolve, reject) => {
+    let failure: unknown;
+    const onData = (chunk: Buffer): void => {
+      if (filled + chunk.length > expected) {
+        failure = new BucketfsError(ErrorCodes.BadResponse, `long read of ${key}: more than ${expected} bytes`, {
+          key,
+        });
+        body.off('data', onData);
+        body.destroy();
+        return;
+      }
+      out.set(chunk, filled);
+      filled += chunk.length;
+    };
+    body.on('data', onData);
+    finished(body, (err) => {
+      body.off('data', onData);
+      if (failure !== undefined || err) reject(failure ?? err);
+      else resolve(filled === expected ? out : out.subarray(0, filled));
+    });
+  });
 }
 
 const CREDENTIAL_ERRORS = new Set([

@@ -1,0 +1,67 @@
+// Reusable part buffers for the prefetcher. Every part used to be a fresh multi-MiB Buffer that
+// lived long enough to reach V8's old generation, so a sequential read at a few hundred MB/s
+// pushed external memory past V8's limit many times a second: measured (bench/profile-seq.ts,
+// node --trace-gc) ~40 mark-compact GCs per second on 8 MiB parts, most of the daemon's CPU spent
+// marking on V8's worker threads. Recycling part buffers removes that churn.
+// Buffers handed out here never leave src/read: readers copy out of them (prefetcher.ts copyOut).
+// Only full-size parts are pooled (ramp-up and tail parts are rare and get their own buffer), so
+// a pooled buffer is exactly the bytes its part reserved. Free buffers are kept only while reserved
+// plus pooled bytes fit the mount's MemoryBudget limit, dropped when a reader has to wait for
+// memory, and dropped after a while without use, so an idle mount gives its memory back.
+import type { MemoryBudget } from './memory-budget.js';
+
+export class PartPool {
+  readonly partSize: number;
+  private readonly budget: MemoryBudget;
+  private readonly idleMs: number;
+  private readonly free: Buffer[] = [];
+  private lastUse = 0;
+  private trimTimer: NodeJS.Timeout | undefined;
+
+  constructor(partSize: number, budget: MemoryBudget, idleMs: number) {
+    this.partSize = partSize;
+    this.budget = budget;
+    this.idleMs = idleMs;
+    budget.onPressure(() => this.clear());
+  }
+
+  /** Free buffers held for reuse (tests). */
+  get pooled(): number {
+    return this.free.length;
+  }
+
+  /**
+   * A buffer for a part of `size` bytes that the caller has already reserved in the budget;
+   * undefined when the pool does not hold that size (the store then allocates one).
+   */
+  acquire(size: number): Buffer | undefined {
+    if (size !== this.partSize) return undefined;
+    this.lastUse = performance.now();
+    return this.free.pop() ?? Buffer.allocUnsafeSlow(this.partSize);
+  }
+
+  /** Gives back a buffer from acquire() once nothing can read it any more. */
+  release(buf: Buffer): void {
+    if (buf.length !== this.partSize || buf.byteOffset !== 0 || buf.buffer.byteLength !== this.partSize) return;
+    if (this.budget.used + (this.free.length + 1) * this.partSize > this.budget.limit) return;
+    this.free.push(buf);
+    this.scheduleTrim();
+  }
+
+  /** Drops every free buffer (unmount, tests). */
+  clear(): void {
+    this.free.length = 0;
+    clearTimeout(this.trimTimer);
+    this.trimTimer = undefined;
+  }
+
+  private scheduleTrim(): void {
+    if (this.trimTimer) return;
+    this.trimTimer = setTimeout(() => {
+      this.trimTimer = undefined;
+      if (performance.now() - this.lastUse >= this.idleMs) this.free.length = 0;
+      else if (this.free.length > 0) this.scheduleTrim();
+    }, this.idleMs);
+    this.trimTimer.unref();
+  }
+}
