@@ -4,9 +4,10 @@ import { test } from 'node:test';
 import { ErrorCodes } from '../../src/errors.js';
 import { Metrics } from '../../src/metrics/metrics.js';
 import { MemoryBudget } from '../../src/read/memory-budget.js';
-import { createReaderFactory, type PrefetchOptions } from '../../src/read/prefetcher.js';
+import { createReaderFactory, type PrefetchOptions, type RangeInto } from '../../src/read/prefetcher.js';
 import { RangeDownloader } from '../../src/read/range-downloader.js';
 import { MemoryStore } from '../../src/store/memory.js';
+import type { ByteRange, ObjectPin } from '../../src/store/types.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -142,4 +143,93 @@ test('a stale object fails the read that needs it; close aborts and frees', asyn
   await assert.rejects(r.read(0, 10), { code: ErrorCodes.Aborted });
   await new Promise((res) => setTimeout(res, 10));
   assert.equal(budget.used, 0);
+});
+
+/** Makes the memory store fill the buffers the prefetcher lends (as S3Store and GcsStore do); counts bytes. */
+function likeS3(store: MemoryStore): { fetched: () => number } {
+  const read = store.read.bind(store);
+  let fetched = 0;
+  store.read = async (key: string, range: ByteRange, pin?: ObjectPin) => {
+    const got = await read(key, range, pin);
+    fetched += got.length;
+    const into = (range as RangeInto).into;
+    if (!into) return got;
+    assert.equal(into.length, got.length, 'a lent buffer has exactly the range size');
+    got.copy(into);
+    return into;
+  };
+  return { fetched: () => fetched };
+}
+
+/** One application read as the kernel sends it without read-ahead: 128 KiB requests all at once, in any order. */
+async function kernelRead(
+  r: { read(o: number, l: number): Promise<Buffer> },
+  off: number,
+  len: number,
+  order: (n: number) => number[],
+): Promise<Buffer> {
+  const out = Buffer.alloc(len);
+  const pieces = Math.ceil(len / (128 * KiB));
+  await Promise.all(
+    order(pieces).map(async (i) => {
+      const at = i * 128 * KiB;
+      const b = await r.read(off + at, Math.min(128 * KiB, len - at));
+      b.copy(out, at);
+    }),
+  );
+  return out;
+}
+
+test('random 1 MiB reads (eight 128 KiB requests at once, any order) fetch what they read in one GET', async () => {
+  const size = 64 * MiB;
+  const { store, data, open } = setup(size, 256 * MiB, { ...OPTS, initialWindow: 1 * MiB + 128 * KiB });
+  const bytes = likeS3(store);
+  const r = open();
+  const orders = [
+    (n: number) => [...Array(n).keys()],
+    (n: number) => [...Array(n).keys()].reverse(),
+    (n: number) => [...Array(n).keys()].sort((a, b) => ((a * 5) % n) - ((b * 5) % n)),
+  ];
+  let x = 99;
+  for (let i = 0; i < 24; i++) {
+    x = (x * 1103515245 + 12345) % 2 ** 31;
+    const off = (x % (size / MiB - 1)) * MiB;
+    const got = await kernelRead(r, off, MiB, orders[i % orders.length] as (n: number) => number[]);
+    assert.deepEqual(got, data.subarray(off, off + MiB));
+  }
+  r.close();
+  assert.equal(bytes.fetched(), 24 * MiB, `fetched ${bytes.fetched() / MiB} MiB for 24 MiB read`);
+  // Requests that arrive together are fetched together: one GET per application read.
+  assert.equal(store.requests.GET, 24);
+});
+
+test('after a seek, sequential reads start a new stream once they span more than a first request', async () => {
+  const size = 64 * MiB;
+  const { store, data, open } = setup(size);
+  const bytes = likeS3(store);
+  const r = open();
+  const from = 20 * MiB + 4096;
+  const got = await readSequential({ read: (o, l) => r.read(from + o, l) }, 24 * MiB);
+  assert.deepEqual(got, data.subarray(from, from + 24 * MiB));
+  r.close();
+  // A few exact 128 KiB GETs until the reads span more than 256 KiB, then the stream: parts that
+  // ramp up to 1 MiB, reaching up to the 8 MiB window past the last read.
+  assert.ok(store.requests.GET <= 3 + 6 + 24 + 8, `${store.requests.GET} GETs`);
+  assert.ok(bytes.fetched() <= 24 * MiB + OPTS.maxWindow + OPTS.partSize, `fetched ${bytes.fetched()}`);
+});
+
+test('recycled part buffers never leak bytes between handles or parts', async () => {
+  const size = 24 * MiB + 5000;
+  const { store, data, budget, open } = setup(size, 6 * MiB);
+  likeS3(store);
+  await Promise.all(
+    Array.from({ length: 12 }, async (_, i) => {
+      const r = open();
+      const start = i % 2 === 0 ? 0 : (i * 3 * MiB) % (size / 2);
+      const got = await readSequential({ read: (o, l) => r.read(start + o, l) }, size - start, 3);
+      assert.deepEqual(got, data.subarray(start));
+      r.close();
+    }),
+  );
+  assert.ok(budget.peak <= 6 * MiB, `peak ${budget.peak}`);
 });

@@ -1,0 +1,195 @@
+// The read path on a real mount of a real server (MinIO, rclone serve s3, fake-gcs-server): read
+// patterns on several handles at once return exactly the object's bytes, and the requests the
+// daemon sends are the ones the prefetcher promises (about size ÷ part size GETs for a sequential
+// read, no more than one part for a random 4 KiB read). The mount is touched only from child
+// processes: a small node script that reads (offset, length) pairs and prints a digest of them.
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { open } from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { type BigFile, bigFile, putMany } from '../helpers/data.js';
+import { type Mounted, mountBucket, sumMetric } from '../helpers/mount.js';
+import { runOk } from '../helpers/proc.js';
+import { ALL_BACKENDS, startServer, type TestServer } from '../helpers/servers.js';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const PART = 8 * MiB;
+const BIG = 256 * MiB;
+const PATTERN_SIZE = 40 * MiB + 12_345;
+
+type Pattern = [offset: number, length: number][];
+
+/** A child reads each (offset, length) with pread and prints the sha256 of what it got, in order. */
+const READER = `
+const fs = require('node:fs');
+const crypto = require('node:crypto');
+const [file, json] = process.argv.slice(1);
+const reads = JSON.parse(json);
+const fd = fs.openSync(file, 'r');
+const hash = crypto.createHash('sha256');
+let total = 0;
+for (const [off, len] of reads) {
+  const buf = Buffer.alloc(len);
+  let got = 0;
+  while (got < len) {
+    const n = fs.readSync(fd, buf, got, len - got, off + got);
+    if (n === 0) break;
+    got += n;
+  }
+  hash.update(buf.subarray(0, got));
+  total += got;
+}
+fs.closeSync(fd);
+process.stdout.write(JSON.stringify({ sha256: hash.digest('hex'), bytes: total }));
+`;
+
+async function readInChild(file: string, reads: Pattern): Promise<{ sha256: string; bytes: number }> {
+  const out = await runOk(process.execPath, ['-e', READER, file, JSON.stringify(reads)], { timeoutMs: 300_000 });
+  return JSON.parse(out) as { sha256: string; bytes: number };
+}
+
+/** What the child should print for `reads` of `data`. */
+function expected(data: Buffer, reads: Pattern): { sha256: string; bytes: number } {
+  const hash = createHash('sha256');
+  let total = 0;
+  for (const [off, len] of reads) {
+    const part = data.subarray(Math.min(off, data.length), Math.min(off + len, data.length));
+    hash.update(part);
+    total += part.length;
+  }
+  return { sha256: hash.digest('hex'), bytes: total };
+}
+
+/** A small deterministic PRNG (mulberry32): patterns are the same on every run. */
+function rng(seed: number): () => number {
+  let a = seed;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function patterns(size: number): Record<string, Pattern> {
+  const seq: Pattern = [];
+  for (let off = 0; off < size; off += MiB) seq.push([off, MiB]);
+  const strided: Pattern = [];
+  for (let off = 0; off < size; off += MiB + 300 * KiB) strided.push([off, 64 * KiB]);
+  // Forward in 1 MiB steps, stepping back 600 KiB every third read (served from what is kept
+  // behind), then a tail read backwards from the end (every read a seek).
+  const backward: Pattern = [];
+  for (let off = 0, i = 0; off < size / 2; i++) {
+    backward.push([off, MiB]);
+    off = i % 3 === 2 ? off - 600 * KiB : off + MiB;
+  }
+  for (let off = size - 256 * KiB; off > size - 12 * MiB; off -= 700 * KiB) backward.push([off, 256 * KiB]);
+  const r = rng(42);
+  const random: Pattern = [];
+  for (let i = 0; i < 120; i++) {
+    const len = i % 2 === 0 ? 4 * KiB : Math.floor(r() * MiB) + 1;
+    random.push([Math.floor(r() * size), len]);
+  }
+  // Sequential runs of a few MiB, separated by random jumps, with reads past the end.
+  const mixed: Pattern = [];
+  const m = rng(7);
+  for (let run = 0; run < 12; run++) {
+    let off = Math.floor(m() * size);
+    for (let i = 0; i < 24; i++, off += 128 * KiB) mixed.push([off, 128 * KiB]);
+  }
+  mixed.push([size - 10, 100], [size + 5, 10]);
+  return { sequential: seq, strided, backward, random, mixed };
+}
+
+async function bytesIn(m: Mounted): Promise<number> {
+  return sumMetric(await m.metricsText(), 'bucketfs_store_bytes_in_total');
+}
+
+for (const backend of ALL_BACKENDS) {
+  describe(`read path on ${backend}`, { concurrency: false }, () => {
+    let server: TestServer;
+    let m: Mounted;
+    let big: BigFile;
+    const objects: Buffer[] = [];
+
+    before(async () => {
+      server = await startServer(backend);
+      await server.createBucket('reads');
+      for (let i = 0; i < 3; i++) objects.push(randomBytes(PATTERN_SIZE + i * 1000));
+      await putMany(
+        server,
+        'reads',
+        objects.map((b, i): [string, Buffer] => [`p/obj${i}.bin`, b]),
+        3,
+      );
+      big = await bigFile(BIG);
+      await server.putFile('reads', 'big.bin', big.path);
+      m = await mountBucket(server, 'reads', { args: ['--read-part-size', String(PART / MiB)] });
+    });
+
+    after(async () => {
+      await m?.unmount();
+      await server?.stop();
+    });
+
+    test('every pattern on several handles at once returns exactly the bytes', async () => {
+      const jobs: Promise<void>[] = [];
+      let n = 0;
+      for (const [name, reads] of Object.entries(patterns(PATTERN_SIZE))) {
+        // Two handles per pattern on different objects, and every object read by several
+        // patterns at once: handles of one file must not disturb each other.
+        for (const which of [n % objects.length, (n + 1) % objects.length]) {
+          const data = objects[which] as Buffer;
+          const file = path.join(m.mountpoint, 'p', `obj${which}.bin`);
+          const want = expected(data, reads);
+          jobs.push(
+            readInChild(file, reads).then((got) => {
+              assert.deepEqual(got, want, `${name} on obj${which}.bin`);
+            }),
+          );
+        }
+        n++;
+      }
+      await Promise.all(jobs);
+    });
+
+    test('a sequential read issues about size / part size GETs and fetches each byte once', async () => {
+      const getsBefore = await m.requests('GET');
+      const inBefore = await bytesIn(m);
+      const got = await readInChild(path.join(m.mountpoint, 'big.bin'), patterns(BIG).sequential as Pattern);
+      assert.equal(got.bytes, BIG);
+      assert.equal(got.sha256, big.sha256);
+      const gets = (await m.requests('GET')) - getsBefore;
+      const fetched = (await bytesIn(m)) - inBefore;
+      // The first parts are smaller while the window ramps up (1.125, 2.25, 4.5 MiB...).
+      assert.ok(gets >= BIG / PART && gets <= BIG / PART + 6, `${gets} GETs for ${BIG / PART} parts`);
+      assert.ok(fetched >= BIG && fetched <= BIG + PART, `fetched ${fetched} bytes for ${BIG}`);
+    });
+
+    test('a random 4 KiB read fetches no more than one part', async () => {
+      const r = rng(99);
+      const file = path.join(m.mountpoint, 'big.bin');
+      const local = await open(big.path);
+      try {
+        for (let i = 0; i < 8; i++) {
+          // Away from 0: a first read at 0 starts a sequential stream by design.
+          const off = Math.floor(r() * (BIG / 4096 - 16) + 8) * 4096;
+          const getsBefore = await m.requests('GET');
+          const inBefore = await bytesIn(m);
+          const got = await readInChild(file, [[off, 4 * KiB]]);
+          const want = Buffer.alloc(4 * KiB);
+          await local.read(want, 0, want.length, off);
+          assert.equal(got.sha256, createHash('sha256').update(want).digest('hex'), `bytes at ${off}`);
+          const gets = (await m.requests('GET')) - getsBefore;
+          const fetched = (await bytesIn(m)) - inBefore;
+          assert.ok(gets <= 1, `${gets} GETs for one 4 KiB read at ${off}`);
+          assert.ok(fetched <= PART, `fetched ${fetched} bytes for one 4 KiB read at ${off}`);
+        }
+      } finally {
+        await local.close();
+      }
+    });
+  });
+}
