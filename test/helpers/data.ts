@@ -1,7 +1,7 @@
 // Test data: large random files with known digests, and bulk seeding with bounded concurrency.
 import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestServer } from './servers.js';
@@ -59,4 +59,25 @@ export async function putMany(
     }
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
+}
+
+/** Writes objects as files under `dir` (key "a/b" -> dir/a/b), `concurrency` at a time; returns how many. */
+export async function writeTree(
+  dir: string,
+  objects: Iterable<[string, Buffer | string]>,
+  concurrency = 64,
+): Promise<number> {
+  const it = objects[Symbol.iterator]();
+  let count = 0;
+  const worker = async (): Promise<void> => {
+    for (let n = it.next(); !n.done; n = it.next()) {
+      count++;
+      const [key, body] = n.value;
+      const file = path.join(dir, key);
+      await mkdir(path.dirname(file), { recursive: true });
+      await writeFile(file, body);
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  return count;
 }

@@ -7,7 +7,7 @@ import { mkdir, mkdtemp, open, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { putMany, sha256 } from '../helpers/data.js';
+import { sha256 } from '../helpers/data.js';
 import {
   BUCKETFS_BIN,
   bucketUri,
@@ -62,9 +62,7 @@ for (const backend of ALL_BACKENDS) {
     const newCacheDir = async (): Promise<string> => mkdtemp(path.join(work, 'cache-'));
 
     before(async () => {
-      server = await startServer(backend);
       work = await mkdtemp(path.join(os.tmpdir(), 'bucketfs-fc-it-'));
-      await server.createBucket('cached');
       const seed: [string, Buffer][] = [];
       for (let i = 0; i < EPOCH_FILES; i++) {
         seed.push([`epoch/d${i % 20}/s${String(i).padStart(4, '0')}.bin`, randomBytes(1024 + (i % 7) * 512)]);
@@ -75,7 +73,7 @@ for (const backend of ALL_BACKENDS) {
       seed.push(['one/changing.txt', Buffer.from('first version')]);
       seed.push(['large/64m.bin', randomBytes(64 * MiB)]);
       for (const [k, v] of seed) objects.set(k, v);
-      await putMany(server, 'cached', seed, 32);
+      server = await startServer(backend, { bucket: 'cached', objects: seed });
       const lines = seed
         .filter(([k]) => k.startsWith('epoch/'))
         .map(([k, v]) => `${sha256(v)}  ./${k.slice('epoch/'.length)}`)

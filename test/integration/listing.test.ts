@@ -2,7 +2,6 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { putMany } from '../helpers/data.js';
 import { type Mounted, mountBucket } from '../helpers/mount.js';
 import { runOk } from '../helpers/proc.js';
 import { ALL_BACKENDS, startServer, type TestServer } from '../helpers/servers.js';
@@ -15,12 +14,10 @@ for (const backend of ALL_BACKENDS) {
     let m: Mounted;
 
     before(async () => {
-      server = await startServer(backend);
-      await server.createBucket('many');
       const objects = function* (): Generator<[string, string]> {
         for (let i = 0; i < ENTRIES; i++) yield [`d/k${String(i).padStart(5, '0')}`, String(i)];
       };
-      await putMany(server, 'many', objects(), 64);
+      server = await startServer(backend, { bucket: 'many', objects: objects() });
       m = await mountBucket(server, 'many');
     });
 

@@ -3,7 +3,6 @@ import assert from 'node:assert/strict';
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { putMany } from '../helpers/data.js';
 import { type Mounted, mountBucket, sleep, sumMetric } from '../helpers/mount.js';
 import { run, runOk } from '../helpers/proc.js';
 import { ALL_BACKENDS, startServer, type TestServer } from '../helpers/servers.js';
@@ -37,8 +36,6 @@ for (const backend of ALL_BACKENDS) {
     };
 
     before(async () => {
-      server = await startServer(backend);
-      await server.createBucket('meta');
       const objects = function* (): Generator<[string, string]> {
         for (let d = 0; d < DIRS; d++) {
           for (let i = 0; i < PER_DIR; i++)
@@ -48,7 +45,7 @@ for (const backend of ALL_BACKENDS) {
         yield ['small/sub/b.txt', 'b'];
         yield ['changing.txt', 'v1'];
       };
-      await putMany(server, 'meta', objects(), 64);
+      server = await startServer(backend, { bucket: 'meta', objects: objects() });
     });
 
     after(async () => {
