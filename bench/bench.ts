@@ -132,12 +132,20 @@ interface FioRead {
   clat_ns: { mean: number; percentile?: Record<string, number> };
 }
 
+interface FioRun {
+  read: FioRead;
+  /** fio's whole run, start to exit: includes the set-up phase in which it looks up every file. */
+  wallSeconds: number;
+}
+
 /** Runs one fio job file against a mounted directory; returns its (group-reported) read side. */
-async function fio(w: Workload, l: Layout, dir: string, tag: string): Promise<FioRead> {
+async function fio(w: Workload, l: Layout, dir: string, tag: string): Promise<FioRun> {
   const out = path.join(WORK, 'fio', `${tag}-${w.name}.json`);
   mkdirSync(path.dirname(out), { recursive: true });
   const jobFile = path.join(ROOT, 'bench', 'fio', `${w.name}.fio`);
-  const bound = Math.max(l.capSeconds, l.randSeconds) + 120;
+  // fio's runtime bounds its I/O phase only; looking up the files comes before it.
+  const bound = 3 * Math.max(l.capSeconds, l.randSeconds) + 120;
+  const t0 = performance.now();
   const r = await runBounded('fio', ['--output-format=json', `--output=${out}`, jobFile], {
     env: { ...process.env, ...fioEnv(l, dir) },
     timeoutMs: bound * 1000,
@@ -149,7 +157,7 @@ async function fio(w: Workload, l: Layout, dir: string, tag: string): Promise<Fi
   const job = json.jobs[0];
   if (!job) throw new Error(`fio ${w.name}: no job in output`);
   if (job.error) throw new Error(`fio ${w.name}: job error ${job.error}`);
-  return job.read;
+  return { read: job.read, wallSeconds: (performance.now() - t0) / 1000 };
 }
 
 function pct(read: FioRead): { p50: number; p90: number; p99: number } {
@@ -158,16 +166,26 @@ function pct(read: FioRead): { p50: number; p90: number; p99: number } {
   return { p50: ms('50.000000'), p90: ms('90.000000'), p99: ms('99.000000') };
 }
 
-function fromFio(w: Workload, read: FioRead): Omit<Measure, 'workload' | 'target' | 'net'> {
-  const seconds = read.runtime / 1000;
+/** The measure of one fio run: fio's own I/O phase, plus how long fio took before it. */
+function fromFio(w: Workload, run: FioRun, listSeconds = 0): Omit<Measure, 'workload' | 'target' | 'net'> {
+  const { read } = run;
   return {
     bytes: read.io_bytes,
-    seconds,
+    seconds: read.runtime / 1000,
     ios: read.total_ios,
     mbps: read.bw_bytes / 1e6,
     iops: read.iops,
+    setupSeconds: Math.max(0, run.wallSeconds - read.runtime / 1000) + listSeconds,
     ...(w.kind === 'latency' || w.kind === 'iops' ? { latMs: pct(read) } : {}),
   };
+}
+
+/** Lists every small/dN directory of a mount (see Workload.listFirst); returns the seconds it took. */
+function listSmall(w: Workload, l: Layout, dir: string): number {
+  if (!w.listFirst) return 0;
+  const t0 = performance.now();
+  for (let d = 0; d < l.smallDirs; d++) readdirSync(path.join(dir, 'small', `d${d}`));
+  return (performance.now() - t0) / 1000;
 }
 
 async function sdkRun(spec: Spec, endpoint: string, server: TestServer, l: Layout): Promise<Result> {
@@ -304,6 +322,7 @@ async function measureBucketfs(
     const topTimer = setTimeout(() => {
       top = topSnapshot();
     }, 2000);
+    const listed = listSmall(w, l, dir);
     const read = await fio(w, l, dir, `bucketfs-${net}`);
     clearTimeout(topTimer);
     const cpu = meter();
@@ -312,7 +331,7 @@ async function measureBucketfs(
       workload: w.name,
       target: 'bucketfs',
       net,
-      ...fromFio(w, read),
+      ...fromFio(w, read, listed),
       cpu,
       requests: {
         fuseReads: after.fuseReads - before.fuseReads,
@@ -348,8 +367,9 @@ async function measureRamfs(
       log(`FUSE limit (RAM fs): ${w.name}`);
       dropCaches();
       const meter = cpuMeter({ ...pids, daemon: daemon.child.pid });
+      const listed = listSmall(w, l, dir);
       const read = await fio(w, l, dir, 'ramfs');
-      out.push({ workload: w.name, target: 'ramfs', net: 'none', ...fromFio(w, read), cpu: meter() });
+      out.push({ workload: w.name, target: 'ramfs', net: 'none', ...fromFio(w, read, listed), cpu: meter() });
     }
   } finally {
     await daemon.stop();
@@ -458,6 +478,23 @@ async function main(): Promise<void> {
     for (const w of workloads) {
       log(`bucketfs (${net}): ${w.name}`);
       await attempt(`bucketfs ${net} ${w.name}`, () => measureBucketfs(w, layout, net, endpoint, server, pids));
+    }
+  }
+
+  // The FUSE limit of the sequential workloads is close enough to the network limit to decide the
+  // ratio, and a shared machine makes single runs noisy: measure them again at the end, keep the best.
+  const again = workloads.filter((w) => w.kind === 'throughput' && w.name.startsWith('seq-'));
+  if (again.length) {
+    try {
+      for (const m of await measureRamfs(layout, again, pids)) {
+        const first = measures.find((x) => x.target === 'ramfs' && x.workload === m.workload);
+        if (!first) measures.push(m);
+        else if (m.mbps > first.mbps) measures.splice(measures.indexOf(first), 1, { ...m, runs: [first.mbps, m.mbps] });
+        else first.runs = [first.mbps, m.mbps];
+      }
+    } catch (err) {
+      assertRunning();
+      errors.push(`FUSE limit, second pass: ${(err as Error).message.split('\n')[0]}`);
     }
   }
 

@@ -31,9 +31,9 @@ export const FULL: Layout = {
   smallPerDir: 625,
   smallBytes: 128 * KiB,
   ttfbFiles: 300,
-  randSeconds: 20,
+  randSeconds: 15,
   capSeconds: 30,
-  sdkSeqCapSeconds: 20,
+  sdkSeqCapSeconds: 15,
 };
 
 /** BENCH_QUICK=1: the same shapes, small enough for a few minutes' run. */

@@ -27,6 +27,10 @@ export interface Measure {
   /** Application reads (fio) or store requests (SDK). */
   ios: number;
   mbps: number;
+  /** Seconds before fio's I/O phase: its start-up and lookups of every file (plus any listing). */
+  setupSeconds?: number;
+  /** FUSE limit measured twice: both rates (MB/s); the better one is this measure. */
+  runs?: number[];
   iops?: number;
   latMs?: Percentiles;
   cpu?: CpuUse;
@@ -104,11 +108,17 @@ function num(x: number): string {
   return x.toFixed(2);
 }
 
+/** Other people's processes used more than this share of the machine during the run. */
+const BUSY_NEIGHBOURS = 25;
+
 function value(kind: Kind, m: Measure | undefined): string {
   if (!m) return 'failed';
-  if (kind === 'latency') return `p50 ${num(m.latMs?.p50 ?? Number.NaN)} ms, p99 ${num(m.latMs?.p99 ?? Number.NaN)} ms`;
-  if (kind === 'iops') return `${num(m.iops ?? Number.NaN)} IOPS (${num(m.mbps)} MB/s)`;
-  return `${num(m.mbps)} MB/s`;
+  const dagger = (m.cpu?.others ?? 0) > BUSY_NEIGHBOURS ? ' †' : '';
+  if (kind === 'latency') {
+    return `p50 ${num(m.latMs?.p50 ?? Number.NaN)} ms, p99 ${num(m.latMs?.p99 ?? Number.NaN)} ms${dagger}`;
+  }
+  if (kind === 'iops') return `${num(m.iops ?? Number.NaN)} IOPS (${num(m.mbps)} MB/s)${dagger}`;
+  return `${num(m.mbps)} MB/s${dagger}`;
 }
 
 /** How close bucketfs gets to what the network and FUSE allow (1 = all of it). */
@@ -197,8 +207,8 @@ function mib(bytes: number): string {
 
 function requestsTable(r: RunReport): string[] {
   const lines = [
-    '| Workload | Network | App reads | FUSE reads | GET | HEAD | LIST | GETs per FUSE read | Fetched | Read by the app | Fetched ÷ read | Fetched per FUSE read |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| Workload | Network | Before I/O (s) | App reads | FUSE reads | GET | HEAD | LIST | GETs per FUSE read | Fetched | Read by the app | Fetched ÷ read | Fetched per FUSE read |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
   for (const net of r.nets) {
     for (const w of r.workloads) {
@@ -206,7 +216,7 @@ function requestsTable(r: RunReport): string[] {
       const q = m?.requests;
       if (!m || !q) continue;
       lines.push(
-        `| \`${w.name}\` | ${net} | ${int(m.ios)} | ${int(q.fuseReads)} | ${int(q.GET)} | ${int(q.HEAD)} | ${int(q.LIST)} | ${num(q.GET / q.fuseReads)} | ${mib(q.bytesIn)} | ${mib(m.bytes)} | ${num(q.bytesIn / m.bytes)} | ${num(q.bytesIn / q.fuseReads / 1024)} KiB |`,
+        `| \`${w.name}\` | ${net} | ${num(m.setupSeconds ?? Number.NaN)} | ${int(m.ios)} | ${int(q.fuseReads)} | ${int(q.GET)} | ${int(q.HEAD)} | ${int(q.LIST)} | ${num(q.GET / q.fuseReads)} | ${mib(q.bytesIn)} | ${mib(m.bytes)} | ${num(q.bytesIn / m.bytes)} | ${num(q.bytesIn / q.fuseReads / 1024)} KiB |`,
       );
     }
   }
@@ -317,9 +327,14 @@ export function renderMarkdown(r: RunReport, chart?: string): string {
     p(`## Results: ${NET_TITLE[net]}`, '', ...resultsTable(r, net), '');
   }
   p(
-    'The FUSE limit does not depend on the network, so one RAM-fs run serves both tables. For latency',
-    "(ttfb) the ratio is the slower limit's p50 ÷ bucketfs p50 (100% = as fast as the limits allow).",
-    'MB/s is 10^6 bytes per second of data the application read.',
+    'The FUSE limit does not depend on the network, so one RAM-fs run serves both tables (sequential',
+    'workloads: the better of a run at the start and one at the end). For latency (ttfb) the ratio is',
+    "the slower limit's p50 ÷ bucketfs p50 (100% = as fast as the limits allow). MB/s is 10^6 bytes",
+    "per second of data the application read, over fio's I/O phase. Before it, fio stats every file",
+    'one after another; for the small-file workloads the driver lists the 16 directories first (as a',
+    'data loader builds its file index), so those stats come from the listing. That time is in the',
+    'requests table\'s "before I/O" column, not in the rates. † marks a number measured while other',
+    `people's processes used more than ${BUSY_NEIGHBOURS}% of this shared machine's CPU (see the CPU section).`,
     '',
   );
   const obs = observations(r);
@@ -393,8 +408,8 @@ export function renderMarkdown(r: RunReport, chart?: string): string {
     '- **FUSE limit**: `bench/ramfs.ts`, fuse-native serving the same tree from one preallocated',
     '  buffer (every read is one copy), with the kernel-facing options bucketfs uses (read-only,',
     '  `max_read=131072`, `max_readahead=131072`), in its own process.',
-    `- **Shaped network**: ${f.shaper}. toxiproxy (Shopify, pinned v2.5.0, built with \`go install\`) listens`,
-    '  on 127.0.0.1 in front of MinIO and runs its toxics on every TCP connection separately, so one',
+    `- **Shaped network**: ${f.shaper.replace(/^toxiproxy: /, '')}, by toxiproxy (Shopify, pinned ${f.toxiproxy}, built`,
+    '  with `go install`). It listens on 127.0.0.1 in front of MinIO and runs its toxics on every TCP connection separately, so one',
     '  connection tops out at 100 MB/s and parallel connections add up, as with S3. This kernel is built',
     '  without `sch_netem` and `sch_fq` (only tbf/htb), so a veth + netem shaper is not possible here.',
     "- **Ratios**: bucketfs ÷ min(network limit, FUSE limit) in the workload's unit (MB/s, IOPS); the",
@@ -427,10 +442,17 @@ export function renderMarkdown(r: RunReport, chart?: string): string {
     '```',
     '',
     'Other knobs: `BENCH_NETS=loopback` or `shaped`, `BENCH_WORKLOADS=seq-1t,small-16`, `BENCH_CPU_PROF=0|1`',
-    '(daemon CPU profiles, on by default in full runs), `BENCH_OUT=DIR` (where the report goes).',
+    '(daemon CPU profiles, on by default in full runs), `BENCH_OUT=DIR` (where the report goes),',
+    '`BENCH_KEEP_LOGS=DIR` (keep daemon logs and fio output), `BENCH_ALLOW_TYPE_ERRORS=1` (benchmark',
+    'what tsc emitted even if the tree has type errors). `node dist/bench/render.js bench/results/latest.json docs`',
+    're-renders this page from the last run without measuring again (add',
+    '`~/.cache/bucketfs/bench-venv/bin/python` as a third argument to redraw the chart too).',
+    '',
     'The script installs what it needs (toxiproxy via `go install`, matplotlib in a venv under',
-    '`~/.cache/bucketfs/bench-venv`), builds, runs everything in a tmpfs work dir and always cleans up:',
-    'every mount unmounted, every server stopped, even on failure or Ctrl-C.',
+    '`~/.cache/bucketfs/bench-venv`), builds, copies the build into a tmpfs work dir (so rebuilding',
+    'during a run cannot change the code under test), and always cleans up: every mount unmounted,',
+    'every process it started stopped, the tmpfs removed, even on failure or Ctrl-C; a run killed',
+    'outright is cleaned up by the next one.',
     '',
     'Detailed network-limit runs:',
     '',

@@ -114,6 +114,9 @@ cleanup() {
     for _ in $(seq 1 60); do kill -0 "$NODE_PID" 2>/dev/null || break; sleep 1; done
     kill -KILL "$NODE_PID" 2>/dev/null || true
   fi
+  if [[ -n ${BENCH_KEEP_LOGS:-} && -d $WORK/logs ]]; then
+    mkdir -p "$BENCH_KEEP_LOGS" && cp -r "$WORK/logs" "$WORK/fio" "$BENCH_KEEP_LOGS/" 2>/dev/null || true
+  fi
   sweep "$WORK"
   if awk -v d="$WORK" 'index($2, d) == 1' /proc/mounts | grep -q .; then
     echo "bench: WARNING: still mounted under $WORK:" >&2

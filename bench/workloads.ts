@@ -16,6 +16,11 @@ export interface Workload {
   /** Candidate SDK runs for the network limit; the best one counts. Empty: reuse `sdkSameAs`. */
   sdk(l: Layout): Spec[];
   sdkSameAs?: string;
+  /**
+   * List small/dN before fio runs, as a data loader builds its file index: fio stats every file
+   * one after another before its readers start, and without a listing each stat is a request.
+   */
+  listFirst?: boolean;
 }
 
 const RANGE = 8 * 1024 * 1024;
@@ -110,12 +115,14 @@ export const WORKLOADS: Workload[] = [
     name: 'small-1',
     title: 'Small files (128 KiB), 1 reader',
     kind: 'throughput',
+    listFirst: true,
     sdk: (l) => [{ mode: 'whole', bucket: BUCKET, groups: smallGroups(l, 1), capSeconds: l.capSeconds }],
   },
   {
     name: 'small-16',
     title: 'Small files (128 KiB), 16 readers',
     kind: 'throughput',
+    listFirst: true,
     target: 'small80',
     sdk: (l) => [{ mode: 'whole', bucket: BUCKET, groups: smallGroups(l, 16), capSeconds: l.capSeconds }],
   },
