@@ -17,6 +17,8 @@ import { PartPool } from './part-pool.js';
 import type { RangeDownloader } from './range-downloader.js';
 import type { FileReader, ReaderFactory } from './types.js';
 
+const MiB = 1024 * 1024;
+
 export interface PrefetchOptions {
   /** Largest single GET. */
   partSize: number;
@@ -77,6 +79,8 @@ export class Prefetcher implements FileReader {
   private runEnd = -1;
   private idleTimer: NodeJS.Timeout | undefined;
   private lastReadAt = 0;
+  /** No part reaches past this offset (a stream that is not yet known to be one); see read(). */
+  private cap = Number.POSITIVE_INFINITY;
   /** Exact reads waiting for the end of this turn of the event loop (fetchExact). */
   private batch: ExactRead[] | undefined;
 
@@ -118,8 +122,20 @@ export class Prefetcher implements FileReader {
         this.metrics.prefetchResets.inc();
         this.reset();
       }
-      if (!this.extendRun(offset, end) && !fromStart) return this.fetchExact(offset, end);
-      this.runEnd = -1; // the stream takes over from the run
+      const continues = offset === this.runEnd;
+      if (this.extendRun(offset, end) || fromStart) {
+        this.runEnd = -1; // the stream takes over from the run
+      } else {
+        // A read that continues the previous one exactly (the kernel's next 128 KiB of one
+        // application read): fetch on to the end of a first request's worth, rounded down to a
+        // MiB, with no read-ahead past it. A random 1 MiB read then costs two GETs, not eight
+        // round trips, and fetches only its own bytes.
+        const cap = Math.floor((this.runStart + this.opts.initialWindow) / MiB) * MiB;
+        if (!continues || cap <= end) return this.fetchExact(offset, end);
+        this.cap = cap;
+      }
+    } else if (end > this.cap) {
+      this.cap = Number.POSITIVE_INFINITY; // read past the first request: a stream after all
     }
     const needed = this.ensure(offset, end);
     for (const p of needed) p.readers++;
@@ -164,7 +180,8 @@ export class Prefetcher implements FileReader {
     const last = this.parts[this.parts.length - 1];
     // The kernel's own read-ahead sends requests ahead of the reader and out of order: a jump of up
     // to a window past the stream is still the same stream.
-    const tolerance = Math.max(this.opts.forwardTolerance, this.window);
+    // A stream not yet known to be one (capped, see read()) is continued only, never skipped along.
+    const tolerance = Number.isFinite(this.cap) ? 0 : Math.max(this.opts.forwardTolerance, this.window);
     return first !== undefined && last !== undefined && offset >= first.start && offset <= last.end + tolerance;
   }
 
@@ -187,7 +204,7 @@ export class Prefetcher implements FileReader {
       for (const size of sizes) streamEnd = this.issue(streamEnd, size, all);
     }
     // Read-ahead: only what the budget has free right now; when it is tight the window shrinks.
-    const target = Math.min(this.meta.size, end + this.window);
+    const target = Math.min(this.meta.size, end + this.window, Math.max(this.cap, end));
     while (streamEnd < target) {
       const size = this.partSize(streamEnd);
       if (!this.budget.tryReserve(size)) break;
@@ -197,7 +214,8 @@ export class Prefetcher implements FileReader {
   }
 
   private partSize(start: number): number {
-    return Math.min(this.opts.partSize, this.window, this.meta.size - start);
+    const toCap = this.cap > start ? this.cap - start : Number.POSITIVE_INFINITY;
+    return Math.min(this.opts.partSize, this.window, this.meta.size - start, toCap);
   }
 
   /** Appends the part [start, start + size) whose bytes are (or will be) reserved by `reserved`. */
@@ -314,6 +332,7 @@ export class Prefetcher implements FileReader {
   private reset(): void {
     this.release(this.parts, true);
     this.parts = [];
+    this.cap = Number.POSITIVE_INFINITY;
     this.window = this.opts.initialWindow;
     this.reportBudget();
   }
