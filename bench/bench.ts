@@ -39,6 +39,11 @@ import { fioEnv, WORKLOADS, type Workload } from './workloads.js';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const DIST_BENCH = fileURLToPath(new URL('.', import.meta.url));
 const SHAPE = { latencyMs: 20, bytesPerSec: 100e6 };
+/**
+ * File cache directories of the epoch runs: on the machine's disk, not the run's tmpfs, so epoch 2
+ * reads a real local disk (with the page cache dropped), as a training node's second epoch would.
+ */
+const CACHE_ROOT = process.env.BENCH_CACHE_ROOT ?? '/var/tmp/bucketfs-bench-cache';
 
 function log(msg: string): void {
   process.stdout.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
@@ -142,7 +147,7 @@ interface FioRun {
 async function fio(w: Workload, l: Layout, dir: string, tag: string): Promise<FioRun> {
   const out = path.join(WORK, 'fio', `${tag}-${w.name}.json`);
   mkdirSync(path.dirname(out), { recursive: true });
-  const jobFile = path.join(ROOT, 'bench', 'fio', `${w.name}.fio`);
+  const jobFile = path.join(ROOT, 'bench', 'fio', `${w.job ?? w.name}.fio`);
   // fio's runtime bounds its I/O phase only; looking up the files comes before it.
   const bound = 3 * Math.max(l.capSeconds, l.randSeconds) + 120;
   const t0 = performance.now();
@@ -280,20 +285,39 @@ function topSnapshot(): string {
     .join('\n');
 }
 
+/** Polls the daemon until no file cache download is running (a stop would cancel them). */
+async function downloadsSettled(port: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const n = (outcome: string) => sumMetric(text, 'bucketfs_file_cache_downloads_total', { outcome });
+    if (n('started') === n('complete') + n('failed')) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`file cache downloads still running after ${timeoutMs / 1000} s`);
+}
+
+/**
+ * Mounts bucketfs afresh and runs `runs` one after another on that mount: one workload, or the
+ * epochs of a file cache run (with `cacheDir`, emptied first), as a training job would.
+ */
 async function measureBucketfs(
-  w: Workload,
+  runs: Workload[],
   l: Layout,
   net: Net,
   endpoint: string,
   server: TestServer,
   pids: Record<string, number | undefined>,
-  profileDir?: string,
-): Promise<Measure> {
-  const dir = path.join(WORK, 'mnt', `bucketfs-${net}-${w.name}${profileDir ? '-prof' : ''}`);
+  opts: { profileDir?: string; cacheDir?: string } = {},
+): Promise<Measure[]> {
+  const { profileDir, cacheDir } = opts;
+  const name = runs.map((w) => w.name).join('+');
+  const dir = path.join(WORK, 'mnt', `bucketfs-${net}-${name}${profileDir ? '-prof' : ''}`);
   const metricsPort = await freePort();
   const nodeFlags = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+  if (cacheDir) rmSync(cacheDir, { recursive: true, force: true });
   const daemon = await startFuseDaemon(
-    `bucketfs ${w.name}`,
+    `bucketfs ${name}`,
     [
       ...nodeFlags,
       path.join(ROOT, 'bin', 'bucketfs'),
@@ -306,45 +330,56 @@ async function measureBucketfs(
       '--metrics-port',
       String(metricsPort),
       '--log-file',
-      path.join(WORK, 'logs', `bucketfs-${net}-${w.name}.log`),
+      path.join(WORK, 'logs', `bucketfs-${net}-${name}.log`),
+      ...(cacheDir ? ['--cache-dir', cacheDir] : []),
       `s3://${BUCKET}/`,
       dir,
     ],
     cleanEnv({ ...server.env, BUCKETFS_READY_FD: '3' }),
     dir,
-    path.join(WORK, 'logs', `bucketfs-${net}-${w.name}.out`),
+    path.join(WORK, 'logs', `bucketfs-${net}-${name}.out`),
   );
+  const out: Measure[] = [];
   try {
-    dropCaches();
-    const before = await counters(metricsPort);
-    const meter = cpuMeter({ ...pids, daemon: daemon.child.pid });
-    let top = '';
-    const topTimer = setTimeout(() => {
-      top = topSnapshot();
-    }, 2000);
-    const listed = listSmall(w, l, dir);
-    const read = await fio(w, l, dir, `bucketfs-${net}`);
-    clearTimeout(topTimer);
-    const cpu = meter();
-    const after = await counters(metricsPort);
-    return {
-      workload: w.name,
-      target: 'bucketfs',
-      net,
-      ...fromFio(w, read, listed),
-      cpu,
-      requests: {
-        fuseReads: after.fuseReads - before.fuseReads,
-        GET: after.GET - before.GET,
-        HEAD: after.HEAD - before.HEAD,
-        LIST: after.LIST - before.LIST,
-        bytesIn: after.bytesIn - before.bytesIn,
-        bytesServed: after.bytesServed - before.bytesServed,
-      },
-      ...(top ? { top } : {}),
-    };
+    for (const w of runs) {
+      if (w.epoch === 2) {
+        // Epoch 1's downloads finish; then the page cache is dropped, so epoch 2 reads the disk.
+        await downloadsSettled(metricsPort, 120_000);
+        log(`bucketfs (${net}): ${w.name}`);
+      }
+      dropCaches();
+      const before = await counters(metricsPort);
+      const meter = cpuMeter({ ...pids, daemon: daemon.child.pid });
+      let top = '';
+      const topTimer = setTimeout(() => {
+        top = topSnapshot();
+      }, 2000);
+      const listed = listSmall(w, l, dir);
+      const read = await fio(w, l, dir, `bucketfs-${net}`);
+      clearTimeout(topTimer);
+      const cpu = meter();
+      const after = await counters(metricsPort);
+      out.push({
+        workload: w.name,
+        target: 'bucketfs',
+        net,
+        ...fromFio(w, read, listed),
+        cpu,
+        requests: {
+          fuseReads: after.fuseReads - before.fuseReads,
+          GET: after.GET - before.GET,
+          HEAD: after.HEAD - before.HEAD,
+          LIST: after.LIST - before.LIST,
+          bytesIn: after.bytesIn - before.bytesIn,
+          bytesServed: after.bytesServed - before.bytesServed,
+        },
+        ...(top ? { top } : {}),
+      });
+    }
+    return out;
   } finally {
     await daemon.stop();
+    if (cacheDir) rmSync(cacheDir, { recursive: true, force: true });
   }
 }
 
@@ -476,8 +511,14 @@ async function main(): Promise<void> {
       await attempt(`SDK ${net} ${w.name}`, () => measureSdk(w, layout, net, endpoint, server, pids));
     }
     for (const w of workloads) {
+      if (w.epoch === 2) continue; // measured on the mount of its epoch 1
       log(`bucketfs (${net}): ${w.name}`);
-      await attempt(`bucketfs ${net} ${w.name}`, () => measureBucketfs(w, layout, net, endpoint, server, pids));
+      const second = w.epoch === 1 ? workloads.find((x) => x.epoch === 2 && x.job === w.job) : undefined;
+      const runs = second ? [w, second] : [w];
+      const cacheDir = w.epoch ? path.join(CACHE_ROOT, `${net}-${w.job}`) : undefined;
+      await attempt(`bucketfs ${net} ${w.name}`, () =>
+        measureBucketfs(runs, layout, net, endpoint, server, pids, cacheDir ? { cacheDir } : {}),
+      );
     }
   }
 
@@ -506,7 +547,7 @@ async function main(): Promise<void> {
       const dir = path.join(WORK, 'prof', name);
       log(`CPU profile of the daemon (loopback): ${name}`);
       try {
-        await measureBucketfs(w, layout, 'loopback', server.endpoint, server, pids, dir);
+        await measureBucketfs([w], layout, 'loopback', server.endpoint, server, pids, { profileDir: dir });
         const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
         if (file) profiles.push(summarizeProfile(path.join(dir, file), name, 'loopback'));
       } catch (err) {

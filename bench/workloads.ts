@@ -12,7 +12,14 @@ export interface Workload {
   title: string;
   kind: Kind;
   /** The issue's target for this workload, if it has one. */
-  target?: 'seq85' | 'small80' | 'onePart';
+  target?: 'seq85' | 'small80' | 'onePart' | 'epoch70';
+  /** The fio job file (bench/fio/<job>.fio) when it is not named after the workload. */
+  job?: string;
+  /**
+   * File cache epochs: bucketfs mounts with an empty --cache-dir and runs the job twice on the same
+   * mount, as a training job's first and second epoch; 1 and 2 are measured as two workloads.
+   */
+  epoch?: 1 | 2;
   /** Candidate SDK runs for the network limit; the best one counts. Empty: reuse `sdkSameAs`. */
   sdk(l: Layout): Spec[];
   sdkSameAs?: string;
@@ -126,7 +133,24 @@ export const WORKLOADS: Workload[] = [
     target: 'small80',
     sdk: (l) => [{ mode: 'whole', bucket: BUCKET, groups: smallGroups(l, 16), capSeconds: l.capSeconds }],
   },
+  ...epochPair('seq', 'seq-1t', 'sequential read of 1 object, 1 thread', false),
+  ...epochPair('small', 'small-16', 'small files (128 KiB), 16 readers', true),
 ];
+
+/** Epoch 1 and epoch 2 of one fio job through the file cache; their limits are the job's own. */
+function epochPair(name: string, job: string, what: string, listFirst: boolean): Workload[] {
+  return ([1, 2] as const).map((epoch) => ({
+    name: `epoch${epoch}-${name}`,
+    title: `File cache epoch ${epoch}: ${what}`,
+    kind: 'throughput' as const,
+    job,
+    epoch,
+    listFirst,
+    sdk: () => [],
+    sdkSameAs: job,
+    ...(epoch === 2 ? { target: 'epoch70' as const } : {}),
+  }));
+}
 
 /** The variables the fio job files read (fio expands ${NAME} from its environment). */
 export function fioEnv(l: Layout, dir: string): Record<string, string> {

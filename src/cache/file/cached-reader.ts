@@ -29,10 +29,11 @@ class CachedFileReader implements FileReader {
   /** The last block read from disk, verified: sequential 128 KiB reads share one disk read. */
   private block: { index: number; data: Buffer } | undefined;
   /**
-   * The next block, being read and verified while the kernel is busy with the current one: a
-   * sequential reader then never waits for the disk and the checksum in turn.
+   * The next blocks, being read (and verified) while the kernel is busy with the current one: a
+   * sequential reader then neither waits for the disk and the checksum in turn, nor reads a cold
+   * disk one block at a time. Only while reads stay sequential.
    */
-  private ahead: { index: number; data: Promise<Buffer> } | undefined;
+  private ahead = new Map<number, Promise<Buffer>>();
   private closed = false;
 
   constructor(meta: ObjectMeta, cache: FileCache, makeDirect: () => FileReader) {
@@ -66,7 +67,7 @@ class CachedFileReader implements FileReader {
     if (this.closed) return;
     this.closed = true;
     this.block = undefined;
-    this.ahead = undefined;
+    this.ahead.clear();
     if (this.fh) this.entry?.release();
     this.direct?.close();
   }
@@ -103,6 +104,16 @@ class CachedFileReader implements FileReader {
     this.source = 'cache';
   }
 
+  /** Starts reading the blocks after `index` that are on disk and not yet asked for. */
+  private readAhead(entry: CacheEntry, index: number): void {
+    for (let b = index + 1; b <= index + AHEAD_BLOCKS && b < entry.blocks && entry.has(b); b++) {
+      if (this.ahead.has(b)) continue;
+      const data = entry.readBlock(this.fh as FileHandle, b);
+      data.catch(() => {}); // a failure is met again, and handled, when the block is needed
+      this.ahead.set(b, data);
+    }
+  }
+
   private async fromCache(offset: number, end: number): Promise<Buffer> {
     const first = Math.floor(offset / BLOCK_BYTES);
     const last = Math.floor((end - 1) / BLOCK_BYTES);
@@ -137,16 +148,13 @@ class CachedFileReader implements FileReader {
       }
     }
     try {
-      const pending = this.ahead?.index === index ? this.ahead.data : entry.readBlock(this.fh as FileHandle, index);
+      const pending = this.ahead.get(index) ?? entry.readBlock(this.fh as FileHandle, index);
       const sequential = this.block === undefined || this.block.index === index - 1;
-      this.ahead = undefined;
+      if (!sequential) this.ahead.clear();
+      this.ahead.delete(index);
       const data = await pending;
       this.block = { index, data };
-      if (sequential && index + 1 < entry.blocks && entry.has(index + 1)) {
-        const next = entry.readBlock(this.fh as FileHandle, index + 1);
-        next.catch(() => {}); // a failure is met again, and handled, when the block is needed
-        this.ahead = { index: index + 1, data: next };
-      }
+      if (sequential) this.readAhead(entry, index);
       return data;
     } catch (err) {
       if (err instanceof CorruptBlockError) {
@@ -161,6 +169,9 @@ class CachedFileReader implements FileReader {
     }
   }
 }
+
+/** Blocks read ahead of a sequential reader of the disk cache. */
+const AHEAD_BLOCKS = 4;
 
 /** Wraps the direct reader factory: every handle first tries the file cache. */
 export function cachedReaderFactory(cache: FileCache, direct: ReaderFactory): ReaderFactory {
