@@ -89,6 +89,11 @@ export class Metrics {
     help: 'Bytes of read buffers reserved in the memory budget (--memory-limit-mb)',
     registers: [this.registry],
   });
+  readonly readPoolBytes = new Gauge({
+    name: 'bucketfs_read_pool_bytes',
+    help: 'Bytes of free part buffers kept for reuse (reserved plus pooled stays within --memory-limit-mb)',
+    registers: [this.registry],
+  });
 
   // File cache (--cache-dir); hits, misses, evictions, entries and bytes are cache="file" above.
   readonly fileCacheBytesServed = new Counter({

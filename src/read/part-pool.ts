@@ -8,20 +8,23 @@
 // a pooled buffer is exactly the bytes its part reserved. Free buffers are kept only while reserved
 // plus pooled bytes fit the mount's MemoryBudget limit, dropped when a reader has to wait for
 // memory, and dropped after a while without use, so an idle mount gives its memory back.
+import type { Metrics } from '../metrics/metrics.js';
 import type { MemoryBudget } from './memory-budget.js';
 
 export class PartPool {
   readonly partSize: number;
   private readonly budget: MemoryBudget;
   private readonly idleMs: number;
+  private readonly metrics: Metrics | undefined;
   private readonly free: Buffer[] = [];
   private lastUse = 0;
   private trimTimer: NodeJS.Timeout | undefined;
 
-  constructor(partSize: number, budget: MemoryBudget, idleMs: number) {
+  constructor(partSize: number, budget: MemoryBudget, idleMs: number, metrics?: Metrics) {
     this.partSize = partSize;
     this.budget = budget;
     this.idleMs = idleMs;
+    this.metrics = metrics;
     budget.onPressure(() => this.clear());
   }
 
@@ -37,7 +40,10 @@ export class PartPool {
   acquire(size: number): Buffer | undefined {
     if (size !== this.partSize) return undefined;
     this.lastUse = performance.now();
-    return this.free.pop() ?? Buffer.allocUnsafeSlow(this.partSize);
+    const buf = this.free.pop();
+    if (!buf) return Buffer.allocUnsafeSlow(this.partSize);
+    this.report();
+    return buf;
   }
 
   /** Gives back a buffer from acquire() once nothing can read it any more. */
@@ -45,6 +51,7 @@ export class PartPool {
     if (buf.length !== this.partSize || buf.byteOffset !== 0 || buf.buffer.byteLength !== this.partSize) return;
     if (this.budget.used + (this.free.length + 1) * this.partSize > this.budget.limit) return;
     this.free.push(buf);
+    this.report();
     this.scheduleTrim();
   }
 
@@ -53,13 +60,18 @@ export class PartPool {
     this.free.length = 0;
     clearTimeout(this.trimTimer);
     this.trimTimer = undefined;
+    this.report();
+  }
+
+  private report(): void {
+    this.metrics?.readPoolBytes.set(this.free.length * this.partSize);
   }
 
   private scheduleTrim(): void {
     if (this.trimTimer) return;
     this.trimTimer = setTimeout(() => {
       this.trimTimer = undefined;
-      if (performance.now() - this.lastUse >= this.idleMs) this.free.length = 0;
+      if (performance.now() - this.lastUse >= this.idleMs) this.clear();
       else if (this.free.length > 0) this.scheduleTrim();
     }, this.idleMs);
     this.trimTimer.unref();

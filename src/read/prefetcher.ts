@@ -443,6 +443,6 @@ export function createReaderFactory(
   opts: PrefetchOptions,
   metrics: Metrics,
 ): ReaderFactory {
-  const pool = new PartPool(opts.partSize, budget, opts.idleMs);
+  const pool = new PartPool(opts.partSize, budget, opts.idleMs, metrics);
   return (meta) => new Prefetcher(meta, downloader, budget, opts, metrics, pool);
 }

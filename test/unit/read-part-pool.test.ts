@@ -1,0 +1,54 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Metrics } from '../../src/metrics/metrics.js';
+import { MemoryBudget } from '../../src/read/memory-budget.js';
+import { PartPool } from '../../src/read/part-pool.js';
+
+const MiB = 1024 * 1024;
+
+test('only full-size parts are pooled, and a released buffer is handed out again', () => {
+  const pool = new PartPool(MiB, new MemoryBudget(8 * MiB), 60_000);
+  assert.equal(pool.acquire(MiB - 1), undefined, 'a smaller part gets its own buffer from the store');
+  const a = pool.acquire(MiB) as Buffer;
+  assert.equal(a.length, MiB);
+  pool.release(a);
+  assert.equal(pool.pooled, 1);
+  assert.equal(pool.acquire(MiB), a);
+  assert.equal(pool.pooled, 0);
+  pool.release(a.subarray(0, 100));
+  assert.equal(pool.pooled, 0, 'a view is not a pool buffer');
+  pool.clear();
+});
+
+test('reserved plus pooled bytes stay within the budget limit', async () => {
+  const budget = new MemoryBudget(4 * MiB);
+  const metrics = new Metrics();
+  const pool = new PartPool(MiB, budget, 60_000, metrics);
+  await budget.reserve(3 * MiB);
+  const bufs = [pool.acquire(MiB), pool.acquire(MiB), pool.acquire(MiB)] as Buffer[];
+  budget.release(2 * MiB);
+  for (const b of bufs) pool.release(b);
+  // 1 MiB still reserved: room for three free buffers, not more.
+  assert.equal(pool.pooled, 3);
+  budget.release(MiB);
+  assert.equal((await metrics.readPoolBytes.get()).values[0]?.value, 3 * MiB);
+  pool.clear();
+  assert.equal((await metrics.readPoolBytes.get()).values[0]?.value, 0);
+});
+
+test('a reader waiting for memory empties the pool; so does a while without use', async () => {
+  const budget = new MemoryBudget(2 * MiB);
+  const pool = new PartPool(MiB, budget, 30);
+  pool.release(pool.acquire(MiB) as Buffer);
+  assert.equal(pool.pooled, 1);
+  await budget.reserve(2 * MiB);
+  const waiting = budget.reserve(MiB); // pressure: listeners give back what they hold
+  assert.equal(pool.pooled, 0);
+  budget.release(2 * MiB);
+  await waiting;
+  budget.release(MiB);
+  pool.release(pool.acquire(MiB) as Buffer);
+  assert.equal(pool.pooled, 1);
+  await new Promise((r) => setTimeout(r, 80));
+  assert.equal(pool.pooled, 0, 'dropped after idleMs');
+});
