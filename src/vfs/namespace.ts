@@ -20,6 +20,11 @@ type NodeType = 'file' | 'dir' | 'absent';
 
 const DIR: Entry = Object.freeze({ type: 'dir' as const });
 
+/** How long a TTL-0 answer serves the other requests of the same system call. */
+const JUST_FOUND_MS = 100;
+/** Bound on those answers kept (they are tiny and short-lived). */
+const JUST_FOUND_MAX = 10_000;
+
 /** Rough bytes of one Map slot in a listing's by-name index. */
 const INDEX_SLOT_BYTES = 40;
 /**
@@ -58,12 +63,22 @@ export class Namespace {
   /** Directory listings by path. */
   readonly lists: TtlCache<DirEntry[]>;
   private readonly inflightLookups = new Map<string, Promise<Entry | undefined>>();
+  /**
+   * With a stat TTL of 0 nothing is cached, yet one system call makes the kernel ask several times
+   * (a `cat` sends LOOKUP, GETATTR, GETATTR, OPEN, GETATTR... for one name): lookups and getattrs
+   * within JUST_FOUND_MS of the name's last answer share it. An open always asks (and its answer
+   * serves the getattrs after it), so it reads the version current when it opened. Empty with any
+   * other TTL: the caches serve.
+   */
+  private readonly justFound = new Map<string, { entry: Entry | undefined; at: number }>();
+  private readonly revalidateEveryUse: boolean;
   private readonly inflightLists = new Map<string, Promise<DirEntry[]>>();
 
   constructor(store: ObjectStore, config: NamespaceConfig, metrics: Metrics, log: Logger) {
     this.store = store;
     this.prefix = config.prefix;
     this.negativeTtl = config.negativeTtl;
+    this.revalidateEveryUse = config.statTtl === 0;
     this.skipped = new SkippedKeyLog(log);
     this.stats = new TtlCache<ObjectMeta>({
       name: 'stat',
@@ -96,21 +111,38 @@ export class Namespace {
     });
   }
 
-  /** What `path` is, or undefined when nothing is there. */
-  lookup(path: string, signal?: AbortSignal): Promise<Entry | undefined> {
+  /**
+   * What `path` is, or undefined when nothing is there. `forOpen`: with TTL 0, ask the store even
+   * when another request just did (the version an open pins must be the current one).
+   */
+  lookup(path: string, signal?: AbortSignal, forOpen = false): Promise<Entry | undefined> {
     if (path === '/') return Promise.resolve(DIR);
     const cached = this.fromCache(path);
     if (cached !== 'unknown') return Promise.resolve(cached);
+    const recent = forOpen ? undefined : this.justFound.get(path);
+    if (recent && Date.now() - recent.at <= JUST_FOUND_MS) return Promise.resolve(recent.entry);
     let p = this.inflightLookups.get(path);
     if (!p) {
       p = this.fetchEntry(path, signal).finally(() => this.inflightLookups.delete(path));
+      if (this.revalidateEveryUse) p.then((entry) => this.remember(path, entry)).catch(() => {});
       this.inflightLookups.set(path, p);
     }
     return p;
   }
 
+  private remember(path: string, entry: Entry | undefined): void {
+    const now = Date.now();
+    if (this.justFound.size >= JUST_FOUND_MAX) {
+      for (const [k, v] of this.justFound) if (now - v.at > JUST_FOUND_MS) this.justFound.delete(k);
+      if (this.justFound.size >= JUST_FOUND_MAX) this.justFound.clear();
+    }
+    this.justFound.delete(path); // re-insert: the map stays in age order
+    this.justFound.set(path, { entry, at: now });
+  }
+
   /** Forgets what is known about one path (e.g. an open found the object changed). */
   invalidate(path: string): void {
+    this.justFound.delete(path);
     this.types.delete(path);
     this.stats.delete(pathToKey(this.prefix, path));
     this.lists.delete(parentPath(path));

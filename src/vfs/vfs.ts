@@ -117,7 +117,7 @@ export class Vfs {
     if ((flags & O_ACCMODE) !== 0 || flags & (O_TRUNC | O_APPEND)) {
       throw new PosixError('EROFS', `read-only mount: cannot open ${path} for writing`);
     }
-    const entry = await this.ns.lookup(path);
+    const entry = await this.ns.lookup(path, undefined, true);
     if (!entry) throw new PosixError('ENOENT', `no such file: ${path}`);
     if (entry.type !== 'file') throw new PosixError('EISDIR', `is a directory: ${path}`);
     const fh = this.nextHandle++;

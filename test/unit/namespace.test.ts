@@ -78,8 +78,25 @@ test('ttl 0 revalidates every time', async () => {
   const { store, ns } = setup({ statTtl: 0, listTtl: 0 });
   store.put('f', 'x');
   await ns.lookup('/f');
+  await new Promise((r) => setTimeout(r, 150));
   await ns.lookup('/f');
   assert.equal(store.requests.HEAD, 2);
+});
+
+test('ttl 0: the requests of one system call share one answer; the next call asks again', async () => {
+  const { store, ns } = setup({ statTtl: 0, listTtl: 0 });
+  store.put('f', 'v1');
+  await ns.lookup('/f'); // the kernel's LOOKUP
+  const attr = await ns.lookup('/f'); // its GETATTRs, moments later
+  assert.equal(attr?.type, 'file');
+  assert.equal(store.requests.HEAD, 1);
+  await ns.lookup('/f', undefined, true); // its OPEN asks: the version pinned must be current
+  assert.equal(store.requests.HEAD, 2);
+  store.put('f', 'version 2');
+  await new Promise((r) => setTimeout(r, 150));
+  const later = await ns.lookup('/f');
+  assert.equal(later?.type === 'file' && later.meta.size, 9, 'the new version, asked again');
+  assert.equal(store.requests.HEAD, 3);
 });
 
 test('concurrent lookups of one name share one request pair', async () => {
