@@ -1,13 +1,15 @@
 // Where the daemon's time goes, repeatably: one MinIO server holding one large object
-// (big/obj-0.bin, 2 GiB by default), a fresh bucketfs mount per run, a fio job from bench/fio/
-// (seq-1t by default) reading it from a child process, and per run: MB/s, daemon CPU (whole
-// process and main thread alone, from /proc), GETs, bytes fetched ÷ bytes served, and with --prof
-// the daemon's --cpu-prof self time by function and by file. Several builds can be compared back
+// (big/obj-0.bin, 2 GiB by default; --small N adds N files of 128 KiB in each of small/d0..d15), a
+// fresh bucketfs mount per run, a fio job from bench/fio/ (seq-1t by default; also seq-4t,
+// rand-1m, rand-4k, small-1, small-16) reading from child processes, and per run: MB/s, daemon
+// CPU (whole process, per thread), GETs, FUSE reads, bytes fetched ÷ bytes served, and with
+// --prof the daemon's --cpu-prof self time by function and by file (--perf: a perf record). Several builds can be compared back
 // to back on the same server and data (--variant), alternating round by round so machine noise
 // hits them alike. As root, after npm run build:
 //
 //   node dist/bench/profile-seq.js [--prof] [--shaped] [--sdk] [--size-mb 2048] [--rounds 2]
-//     [--workload seq-1t] [--variant NAME=DIST_DIR[@FLAGS]]... [--args 'bucketfs flags'] [--out DIR]
+//     [--workload seq-1t]... [--small N] [--cap SECS] [--variant NAME=DIST_DIR[@FLAGS]]...
+//     [--args 'bucketfs flags'] [--out DIR]
 //
 // DIST_DIR is a tsc output dir holding src/cli/main.js (default: this repo's dist); FLAGS are extra
 // bucketfs flags for that variant only, where node:FLAG is a flag for node (node:--trace-gc) and
@@ -16,13 +18,14 @@
 // (4 parallel 8 MiB GETs, bench/sdk-read.ts) to each round. Every mount is unmounted and every
 // process stopped at the end, also on failure or Ctrl-C.
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { bigFile } from '../test/helpers/data.js';
+import { bigFile, putMany } from '../test/helpers/data.js';
 import { cleanEnv, freePort, sumMetric } from '../test/helpers/mount.js';
 import { startServer } from '../test/helpers/servers.js';
 import type { Spec } from './sdk-read.js';
@@ -31,6 +34,9 @@ const ROOT = process.env.BUCKETFS_ROOT ?? fileURLToPath(new URL('../../', import
 const MiB = 1024 * 1024;
 const BUCKET = 'bench';
 const KEY = 'big/obj-0.bin';
+/** --small N: N objects of 128 KiB in each of small/d0..d15 (bench/fio/small-1.fio, small-16.fio). */
+const SMALL_DIRS = 16;
+const SMALL_BYTES = 128 * 1024;
 /** USER_HZ, the unit of /proc/PID/stat times (100 on Linux). */
 const CLK_TCK = 100;
 
@@ -49,6 +55,7 @@ const { values: opt } = parseArgs({
     cap: { type: 'string', default: '60' },
     'ra-kb': { type: 'string' },
     perf: { type: 'boolean', default: false },
+    small: { type: 'string', default: '0' },
   },
 });
 
@@ -233,7 +240,12 @@ async function fio(
     BENCH_BIG: String(sizeBytes),
     BENCH_BIG_QUARTER: String(sizeBytes / 4),
     BENCH_RAND_SECS: String(Math.min(cap, 15)),
+    BENCH_SMALL_PER_DIR: String(Number(opt.small)),
+    BENCH_SMALL_DIR_BYTES: String(Number(opt.small) * SMALL_BYTES),
   };
+  // As bench.ts does for the small-file jobs: list the directories first, as a data loader
+  // builds its file index, so fio's stat of every file is answered from the listing.
+  if (workload.startsWith('small')) for (let d = 0; d < SMALL_DIRS; d++) readdirSync(path.join(mnt, 'small', `d${d}`));
   const r = await procs.runBounded(
     'fio',
     ['--output-format=json', `--output=${out}`, path.join(ROOT, 'bench', 'fio', `${workload}.fio`)],
@@ -421,6 +433,14 @@ async function main(): Promise<void> {
   const data = await bigFile(sizeBytes);
   procs.onCleanup('data', async () => rmSync(path.dirname(data.path), { recursive: true, force: true }));
   await server.putFile(BUCKET, KEY, data.path);
+  if (Number(opt.small) > 0) {
+    const body = randomBytes(SMALL_BYTES);
+    const keys: [string, Buffer][] = [];
+    for (let d = 0; d < SMALL_DIRS; d++) {
+      for (let f = 0; f < Number(opt.small); f++) keys.push([`small/d${d}/f${f}`, body]);
+    }
+    await putMany(server, BUCKET, keys, 32);
+  }
   let endpoint = server.endpoint;
   let shaperPid: number | undefined;
   if (opt.shaped) {
