@@ -108,7 +108,7 @@ class CachedFileReader implements FileReader {
   private readAhead(entry: CacheEntry, index: number): void {
     for (let b = index + 1; b <= index + AHEAD_BLOCKS && b < entry.blocks && entry.has(b); b++) {
       if (this.ahead.has(b)) continue;
-      const data = entry.readBlock(this.fh as FileHandle, b);
+      const data = entry.readBlock(this.fh as FileHandle, b, true);
       data.catch(() => {}); // a failure is met again, and handled, when the block is needed
       this.ahead.set(b, data);
     }

@@ -15,6 +15,11 @@ export class CorruptBlockError extends Error {
   }
 }
 
+/** A block's checksum is computed in slices of this size when it is read ahead. */
+const CHECKSUM_SLICE_BYTES = 128 * 1024;
+
+const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
 export class CacheEntry {
   readonly id: string;
   readonly meta: ObjectMeta;
@@ -94,8 +99,12 @@ export class CacheEntry {
     void h.then((fh) => fh.close()).catch(() => {});
   }
 
-  /** Reads one whole block and checks it; throws CorruptBlockError when it does not match. */
-  async readBlock(fh: FileHandle, block: number): Promise<Buffer> {
+  /**
+   * Reads one whole block and checks it; throws CorruptBlockError when it does not match.
+   * `background` (a block read ahead): the checksum is computed a slice at a time, letting FUSE
+   * requests in between, so the reader being served now never waits behind it.
+   */
+  async readBlock(fh: FileHandle, block: number, background = false): Promise<Buffer> {
     const len = this.blockLength(block);
     const buf = Buffer.allocUnsafe(len);
     let got = 0;
@@ -104,7 +113,12 @@ export class CacheEntry {
       if (bytesRead === 0) throw new CorruptBlockError(block, `short: ${got} of ${len} bytes on disk`);
       got += bytesRead;
     }
-    if (blockChecksum(buf) !== this.crcs[block]) throw new CorruptBlockError(block, 'checksum mismatch');
+    let crc = 0;
+    for (let off = 0; off < len; off += CHECKSUM_SLICE_BYTES) {
+      if (background && off > 0) await yieldToEventLoop();
+      crc = blockChecksum(buf.subarray(off, off + CHECKSUM_SLICE_BYTES), crc);
+    }
+    if (crc !== this.crcs[block]) throw new CorruptBlockError(block, 'checksum mismatch');
     return buf;
   }
 }

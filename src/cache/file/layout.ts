@@ -53,8 +53,9 @@ export function blockCount(size: number): number {
   return Math.ceil(size / BLOCK_BYTES);
 }
 
-export function blockChecksum(data: Buffer): number {
-  return crc32(data) >>> 0;
+/** CRC-32 of `data`, continuing from `previous` (the CRC of the bytes before it). */
+export function blockChecksum(data: Buffer, previous = 0): number {
+  return crc32(data, previous) >>> 0;
 }
 
 export function encodeChecksums(crcs: Uint32Array): string {
