@@ -3,7 +3,8 @@
 // pushed external memory past V8's limit many times a second: measured (bench/profile-seq.ts,
 // node --trace-gc) ~40 mark-compact GCs per second on 8 MiB parts, most of the daemon's CPU spent
 // marking on V8's worker threads. Recycling part buffers removes that churn.
-// Buffers handed out here never leave src/read: readers copy out of them (prefetcher.ts copyOut).
+// A buffer goes back to the pool only when its part is dropped, no read waits on it, and the event
+// loop has turned since: the views reads returned of it are dead by then (FileReader.read).
 // Only full-size parts are pooled (ramp-up and tail parts are rare and get their own buffer), so
 // a pooled buffer is exactly the bytes its part reserved. Free buffers are kept only while reserved
 // plus pooled bytes fit the mount's MemoryBudget limit, dropped when a reader has to wait for
