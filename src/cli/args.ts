@@ -41,6 +41,7 @@ export function buildParser(argv: string[], version: string): Argv {
       'bucketfs --endpoint-url http://127.0.0.1:9000 --force-path-style s3://demo /mnt/demo',
       'mount a bucket on MinIO',
     )
+    .example('bucketfs --cache-dir /var/cache/bucketfs s3://my-bucket /mnt/data', 'keep what is read on local disk')
     .epilog('Options can also come from a YAML file (--config-file); see docs/configuration.md.');
   for (const o of OPTIONS) {
     const dflt =
