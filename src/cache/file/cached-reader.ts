@@ -147,6 +147,10 @@ class CachedFileReader implements FileReader {
         throw err;
       }
     }
+    // Just downloaded: these bytes are what was written, no need to read them back. (Not kept as
+    // `block`: a view would keep the whole chunk alive after the job gives its budget back.)
+    const fresh = this.job?.blockInMemory(index);
+    if (fresh) return fresh;
     try {
       const pending = this.ahead.get(index) ?? entry.readBlock(this.fh as FileHandle, index);
       const sequential = this.block === undefined || this.block.index === index - 1;

@@ -5,6 +5,8 @@
 // Readers wait only for the chunk holding the bytes they need, and never for one far ahead.
 import type { FileHandle } from 'node:fs/promises';
 import type { MemoryBudget } from '../../read/memory-budget.js';
+import type { PartPool } from '../../read/part-pool.js';
+import type { RangeInto } from '../../read/prefetcher.js';
 import type { RangeDownloader } from '../../read/range-downloader.js';
 import type { ObjectPin } from '../../store/types.js';
 import type { CacheEntry } from './entry.js';
@@ -15,19 +17,28 @@ export interface DownloadOptions {
   chunkBytes: number;
   /** Chunks in flight at once for this object. */
   parallelism: number;
+  /** Recycled buffers for full-size chunks (fresh multi-MiB buffers keep V8's GC busy). */
+  pool?: PartPool;
 }
 
 interface Chunk {
   start: number;
   end: number;
+  /** The bytes, kept in memory for a while after they are written (see `recent`). */
+  data?: Buffer;
   done: Promise<void>;
   resolve: () => void;
   reject: (err: unknown) => void;
 }
 
+/** The largest chunk for a part size: whole blocks, at least one. */
+export function chunkSize(maxBytes: number): number {
+  return Math.max(BLOCK_BYTES, Math.floor(maxBytes / BLOCK_BYTES) * BLOCK_BYTES);
+}
+
 /** Chunk boundaries: 1 block, then doubling, up to `maxBytes`; all whole blocks but the last. */
 export function planChunks(size: number, maxBytes: number): { start: number; end: number }[] {
-  const max = Math.max(BLOCK_BYTES, Math.floor(maxBytes / BLOCK_BYTES) * BLOCK_BYTES);
+  const max = chunkSize(maxBytes);
   const out: { start: number; end: number }[] = [];
   let len = BLOCK_BYTES;
   for (let start = 0; start < size; start += len, len = Math.min(len * 2, max)) {
@@ -35,6 +46,9 @@ export function planChunks(size: number, maxBytes: number): { start: number; end
   }
   return out;
 }
+
+/** Chunks a job keeps in memory after writing them, for the readers right behind the download. */
+const RECENT_CHUNKS = 4;
 
 export class DownloadJob {
   readonly entry: CacheEntry;
@@ -54,6 +68,13 @@ export class DownloadJob {
   private completing = false;
   private readonly persist: () => Promise<void>;
   private settle!: { resolve: () => void; reject: (err: unknown) => void };
+  /**
+   * The last chunks written, still in memory with their budget reserved: the readers that waited
+   * for them (epoch 1) take their bytes from here instead of reading back and checking what was
+   * just written. Given back under memory pressure and when the job ends.
+   */
+  private readonly recent: Chunk[] = [];
+  private readonly stopListening: () => void;
 
   /** `persist` makes the finished download a cache entry on disk, before the job lets go of it. */
   constructor(
@@ -82,6 +103,17 @@ export class DownloadJob {
       this.settle = { resolve, reject };
     });
     this.finished.catch(() => {});
+    this.stopListening = budget.onPressure(() => this.forget(0));
+  }
+
+  /** Block `block` from a chunk still in memory, if it is one. */
+  blockInMemory(block: number): Buffer | undefined {
+    const at = block * BLOCK_BYTES;
+    for (const c of this.recent) {
+      if (c.data && at >= c.start && at < c.end)
+        return c.data.subarray(at - c.start, Math.min(c.end, at + BLOCK_BYTES) - c.start);
+    }
+    return undefined;
   }
 
   /** Opens the partial file (through the entry, so readers share the handle) and starts fetching. */
@@ -137,13 +169,13 @@ export class DownloadJob {
   private async fetch(c: Chunk): Promise<void> {
     const size = c.end - c.start;
     await this.budget.reserve(size, this.abort.signal);
+    let kept = false;
+    let data: Buffer | undefined;
     try {
-      const data = await this.downloader.fetch(
-        this.entry.meta.key,
-        { start: c.start, end: c.end },
-        this.pin,
-        this.abort.signal,
-      );
+      const range: RangeInto = { start: c.start, end: c.end };
+      const into = this.opts.pool?.acquire(size);
+      if (into) range.into = into;
+      data = await this.downloader.fetch(this.entry.meta.key, range, this.pin, this.abort.signal);
       const fh = this.fh as FileHandle;
       for (let done = 0; done < data.length; ) {
         const { bytesWritten } = await fh.write(data, done, data.length - done, c.start + done);
@@ -151,9 +183,34 @@ export class DownloadJob {
       }
       this.entry.markWritten(c.start / BLOCK_BYTES, data);
       this.written += data.length;
+      if (this.failure === undefined) {
+        c.data = data;
+        this.recent.push(c);
+        kept = true;
+        this.forget(RECENT_CHUNKS);
+      }
     } finally {
-      this.budget.release(size);
+      if (!kept) this.giveBack(size, data);
     }
+  }
+
+  /** Gives back all but the newest `keep` chunks held in memory. */
+  private forget(keep: number): void {
+    while (this.recent.length > keep) {
+      const c = this.recent.shift() as Chunk;
+      this.giveBack(c.end - c.start, c.data);
+      c.data = undefined;
+    }
+  }
+
+  /**
+   * Returns a chunk's budget, and its buffer to the pool once the event loop has turned: views of
+   * it handed to readers are dead by then (they are copied into FUSE's buffer at once).
+   */
+  private giveBack(size: number, data: Buffer | undefined): void {
+    this.budget.release(size);
+    const pool = this.opts.pool;
+    if (pool && data) setImmediate(() => pool.release(data));
   }
 
   private async complete(): Promise<void> {
@@ -167,7 +224,13 @@ export class DownloadJob {
       return;
     }
     this.entry.release();
+    this.end();
     this.settle.resolve();
+  }
+
+  private end(): void {
+    this.stopListening();
+    this.forget(0);
   }
 
   private fail(err: unknown): void {
@@ -176,6 +239,7 @@ export class DownloadJob {
     this.abort.abort(err);
     for (const c of this.chunks) c.reject(err);
     if (this.fh) this.entry.release();
+    this.end();
     this.settle.reject(err);
   }
 }

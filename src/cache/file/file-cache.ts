@@ -21,9 +21,10 @@ import { BucketfsError, describe, ErrorCodes } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { Metrics } from '../../metrics/metrics.js';
 import type { MemoryBudget } from '../../read/memory-budget.js';
+import { PartPool } from '../../read/part-pool.js';
 import type { RangeDownloader } from '../../read/range-downloader.js';
 import type { ObjectMeta } from '../../store/types.js';
-import { DownloadJob } from './download-job.js';
+import { chunkSize, DownloadJob } from './download-job.js';
 import { CacheEntry } from './entry.js';
 import {
   BLOCK_BYTES,
@@ -76,6 +77,8 @@ export function isDiskError(err: unknown): boolean {
 
 /** After a write fails, new downloads pause this long before the cache tries the disk again. */
 const DISK_PAUSE_MS = 30_000;
+/** Free chunk buffers are dropped after this long without a download. */
+const POOL_IDLE_MS = 10_000;
 /** Recency is written to disk (the .meta mtime) at most this often per entry. */
 const TOUCH_EVERY_MS = 60_000;
 
@@ -92,6 +95,7 @@ export class FileCache {
   private readonly starting = new Map<string, Promise<DownloadJob | undefined>>();
   /** Files of dropped entries still being unlinked, by id: a new download of the id waits for them. */
   private readonly removing = new Map<string, Promise<void>>();
+  private readonly chunkPool: PartPool;
   private usedBytes = 0;
   private diskPausedUntil = 0;
   private noRoomWarnedAt = Number.NEGATIVE_INFINITY;
@@ -111,6 +115,8 @@ export class FileCache {
     this.budget = budget;
     this.metrics = metrics;
     this.log = log;
+    // Only whole chunks of the largest size are pooled (download-job.ts plans them block-aligned).
+    this.chunkPool = new PartPool(chunkSize(opts.chunkBytes), budget, POOL_IDLE_MS);
   }
 
   /**
@@ -296,7 +302,7 @@ export class FileCache {
       entry,
       this.downloader,
       this.budget,
-      { chunkBytes: this.opts.chunkBytes, parallelism: parallel },
+      { chunkBytes: this.opts.chunkBytes, parallelism: parallel, pool: this.chunkPool },
       () => this.persist(entry),
     );
     this.entries.set(id, entry);
