@@ -5,7 +5,7 @@
 // processes: a small node script that reads (offset, length) pairs and prints a digest of them.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { open } from 'node:fs/promises';
+import { open, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type BigFile, bigFile, putMany } from '../helpers/data.js';
@@ -107,6 +107,12 @@ async function bytesIn(m: Mounted): Promise<number> {
   return sumMetric(await m.metricsText(), 'bucketfs_store_bytes_in_total');
 }
 
+/** The local copy of the big object: made once per process (helpers/data.ts), removed at the end. */
+let bigDir: string | undefined;
+after(async () => {
+  if (bigDir) await rm(bigDir, { recursive: true, force: true });
+});
+
 for (const backend of ALL_BACKENDS) {
   describe(`read path on ${backend}`, { concurrency: false }, () => {
     let server: TestServer;
@@ -125,6 +131,7 @@ for (const backend of ALL_BACKENDS) {
         3,
       );
       big = await bigFile(BIG);
+      bigDir = path.dirname(big.path);
       await server.putFile('reads', 'big.bin', big.path);
       m = await mountBucket(server, 'reads', { args: ['--read-part-size', String(PART / MiB)] });
     });
