@@ -135,6 +135,10 @@ class CachedFileReader implements FileReader {
   private async readBlock(index: number): Promise<Buffer> {
     if (this.block?.index === index) return this.block.data;
     const entry = this.entry as CacheEntry;
+    // Just downloaded: these bytes are what is being written, no need to read them back. (Not kept
+    // as `block`: a view would keep the whole chunk alive after the job gives its budget back.)
+    const fresh = this.job?.blockInMemory(index);
+    if (fresh) return fresh;
     if (!entry.has(index)) {
       const ready = this.job?.waitFor(index);
       if (!ready) throw new ReadDirect(); // far ahead of the download: do not wait for it
@@ -146,11 +150,9 @@ class CachedFileReader implements FileReader {
         if (isDiskError(err) || hasCode(err, ErrorCodes.Aborted)) throw new ReadDirect();
         throw err;
       }
+      const arrived = this.job?.blockInMemory(index);
+      if (arrived) return arrived;
     }
-    // Just downloaded: these bytes are what was written, no need to read them back. (Not kept as
-    // `block`: a view would keep the whole chunk alive after the job gives its budget back.)
-    const fresh = this.job?.blockInMemory(index);
-    if (fresh) return fresh;
     try {
       const pending = this.ahead.get(index) ?? entry.readBlock(this.fh as FileHandle, index);
       const sequential = this.block === undefined || this.block.index === index - 1;

@@ -24,8 +24,10 @@ export interface DownloadOptions {
 interface Chunk {
   start: number;
   end: number;
-  /** The bytes, kept in memory for a while after they are written (see `recent`). */
+  /** The bytes, in memory from their arrival until a while after they are written (see `recent`). */
   data?: Buffer;
+  /** On disk, checksums recorded. */
+  written?: boolean;
   done: Promise<void>;
   resolve: () => void;
   reject: (err: unknown) => void;
@@ -47,7 +49,7 @@ export function planChunks(size: number, maxBytes: number): { start: number; end
   return out;
 }
 
-/** Chunks a job keeps in memory after writing them, for the readers right behind the download. */
+/** Chunks a job keeps in memory after writing them (at least; as many as it fetches at once). */
 const RECENT_CHUNKS = 4;
 
 export class DownloadJob {
@@ -74,6 +76,8 @@ export class DownloadJob {
    * just written. Given back under memory pressure and when the job ends.
    */
   private readonly recent: Chunk[] = [];
+  /** The furthest offset a reader has taken from memory: chunks wholly before it are done with. */
+  private readFrontier = 0;
   private readonly stopListening: () => void;
 
   /** `persist` makes the finished download a cache entry on disk, before the job lets go of it. */
@@ -109,6 +113,7 @@ export class DownloadJob {
   /** Block `block` from a chunk still in memory, if it is one. */
   blockInMemory(block: number): Buffer | undefined {
     const at = block * BLOCK_BYTES;
+    if (at > this.readFrontier) this.readFrontier = at;
     for (const c of this.recent) {
       if (c.data && at >= c.start && at < c.end)
         return c.data.subarray(at - c.start, Math.min(c.end, at + BLOCK_BYTES) - c.start);
@@ -125,8 +130,9 @@ export class DownloadJob {
   }
 
   /**
-   * Resolves once `block` is on disk. Undefined when it is further ahead than the chunks in flight
-   * and the next batch: the caller reads those bytes from the store instead of waiting.
+   * Resolves once `block` is in memory (blockInMemory) or on disk. Undefined when it is further
+   * ahead than the chunks in flight and the next batch: the caller reads those bytes from the
+   * store instead of waiting.
    */
   waitFor(block: number): Promise<void> | undefined {
     if (this.entry.has(block)) return Promise.resolve();
@@ -176,6 +182,12 @@ export class DownloadJob {
       const into = this.opts.pool?.acquire(size);
       if (into) range.into = into;
       data = await this.downloader.fetch(this.entry.meta.key, range, this.pin, this.abort.signal);
+      if (this.failure !== undefined) return;
+      // Readers take the bytes from memory at once; the disk write does not hold them up.
+      c.data = data;
+      this.recent.push(c);
+      kept = true;
+      c.resolve();
       const fh = this.fh as FileHandle;
       for (let done = 0; done < data.length; ) {
         const { bytesWritten } = await fh.write(data, done, data.length - done, c.start + done);
@@ -183,24 +195,33 @@ export class DownloadJob {
       }
       this.entry.markWritten(c.start / BLOCK_BYTES, data);
       this.written += data.length;
-      if (this.failure === undefined) {
-        c.data = data;
-        this.recent.push(c);
-        kept = true;
-        this.forget(RECENT_CHUNKS);
-      }
+      c.written = true;
+      this.forget(Math.max(RECENT_CHUNKS, this.opts.parallelism));
     } finally {
       if (!kept) this.giveBack(size, data);
     }
   }
 
-  /** Gives back all but the newest `keep` chunks held in memory. */
+  /**
+   * Keeps at most `keep` chunks in memory (more while they are not yet on disk): first gives back
+   * those every reader has passed, then the oldest written. `keep` 0 gives back all (job ended).
+   */
   private forget(keep: number): void {
-    while (this.recent.length > keep) {
-      const c = this.recent.shift() as Chunk;
-      this.giveBack(c.end - c.start, c.data);
-      c.data = undefined;
+    for (let i = 0; i < this.recent.length && this.recent.length > keep; ) {
+      const c = this.recent[i] as Chunk;
+      if (keep === 0 || (c.written && c.end <= this.readFrontier)) this.drop(i);
+      else i++;
     }
+    for (let i = 0; i < this.recent.length && this.recent.length > keep; ) {
+      if ((this.recent[i] as Chunk).written) this.drop(i);
+      else i++;
+    }
+  }
+
+  private drop(i: number): void {
+    const [c] = this.recent.splice(i, 1) as [Chunk];
+    this.giveBack(c.end - c.start, c.data);
+    c.data = undefined;
   }
 
   /**
