@@ -277,7 +277,10 @@ async function runBucketfs(
   rmSync(profDir, { recursive: true, force: true });
   const port = await freePort();
   const nodeFlags = opt.prof ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
-  if (opt.perf) nodeFlags.push('--perf-basic-prof');
+  // --perf-basic-prof also makes V8 write an isolate log into the working directory: keep it in OUT.
+  // (perf itself needs /tmp/perf-PID.map, which stays: delete it with the perf data.)
+  if (opt.perf)
+    nodeFlags.push('--perf-basic-prof', `--logfile=${path.join(OUT, `${tag}.v8.log`)}`, '--no-logfile-per-isolate');
   nodeFlags.push(...v.nodeFlags);
   const daemon = await procs.startFuseDaemon(
     `bucketfs ${tag}`,
