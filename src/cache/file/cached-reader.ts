@@ -160,7 +160,8 @@ class CachedFileReader implements FileReader {
       this.ahead.delete(index);
       const data = await pending;
       this.block = { index, data };
-      if (sequential) this.readAhead(entry, index);
+      // While the download runs, the blocks ahead come from its memory, not the disk.
+      if (sequential && entry.complete) this.readAhead(entry, index);
       return data;
     } catch (err) {
       if (err instanceof CorruptBlockError) {

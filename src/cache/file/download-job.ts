@@ -209,7 +209,8 @@ export class DownloadJob {
   private forget(keep: number): void {
     for (let i = 0; i < this.recent.length && this.recent.length > keep; ) {
       const c = this.recent[i] as Chunk;
-      if (keep === 0 || (c.written && c.end <= this.readFrontier)) this.drop(i);
+      // A block's worth of slack: the kernel's read-ahead sends reads a little out of order.
+      if (keep === 0 || (c.written && c.end + BLOCK_BYTES <= this.readFrontier)) this.drop(i);
       else i++;
     }
     for (let i = 0; i < this.recent.length && this.recent.length > keep; ) {
