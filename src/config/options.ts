@@ -378,7 +378,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     backend: 'both',
     group: G_FILE,
     describe:
-      'Also cache an object whose first read is not at offset 0 (random access). Off: such a handle reads straight from the store.',
+      'Also cache an object whose first read is past its first part (random access). Off: such a handle reads straight from the store.',
   },
   {
     flag: 'file-cache-enable-parallel-downloads',

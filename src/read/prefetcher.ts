@@ -57,12 +57,6 @@ interface ExactRead {
   reject: (err: unknown) => void;
 }
 
-/**
- * A range that asks the store to write the bytes into `into` (exactly end - start bytes) rather
- * than allocate: S3Store and GcsStore honour it, other stores ignore it.
- */
-export type RangeInto = ByteRange & { into?: Buffer };
-
 export class Prefetcher implements FileReader {
   private readonly meta: ObjectMeta;
   private readonly pin: ObjectPin;
@@ -245,7 +239,7 @@ export class Prefetcher implements FileReader {
     };
     part.data = reserved.then(() => {
       part.reserved = size;
-      const range: RangeInto = { start, end };
+      const range: ByteRange = { start, end };
       if (!signal.aborted) {
         part.buffer = this.pool?.acquire(size);
         if (part.buffer) range.into = part.buffer;

@@ -140,7 +140,7 @@ class GcsStore implements ObjectStore {
     });
     try {
       // The prefetcher may lend a recycled buffer to fill (src/read/part-pool.ts).
-      const into = (range as { into?: Buffer }).into;
+      const into = range.into;
       const body = await collect(stream, want, key, signal, into?.length === want ? into : undefined);
       if (body.length !== want) {
         throw new BucketfsError(

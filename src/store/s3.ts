@@ -153,7 +153,7 @@ class S3Store implements ObjectStore {
         body.destroy();
         throw new BucketfsError(ErrorCodes.Stale, `${key} changed since it was opened`, { key, status: 200 });
       }
-      const into = (range as { into?: Buffer }).into;
+      const into = range.into;
       const data = await collect(body, want, key, into?.length === want ? into : undefined);
       if (data.length !== want) {
         throw new BucketfsError(

@@ -41,6 +41,11 @@ export interface ObjectPin {
 export interface ByteRange {
   start: number;
   end: number;
+  /**
+   * A buffer of exactly end - start bytes the caller lends for the bytes (recycled part buffers,
+   * see src/read/part-pool.ts): an adapter that can fills it and returns it. Optional for adapters.
+   */
+  into?: Buffer;
 }
 
 export type StoreKind = 's3' | 'gcs' | 'memory';

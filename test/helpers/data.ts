@@ -1,6 +1,6 @@
 // Test data: large random files with known digests, and bulk seeding with bounded concurrency.
 import { createHash, randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, rmSync } from 'node:fs';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,6 +13,11 @@ export interface BigFile {
 }
 
 const bigFiles = new Map<number, Promise<BigFile>>();
+const bigFileDirs: string[] = [];
+// Gigabytes each: gone when the test process ends, however it ends ('exit' handlers are synchronous).
+process.once('exit', () => {
+  for (const dir of bigFileDirs) rmSync(dir, { recursive: true, force: true });
+});
 
 /** A random file of `size` bytes on local disk, made once per test process per size. */
 export function bigFile(size: number): Promise<BigFile> {
@@ -20,6 +25,7 @@ export function bigFile(size: number): Promise<BigFile> {
   if (!p) {
     p = (async () => {
       const dir = await mkdtemp(path.join(os.tmpdir(), 'bucketfs-data-'));
+      bigFileDirs.push(dir);
       const file = path.join(dir, `random-${size}.bin`);
       const hash = createHash('sha256');
       const out = createWriteStream(file);

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import { ErrorCodes } from '../../src/errors.js';
 import { Metrics } from '../../src/metrics/metrics.js';
 import { MemoryBudget } from '../../src/read/memory-budget.js';
-import { createReaderFactory, type PrefetchOptions, type RangeInto } from '../../src/read/prefetcher.js';
+import { createReaderFactory, type PrefetchOptions } from '../../src/read/prefetcher.js';
 import { RangeDownloader } from '../../src/read/range-downloader.js';
 import { MemoryStore } from '../../src/store/memory.js';
 import type { ByteRange, ObjectPin } from '../../src/store/types.js';
@@ -152,7 +152,7 @@ function likeS3(store: MemoryStore): { fetched: () => number } {
   store.read = async (key: string, range: ByteRange, pin?: ObjectPin) => {
     const got = await read(key, range, pin);
     fetched += got.length;
-    const into = (range as RangeInto).into;
+    const into = range.into;
     if (!into) return got;
     assert.equal(into.length, got.length, 'a lent buffer has exactly the range size');
     got.copy(into);

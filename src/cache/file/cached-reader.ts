@@ -1,6 +1,7 @@
 // The reader of one open handle when a file cache is on. At its first read it picks its source, in
 // order: a complete cached copy of the version opened; a download in progress for it; a new
-// download (first read at offset 0, or any offset with --file-cache-cache-file-for-range-read);
+// download (first read within the first part, or any offset with
+// --file-cache-cache-file-for-range-read);
 // else the direct reader (prefetcher). Bytes on disk are verified block by block. Whatever goes
 // wrong with the disk falls back to the direct reader for the read at hand, never to an error;
 // errors from the store (changed object, retries exhausted) are the read's errors as usual.
@@ -77,7 +78,10 @@ class CachedFileReader implements FileReader {
     let job: DownloadJob | undefined;
     if (!hit) {
       job = this.cache.runningJob(this.meta);
-      if (!job && (offset === 0 || this.cache.opts.cacheForRangeRead)) job = await this.cache.startJob(this.meta);
+      // "From the start": the kernel sends a file's first reads several at once (read-ahead, large
+      // application reads), so the one that arrives first need not be at offset 0.
+      const fromStart = offset < this.cache.opts.chunkBytes;
+      if (!job && (fromStart || this.cache.opts.cacheForRangeRead)) job = await this.cache.startJob(this.meta);
     }
     this.cache.lookedUp(hit !== undefined);
     const entry = hit ?? job?.entry;

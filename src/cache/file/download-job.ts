@@ -6,9 +6,8 @@
 import type { FileHandle } from 'node:fs/promises';
 import type { MemoryBudget } from '../../read/memory-budget.js';
 import type { PartPool } from '../../read/part-pool.js';
-import type { RangeInto } from '../../read/prefetcher.js';
 import type { RangeDownloader } from '../../read/range-downloader.js';
-import type { ObjectPin } from '../../store/types.js';
+import type { ByteRange, ObjectPin } from '../../store/types.js';
 import type { CacheEntry } from './entry.js';
 import { BLOCK_BYTES } from './layout.js';
 
@@ -178,7 +177,7 @@ export class DownloadJob {
     let kept = false;
     let data: Buffer | undefined;
     try {
-      const range: RangeInto = { start: c.start, end: c.end };
+      const range: ByteRange = { start: c.start, end: c.end };
       const into = this.opts.pool?.acquire(size);
       if (into) range.into = into;
       data = await this.downloader.fetch(this.entry.meta.key, range, this.pin, this.abort.signal);

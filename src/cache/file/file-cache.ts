@@ -48,7 +48,7 @@ export interface FileCacheOptions {
   maxBytes: number;
   /** Share of the file system always left free. */
   minFreeRatio: number;
-  /** Cache an object when its first read is not at offset 0. */
+  /** Cache an object when its first read is past its first part (`chunkBytes`). */
   cacheForRangeRead: boolean;
   /** Objects larger than this download with `parallelDownloads` chunks in flight. */
   parallelThresholdBytes: number;
