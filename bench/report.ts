@@ -200,7 +200,8 @@ function resultsTable(r: RunReport, net: Net): string[] {
     const fuse = find(r, w.name, 'ramfs', net);
     const sdkText = w.sdkSameAs && sdk ? `${value(w.kind, sdk)} (as ${w.sdkSameAs})` : value(w.kind, sdk);
     // Epoch 2 reads no network: its yardstick is the FUSE limit alone.
-    const x = w.target === 'epoch70' ? (bfs && fuse ? bfs.mbps / fuse.mbps : Number.NaN) : ratio(w.kind, bfs, sdk, fuse);
+    const x =
+      w.target === 'epoch70' ? (bfs && fuse ? bfs.mbps / fuse.mbps : Number.NaN) : ratio(w.kind, bfs, sdk, fuse);
     lines.push(
       `| ${w.title} (\`${w.name}\`) | ${sdkText} | ${value(w.kind, fuse)} | ${value(w.kind, bfs)} | ${pct(x)}${w.target === 'epoch70' ? ' of FUSE' : ''} | ${mark(verdict(r, w, net))} |`,
     );
