@@ -157,6 +157,19 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
+export interface RequestCounts {
+  HEAD: number;
+  LIST: number;
+  GET: number;
+}
+
+/** Store requests the daemon has counted so far, by kind (one /metrics scrape). */
+export async function requestCounts(m: Mounted): Promise<RequestCounts> {
+  const text = await m.metricsText();
+  const c = (kind: string) => sumMetric(text, 'bucketfs_store_requests_total', { kind });
+  return { HEAD: c('HEAD'), LIST: c('LIST'), GET: c('GET') };
+}
+
 /** Sums a Prometheus counter over the series whose labels include `match`. */
 export function sumMetric(text: string, name: string, match: Record<string, string> = {}): number {
   let total = 0;

@@ -3,7 +3,7 @@
 // crash, corruption on disk, a second process, a full or read-only disk.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, open, readdir, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -15,6 +15,7 @@ import {
   isMounted,
   type Mounted,
   mountBucket,
+  requestCounts,
   serverArgs,
   sleep,
 } from '../helpers/mount.js';
@@ -37,9 +38,7 @@ async function catHash(file: string): Promise<string> {
   return (await runOk('sha256sum', [file])).split(' ')[0] as string;
 }
 
-async function counts(m: Mounted): Promise<{ HEAD: number; LIST: number; GET: number }> {
-  return { HEAD: await m.requests('HEAD'), LIST: await m.requests('LIST'), GET: await m.requests('GET') };
-}
+const counts = requestCounts;
 
 async function cacheFiles(cacheDir: string, suffix: string): Promise<string[]> {
   const names = await readdir(path.join(cacheDir, 'v1')).catch(() => [] as string[]);
@@ -290,7 +289,6 @@ for (const backend of ALL_BACKENDS) {
   });
 }
 
-async function readLog(m: Mounted): Promise<string> {
-  const { readFile } = await import('node:fs/promises');
+function readLog(m: Mounted): Promise<string> {
   return readFile(m.logFile, 'utf8');
 }

@@ -3,20 +3,16 @@ import assert from 'node:assert/strict';
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { type Mounted, mountBucket, sleep, sumMetric } from '../helpers/mount.js';
+import { type Mounted, mountBucket, type RequestCounts, requestCounts, sleep, sumMetric } from '../helpers/mount.js';
 import { run, runOk } from '../helpers/proc.js';
 import { ALL_BACKENDS, startServer, type TestServer } from '../helpers/servers.js';
 
 const DIRS = 20;
 const PER_DIR = 1000;
 
-async function counts(m: Mounted): Promise<{ HEAD: number; LIST: number; GET: number }> {
-  const text = await m.metricsText();
-  const c = (kind: string) => sumMetric(text, 'bucketfs_store_requests_total', { kind });
-  return { HEAD: c('HEAD'), LIST: c('LIST'), GET: c('GET') };
-}
+const counts = requestCounts;
 
-function diff(a: { HEAD: number; LIST: number; GET: number }, b: { HEAD: number; LIST: number; GET: number }) {
+function diff(a: RequestCounts, b: RequestCounts) {
   return { HEAD: b.HEAD - a.HEAD, LIST: b.LIST - a.LIST, GET: b.GET - a.GET };
 }
 

@@ -3,7 +3,7 @@
 // in test/integration/file-cache.test.ts.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, open, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, readdir, rm, stat, truncate, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
@@ -260,6 +260,38 @@ test('entries survive a restart; partial and orphaned files are removed', async 
   assert.equal((await stat(dir)).mode & 0o777, 0o700);
   assert.equal((await stat(path.join(v1, names[0] as string))).mode & 0o777, 0o600);
   await r2.cache.close();
+});
+
+test('recency survives a restart: the entry read last before it is evicted last after it', async () => {
+  const dir = await tempDir();
+  const store = new MemoryStore();
+  const [a, b, c] = ['a', 'b', 'c'].map((k) => store.put(k, randomBytes(MiB))) as [ObjectMeta, ObjectMeta, ObjectMeta];
+  const r1 = await rig(dir, { maxBytes: 2 * MiB }, store);
+  for (const m of [a, b]) {
+    await readAll(r1.open(m), MiB);
+    await settled(r1.cache, store, m);
+  }
+  await r1.cache.close();
+  // Both were used long ago, a before b.
+  const metaOf = (m: ObjectMeta) => entryPaths(dir, entryId('memory', store.bucket, m.key)).meta;
+  const now = Date.now() / 1000;
+  await utimes(metaOf(a), now - 300, now - 300);
+  await utimes(metaOf(b), now - 200, now - 200);
+
+  const r2 = await rig(dir, { maxBytes: 2 * MiB }, store);
+  await readAll(r2.open(a), MiB); // a is now the most recent
+  await new Promise((res) => setTimeout(res, 50)); // its recency is written asynchronously
+  await r2.cache.close();
+
+  const r3 = await rig(dir, { maxBytes: 2 * MiB }, store);
+  await readAll(r3.open(c), MiB);
+  await settled(r3.cache, store, c);
+  const gets = store.requests.GET;
+  await readAll(r3.open(a), MiB);
+  assert.equal(store.requests.GET, gets, 'a was kept');
+  await readAll(r3.open(b), MiB);
+  assert.ok(store.requests.GET > gets, 'b, least recently used across the restarts, was evicted for c');
+  await r3.cache.close();
 });
 
 test('a store error fails the read; the failed download leaves nothing behind', async () => {

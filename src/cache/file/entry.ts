@@ -31,8 +31,8 @@ export class CacheEntry {
   private blocksOnDisk = 0;
   /** Dropped from the cache (evicted, corrupt, failed): its files are gone or going. */
   dropped = false;
-  /** Last time a reader used it (ms), for the recency kept on disk. */
-  lastUsed = Date.now();
+  /** The last use recorded on disk (ms; the .meta mtime): recency across restarts. */
+  usedOnDisk = Date.now();
   private handle: Promise<FileHandle> | undefined;
   private refs = 0;
 

@@ -350,7 +350,7 @@ export class FileCache {
     await rename(e.paths.partial, e.paths.data);
     await writeFile(e.paths.metaTmp, JSON.stringify(record), { mode: 0o600 });
     await rename(e.paths.metaTmp, e.paths.meta);
-    e.lastUsed = Date.now();
+    e.usedOnDisk = Date.now();
   }
 
   /**
@@ -395,11 +395,12 @@ export class FileCache {
     this.entries.delete(e.id);
     this.entries.set(e.id, e);
     const now = Date.now();
-    if (now - e.lastUsed > TOUCH_EVERY_MS) {
-      // The .meta mtime carries recency across restarts.
+    // The .meta mtime carries recency across restarts; written at most once a minute per entry,
+    // however often it is read.
+    if (now - e.usedOnDisk > TOUCH_EVERY_MS) {
+      e.usedOnDisk = now;
       void utimes(e.paths.meta, now / 1000, now / 1000).catch(() => {});
     }
-    e.lastUsed = now;
   }
 
   /** Loads entries left by earlier runs, oldest use first; removes partial and orphaned files. */
@@ -439,7 +440,7 @@ export class FileCache {
       if (r.generation !== undefined) meta.generation = r.generation;
       // Another bucket's entry is kept and counted (it shares the disk); its id never matches here.
       const entry = new CacheEntry(id, meta, paths, crcs);
-      entry.lastUsed = metaStat.mtimeMs;
+      entry.usedOnDisk = metaStat.mtimeMs;
       found.push({ entry, used: metaStat.mtimeMs });
     };
     // Bounded concurrency: a large cache has tens of thousands of entries.
