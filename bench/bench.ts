@@ -21,6 +21,7 @@ import {
   cleanupAll,
   cpuMeter,
   dropCaches,
+  downloadsSettled,
   findPid,
   forgetPid,
   onCleanup,
@@ -283,18 +284,6 @@ function topSnapshot(): string {
     .split('\n')
     .filter((line, i) => i < 2 || (i >= 6 && i < 14) || /^\s*PID/.test(line))
     .join('\n');
-}
-
-/** Polls the daemon until no file cache download is running (a stop would cancel them). */
-async function downloadsSettled(port: number, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-    const n = (outcome: string) => sumMetric(text, 'bucketfs_file_cache_downloads_total', { outcome });
-    if (n('started') === n('complete') + n('failed')) return;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`file cache downloads still running after ${timeoutMs / 1000} s`);
 }
 
 /**

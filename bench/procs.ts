@@ -5,7 +5,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { forceUnmount, freePort, isMounted } from '../test/helpers/mount.js';
+import { forceUnmount, freePort, isMounted, sumMetric } from '../test/helpers/mount.js';
 
 export const WORK = process.env.BENCH_WORK ?? '';
 
@@ -327,4 +327,16 @@ export async function startShaper(
       drop();
     },
   };
+}
+
+/** Polls the daemon until no file cache download is running (a stop would cancel them). */
+export async function downloadsSettled(port: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const n = (outcome: string) => sumMetric(text, 'bucketfs_file_cache_downloads_total', { outcome });
+    if (n('started') === n('complete') + n('failed')) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`file cache downloads still running after ${timeoutMs / 1000} s`);
 }

@@ -14,7 +14,9 @@
 // DIST_DIR is a tsc output dir holding src/cli/main.js (default: this repo's dist); FLAGS are extra
 // bucketfs flags for that variant only, where node:FLAG is a flag for node (node:--trace-gc) and
 // ra:KB sets the mount's kernel read-ahead (/sys/class/bdi) once mounted. --shaped puts toxiproxy (as bench/run.sh builds it) in
-// front of MinIO: +20 ms per response, 100 MB/s per connection. --sdk adds the direct-SDK rate
+// front of MinIO: +20 ms per response, 100 MB/s per connection. --epochs mounts with an empty
+// --cache-dir (under --out, on the machine's disk), runs the job once unmeasured (epoch 1), waits for
+// the cache's downloads, drops the page cache and measures the second run (epoch 2), as bench.ts does. --sdk adds the direct-SDK rate
 // (4 parallel 8 MiB GETs, bench/sdk-read.ts) to each round. Every mount is unmounted and every
 // process stopped at the end, also on failure or Ctrl-C.
 import { spawn } from 'node:child_process';
@@ -56,6 +58,7 @@ const { values: opt } = parseArgs({
     'ra-kb': { type: 'string' },
     perf: { type: 'boolean', default: false },
     small: { type: 'string', default: '0' },
+    epochs: { type: 'boolean', default: false },
   },
 });
 
@@ -277,6 +280,8 @@ async function runBucketfs(
   rmSync(profDir, { recursive: true, force: true });
   const port = await freePort();
   const nodeFlags = opt.prof ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
+  const cacheDir = opt.epochs ? path.join(OUT, 'cache', tag) : undefined;
+  if (cacheDir) rmSync(cacheDir, { recursive: true, force: true });
   // --perf-basic-prof also makes V8 write an isolate log into the working directory: keep it in OUT.
   // (perf itself needs /tmp/perf-PID.map, which stays: delete it with the perf data.)
   if (opt.perf)
@@ -301,6 +306,7 @@ async function runBucketfs(
       '--log-file',
       path.join(OUT, `${tag}.log`),
       ...opt.args.split(/\s+/).filter(Boolean),
+      ...(cacheDir ? ['--cache-dir', cacheDir] : []),
       ...v.flags,
       `s3://${BUCKET}/`,
       mnt,
@@ -314,6 +320,12 @@ async function runBucketfs(
   if (ra !== undefined) setReadAhead(mnt, ra);
   let result: RunResult;
   try {
+    if (opt.epochs) {
+      const e1 = await fio(workload, mnt, ctx.sizeBytes, Number(opt.cap));
+      log(`${tag} epoch 1: ${e1.mbps.toFixed(0)} MB/s (not measured further)`);
+      await procs.downloadsSettled(port, 300_000);
+      procs.dropCaches();
+    }
     const before = await metrics(port);
     const meter = procs.cpuMeter({ daemon: pid, ...Object.fromEntries(ctx.serverPids.map((p, i) => [`s${i}`, p])) });
     const threads0 = ticksByThread(pid);

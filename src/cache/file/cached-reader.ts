@@ -17,6 +17,13 @@ import { BLOCK_BYTES } from './layout.js';
 /** Thrown inside the reader when the bytes at hand must come from the store instead. */
 class ReadDirect extends Error {}
 
+/** A block read from disk and verified: `data` is the view of the recycled buffer `buf` holding it. */
+interface DiskBlock {
+  index: number;
+  data: Buffer;
+  buf: Buffer;
+}
+
 class CachedFileReader implements FileReader {
   private readonly meta: ObjectMeta;
   private readonly cache: FileCache;
@@ -28,13 +35,13 @@ class CachedFileReader implements FileReader {
   private job: DownloadJob | undefined;
   private fh: FileHandle | undefined;
   /** The last block read from disk, verified: sequential 128 KiB reads share one disk read. */
-  private block: { index: number; data: Buffer } | undefined;
+  private block: DiskBlock | undefined;
   /**
    * The next blocks, being read (and verified) while the kernel is busy with the current one: a
    * sequential reader then neither waits for the disk and the checksum in turn, nor reads a cold
    * disk one block at a time. Only while reads stay sequential.
    */
-  private ahead = new Map<number, Promise<Buffer>>();
+  private ahead = new Map<number, Promise<DiskBlock>>();
   private closed = false;
 
   constructor(meta: ObjectMeta, cache: FileCache, makeDirect: () => FileReader) {
@@ -67,8 +74,8 @@ class CachedFileReader implements FileReader {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.block = undefined;
-    this.ahead.clear();
+    this.keepBlock(undefined);
+    this.dropAhead();
     if (this.fh) this.entry?.release();
     this.direct?.close();
   }
@@ -112,10 +119,34 @@ class CachedFileReader implements FileReader {
   private readAhead(entry: CacheEntry, index: number): void {
     for (let b = index + 1; b <= index + AHEAD_BLOCKS && b < entry.blocks && entry.has(b); b++) {
       if (this.ahead.has(b)) continue;
-      const data = entry.readBlock(this.fh as FileHandle, b, true);
-      data.catch(() => {}); // a failure is met again, and handled, when the block is needed
-      this.ahead.set(b, data);
+      const block = this.load(entry, b, true);
+      block.catch(() => {}); // a failure is met again, and handled, when the block is needed
+      this.ahead.set(b, block);
     }
+  }
+
+  /** Reads and verifies one block into a recycled buffer, which goes back on failure. */
+  private async load(entry: CacheEntry, index: number, background: boolean): Promise<DiskBlock> {
+    const buf = this.cache.blockBuffer();
+    try {
+      return { index, data: await entry.readBlock(this.fh as FileHandle, index, buf, background), buf };
+    } catch (err) {
+      this.cache.recycleBlock(buf);
+      throw err;
+    }
+  }
+
+  /** Makes `block` the current one; the previous one's buffer goes back to the pool. */
+  private keepBlock(block: DiskBlock | undefined): void {
+    if (this.block) this.cache.recycleBlock(this.block.buf);
+    this.block = this.closed ? undefined : block;
+    if (this.closed && block) this.cache.recycleBlock(block.buf);
+  }
+
+  /** Forgets the blocks read ahead; their buffers go back to the pool as the reads finish. */
+  private dropAhead(): void {
+    for (const pending of this.ahead.values()) pending.then((b) => this.cache.recycleBlock(b.buf)).catch(() => {});
+    this.ahead.clear();
   }
 
   private async fromCache(offset: number, end: number): Promise<Buffer> {
@@ -158,12 +189,13 @@ class CachedFileReader implements FileReader {
       if (arrived) return arrived;
     }
     try {
-      const pending = this.ahead.get(index) ?? entry.readBlock(this.fh as FileHandle, index);
+      const pending = this.ahead.get(index) ?? this.load(entry, index, false);
       const sequential = this.block === undefined || this.block.index === index - 1;
-      if (!sequential) this.ahead.clear();
       this.ahead.delete(index);
-      const data = await pending;
-      this.block = { index, data };
+      if (!sequential) this.dropAhead();
+      const block = await pending;
+      this.keepBlock(block);
+      const data = block.data;
       // While the download runs, the blocks ahead come from its memory, not the disk.
       if (sequential && entry.complete) this.readAhead(entry, index);
       return data;

@@ -100,13 +100,14 @@ export class CacheEntry {
   }
 
   /**
-   * Reads one whole block and checks it; throws CorruptBlockError when it does not match.
+   * Reads one whole block into `into` (at least a block long: a recycled buffer) and checks it;
+   * returns the view of `into` holding it. Throws CorruptBlockError when it does not match.
    * `background` (a block read ahead): the checksum is computed a slice at a time, letting FUSE
    * requests in between, so the reader being served now never waits behind it.
    */
-  async readBlock(fh: FileHandle, block: number, background = false): Promise<Buffer> {
+  async readBlock(fh: FileHandle, block: number, into: Buffer, background = false): Promise<Buffer> {
     const len = this.blockLength(block);
-    const buf = Buffer.allocUnsafe(len);
+    const buf = into.subarray(0, len);
     let got = 0;
     while (got < len) {
       const { bytesRead } = await fh.read(buf, got, len - got, block * BLOCK_BYTES + got);

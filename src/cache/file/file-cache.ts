@@ -96,6 +96,8 @@ export class FileCache {
   /** Files of dropped entries still being unlinked, by id: a new download of the id waits for them. */
   private readonly removing = new Map<string, Promise<void>>();
   private readonly chunkPool: PartPool;
+  /** Buffers readers read blocks into (a fresh 1 MiB Buffer per block read kept V8 collecting). */
+  private readonly blockPool: PartPool;
   private usedBytes = 0;
   private diskPausedUntil = 0;
   private noRoomWarnedAt = Number.NEGATIVE_INFINITY;
@@ -117,6 +119,20 @@ export class FileCache {
     this.log = log;
     // Only whole chunks of the largest size are pooled (download-job.ts plans them block-aligned).
     this.chunkPool = new PartPool(chunkSize(opts.chunkBytes), budget, POOL_IDLE_MS);
+    this.blockPool = new PartPool(BLOCK_BYTES, budget, POOL_IDLE_MS);
+  }
+
+  /** A buffer of one block (BLOCK_BYTES) to read a block from disk into. */
+  blockBuffer(): Buffer {
+    return this.blockPool.acquire(BLOCK_BYTES) ?? Buffer.allocUnsafeSlow(BLOCK_BYTES);
+  }
+
+  /**
+   * Takes back a buffer from blockBuffer() once the event loop has turned: views of it that a read
+   * returned are dead by then (FileReader.read).
+   */
+  recycleBlock(buf: Buffer): void {
+    setImmediate(() => this.blockPool.release(buf));
   }
 
   /**
@@ -230,6 +246,8 @@ export class FileCache {
     const stop = new BucketfsError(ErrorCodes.Aborted, 'unmounting');
     for (const job of this.jobs.values()) job.cancel(stop);
     await Promise.all([...this.jobs.values()].map((j) => j.finished.catch(() => {})));
+    this.chunkPool.clear();
+    this.blockPool.clear();
     await this.lock.release();
   }
 
