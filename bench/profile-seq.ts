@@ -147,6 +147,9 @@ function setReadAhead(mnt: string, kb: number): void {
   log(`read_ahead_kb of ${dev} set to ${readFileSync(`/sys/class/bdi/${dev}/read_ahead_kb`, 'utf8').trim()}`);
 }
 
+/** FUSE operations whose count and mean answer time each run reports. */
+const FUSE_OPS = ['lookup', 'getattr', 'open', 'read', 'flush', 'release', 'opendir', 'readdir', 'releasedir'];
+
 async function metrics(port: number): Promise<Record<string, number>> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   return {
@@ -155,6 +158,12 @@ async function metrics(port: number): Promise<Record<string, number>> {
     bytesIn: sumMetric(text, 'bucketfs_store_bytes_in_total'),
     bytesServed: sumMetric(text, 'bucketfs_read_bytes_served_total'),
     readSeconds: sumMetric(text, 'bucketfs_fuse_op_duration_seconds_sum', { op: 'read' }),
+    ...Object.fromEntries(
+      FUSE_OPS.flatMap((op) => [
+        [`n:${op}`, sumMetric(text, 'bucketfs_fuse_ops_total', { op })],
+        [`s:${op}`, sumMetric(text, 'bucketfs_fuse_op_duration_seconds_sum', { op })],
+      ]),
+    ),
   };
 }
 
@@ -225,6 +234,8 @@ interface RunResult {
   fetchedPerServed: number;
   /** Mean time the daemon took to answer one FUSE read. */
   readMs: number;
+  /** Per FUSE operation: how many, and the mean time the daemon took to answer one. */
+  ops: Record<string, { n: number; ms: number }>;
   profile?: ProfileSummary;
 }
 
@@ -262,8 +273,10 @@ async function fio(
   return { mbps: job.read.bw_bytes / 1e6, secs: job.read.runtime / 1000 };
 }
 
+// What bin/bucketfs does, for a main.js in any dist dir.
 const LAUNCH = [
   "process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';",
+  "process.env.UV_THREADPOOL_SIZE ??= '32';",
   'const { main } = await import(process.argv[1]);',
   'await main(process.argv.slice(2));',
 ].join(' ');
@@ -369,6 +382,12 @@ async function runBucketfs(
       fuseReads: d('fuseReads'),
       fetchedPerServed: d('bytesIn') / Math.max(1, d('bytesServed')),
       readMs: (1000 * d('readSeconds')) / Math.max(1, d('fuseReads')),
+      ops: Object.fromEntries(
+        FUSE_OPS.filter((op) => d(`n:${op}`) > 0).map((op) => [
+          op,
+          { n: d(`n:${op}`), ms: (1000 * d(`s:${op}`)) / d(`n:${op}`) },
+        ]),
+      ),
     };
   } finally {
     await daemon.stop();
@@ -420,6 +439,8 @@ function printRun(r: RunResult): void {
     .filter(([, pct]) => pct >= 0.5)
     .sort((a, b) => b[1] - a[1]);
   log(`  daemon threads (% of a core): ${threads.map(([n, pct]) => `${n} ${pct.toFixed(0)}`).join(', ')}`);
+  const ops = Object.entries(r.ops).map(([op, o]) => `${op} ${o.n} (${o.ms.toFixed(3)} ms)`);
+  log(`  FUSE ops (count, mean answer time): ${ops.join(', ')}`);
   if (!r.profile) return;
   const p = r.profile;
   const lines = [
