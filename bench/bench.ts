@@ -286,6 +286,25 @@ function topSnapshot(): string {
     .join('\n');
 }
 
+/** Epoch 2 of a file cache workload is measured this many times on its mount (medianOf). */
+const EPOCH2_RUNS = 3;
+
+/**
+ * One measure from repeated runs: the median run's figures, every run's rate in `runs`, and the
+ * requests of all runs added up (epoch 2's "no store request" holds for every one of them).
+ */
+function medianOf(tries: Measure[]): Measure {
+  const [only] = tries;
+  if (!only) throw new Error('no run to take the median of');
+  if (tries.length === 1) return only;
+  const sorted = [...tries].sort((a, b) => a.mbps - b.mbps);
+  const median = sorted[Math.floor(sorted.length / 2)] as Measure;
+  const requests = { fuseReads: 0, GET: 0, HEAD: 0, LIST: 0, bytesIn: 0, bytesServed: 0 };
+  for (const t of tries)
+    for (const k of Object.keys(requests) as (keyof typeof requests)[]) requests[k] += t.requests?.[k] ?? 0;
+  return { ...median, runs: tries.map((t) => t.mbps), requests };
+}
+
 /**
  * Mounts bucketfs afresh and runs `runs` one after another on that mount: one workload, or the
  * epochs of a file cache run (with `cacheDir`, emptied first), as a training job would.
@@ -336,34 +355,40 @@ async function measureBucketfs(
         await downloadsSettled(metricsPort, 120_000);
         log(`bucketfs (${net}): ${w.name}`);
       }
-      dropCaches();
-      const before = await counters(metricsPort);
-      const meter = cpuMeter({ ...pids, daemon: daemon.child.pid });
-      let top = '';
-      const topTimer = setTimeout(() => {
-        top = topSnapshot();
-      }, 2000);
-      const listed = listSmall(w, l, dir);
-      const read = await fio(w, l, dir, `bucketfs-${net}`);
-      clearTimeout(topTimer);
-      const cpu = meter();
-      const after = await counters(metricsPort);
-      out.push({
-        workload: w.name,
-        target: 'bucketfs',
-        net,
-        ...fromFio(w, read, listed),
-        cpu,
-        requests: {
-          fuseReads: after.fuseReads - before.fuseReads,
-          GET: after.GET - before.GET,
-          HEAD: after.HEAD - before.HEAD,
-          LIST: after.LIST - before.LIST,
-          bytesIn: after.bytesIn - before.bytesIn,
-          bytesServed: after.bytesServed - before.bytesServed,
-        },
-        ...(top ? { top } : {}),
-      });
+      // Epoch 2 runs EPOCH2_RUNS times (a job's later epochs), each from a cold page cache; one run
+      // on this shared machine varies by ±15%, so the median is the measure and all are recorded.
+      const tries: Measure[] = [];
+      for (let i = 0; i < (w.epoch === 2 ? EPOCH2_RUNS : 1); i++) {
+        dropCaches();
+        const before = await counters(metricsPort);
+        const meter = cpuMeter({ ...pids, daemon: daemon.child.pid });
+        let top = '';
+        const topTimer = setTimeout(() => {
+          top = topSnapshot();
+        }, 2000);
+        const listed = listSmall(w, l, dir);
+        const read = await fio(w, l, dir, `bucketfs-${net}`);
+        clearTimeout(topTimer);
+        const cpu = meter();
+        const after = await counters(metricsPort);
+        tries.push({
+          workload: w.name,
+          target: 'bucketfs',
+          net,
+          ...fromFio(w, read, listed),
+          cpu,
+          requests: {
+            fuseReads: after.fuseReads - before.fuseReads,
+            GET: after.GET - before.GET,
+            HEAD: after.HEAD - before.HEAD,
+            LIST: after.LIST - before.LIST,
+            bytesIn: after.bytesIn - before.bytesIn,
+            bytesServed: after.bytesServed - before.bytesServed,
+          },
+          ...(top ? { top } : {}),
+        });
+      }
+      out.push(medianOf(tries));
     }
     return out;
   } finally {

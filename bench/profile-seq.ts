@@ -12,7 +12,8 @@
 //     [--args 'bucketfs flags'] [--out DIR]
 //
 // DIST_DIR is a tsc output dir holding src/cli/main.js (default: this repo's dist); FLAGS are extra
-// bucketfs flags for that variant only, where node:FLAG is a flag for node (node:--trace-gc) and
+// bucketfs flags for that variant only, where node:FLAG is a flag for node (node:--trace-gc),
+// env:NAME=VALUE sets the daemon's environment (env:UV_THREADPOOL_SIZE=4) and
 // ra:KB sets the mount's kernel read-ahead (/sys/class/bdi) once mounted. --shaped puts toxiproxy (as bench/run.sh builds it) in
 // front of MinIO: +20 ms per response, 100 MB/s per connection. --epochs mounts with an empty
 // --cache-dir (under --out, on the machine's disk), runs the job once unmeasured (epoch 1), waits for
@@ -74,6 +75,8 @@ interface Variant {
   flags: string[];
   /** From tokens node:FLAG among the flags: flags for node itself (node:--trace-gc). */
   nodeFlags: string[];
+  /** From the tokens env:NAME=VALUE among the flags: the daemon's environment. */
+  env: Record<string, string>;
   /** From the token ra:KB among the flags: the kernel read-ahead the script sets after mounting. */
   readAheadKb?: number;
 }
@@ -86,11 +89,15 @@ function variants(): Variant[] {
     const words = flags.split(/\s+/).filter(Boolean);
     const ra = words.find((w) => w.startsWith('ra:'));
     const nodeFlags = words.filter((w) => w.startsWith('node:')).map((w) => w.slice(5));
+    const env = Object.fromEntries(
+      words.filter((w) => w.startsWith('env:')).map((w) => w.slice(4).split('=', 2) as [string, string]),
+    );
     const v: Variant = {
       name,
       dist: path.resolve(dist),
-      flags: words.filter((w) => w !== ra && !w.startsWith('node:')),
+      flags: words.filter((w) => w !== ra && !w.startsWith('node:') && !w.startsWith('env:')),
       nodeFlags,
+      env,
     };
     if (ra) v.readAheadKb = Number(ra.slice(3));
     return v;
@@ -324,7 +331,7 @@ async function runBucketfs(
       `s3://${BUCKET}/`,
       mnt,
     ],
-    cleanEnv({ ...ctx.env, BUCKETFS_READY_FD: '3' }),
+    cleanEnv({ ...ctx.env, ...v.env, BUCKETFS_READY_FD: '3' }),
     mnt,
     path.join(OUT, `${tag}.out`),
   );
@@ -391,6 +398,7 @@ async function runBucketfs(
     };
   } finally {
     await daemon.stop();
+    if (cacheDir) rmSync(cacheDir, { recursive: true, force: true });
   }
   if (opt.prof) {
     const files = readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile'));
