@@ -32,7 +32,15 @@ import {
   startShaper,
   WORK,
 } from './procs.js';
-import { type Facts, type Measure, type Net, type ProfileSummary, type RunReport, writeReport } from './report.js';
+import {
+  type Facts,
+  type Measure,
+  type Net,
+  type ProfileSummary,
+  type RunReport,
+  score,
+  writeReport,
+} from './report.js';
 import type { Result, Spec } from './sdk-read.js';
 import { fioEnv, WORKLOADS, type Workload } from './workloads.js';
 
@@ -243,18 +251,11 @@ async function measureSdk(
     };
     if (r.latencyMs && (w.kind === 'latency' || w.kind === 'iops')) m.latMs = r.latencyMs;
     tried.push(`${describeSpec(spec)}: ${m.mbps.toFixed(0)} MB/s`);
-    if (!best || score(w, m) > score(w, best)) best = m;
+    if (!best || score(w.kind, m) > score(w.kind, best)) best = m;
   }
   if (!best) throw new Error(`no SDK run for ${w.name}`);
   if (tried.length > 1) best.tried = tried;
   return best;
-}
-
-/** Higher is better, in the workload's own unit. */
-function score(w: Workload, m: Measure): number {
-  if (w.kind === 'latency') return -(m.latMs?.p50 ?? Number.POSITIVE_INFINITY);
-  if (w.kind === 'iops') return m.iops ?? 0;
-  return m.mbps;
 }
 
 interface Counters {
@@ -516,7 +517,20 @@ async function main(): Promise<void> {
     }
   };
 
-  await attempt('FUSE limit', () => measureRamfs(layout, workloads, pids));
+  // The FUSE limit belongs to a fio job, not to a workload (epoch2-seq runs seq-1t's job): one RAM-fs
+  // run per job now and, for throughput jobs, one more at the end; the better counts for every
+  // workload that runs the job. (Single runs of the same job on this shared machine have differed 2×.)
+  const jobOf = (w: Workload) => w.job ?? w.name;
+  const perJob = workloads.filter((w, i) => workloads.findIndex((x) => jobOf(x) === jobOf(w)) === i);
+  const fuseRuns: Measure[] = [];
+  try {
+    fuseRuns.push(...(await measureRamfs(layout, perJob, pids)));
+  } catch (err) {
+    assertRunning();
+    const msg = `FUSE limit: ${(err as Error).message.split('\n')[0]}`;
+    log(`FAILED ${msg}`);
+    errors.push(msg);
+  }
   for (const net of nets) {
     const endpoint = net === 'loopback' ? server.endpoint : (shaper as Shaper).endpoint;
     for (const w of workloads) {
@@ -536,21 +550,27 @@ async function main(): Promise<void> {
     }
   }
 
-  // The FUSE limit of the sequential workloads is close enough to the network limit to decide the
-  // ratio, and a shared machine makes single runs noisy: measure them again at the end, keep the best.
-  const again = workloads.filter((w) => w.kind === 'throughput' && w.name.startsWith('seq-'));
-  if (again.length) {
-    try {
-      for (const m of await measureRamfs(layout, again, pids)) {
-        const first = measures.find((x) => x.target === 'ramfs' && x.workload === m.workload);
-        if (!first) measures.push(m);
-        else if (m.mbps > first.mbps) measures.splice(measures.indexOf(first), 1, { ...m, runs: [first.mbps, m.mbps] });
-        else first.runs = [first.mbps, m.mbps];
-      }
-    } catch (err) {
-      assertRunning();
-      errors.push(`FUSE limit, second pass: ${(err as Error).message.split('\n')[0]}`);
-    }
+  try {
+    fuseRuns.push(
+      ...(await measureRamfs(
+        layout,
+        perJob.filter((w) => w.kind === 'throughput'),
+        pids,
+      )),
+    );
+  } catch (err) {
+    assertRunning();
+    errors.push(`FUSE limit, second pass: ${(err as Error).message.split('\n')[0]}`);
+  }
+  for (const w of workloads) {
+    const rep = perJob.find((x) => jobOf(x) === jobOf(w));
+    const runs = fuseRuns.filter((m) => m.workload === rep?.name);
+    const best = runs.reduce<Measure | undefined>(
+      (a, m) => (!a || score(w.kind, m) > score(w.kind, a) ? m : a),
+      undefined,
+    );
+    if (best)
+      measures.push({ ...best, workload: w.name, ...(runs.length > 1 ? { runs: runs.map((m) => m.mbps) } : {}) });
   }
 
   const profiles: ProfileSummary[] = [];

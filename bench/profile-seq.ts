@@ -15,9 +15,10 @@
 // bucketfs flags for that variant only, where node:FLAG is a flag for node (node:--trace-gc),
 // env:NAME=VALUE sets the daemon's environment (env:UV_THREADPOOL_SIZE=4) and
 // ra:KB sets the mount's kernel read-ahead (/sys/class/bdi) once mounted. --shaped puts toxiproxy (as bench/run.sh builds it) in
-// front of MinIO: +20 ms per response, 100 MB/s per connection. --epochs mounts with an empty
-// --cache-dir (under --out, on the machine's disk), runs the job once unmeasured (epoch 1), waits for
-// the cache's downloads, drops the page cache and measures the second run (epoch 2), as bench.ts does. --sdk adds the direct-SDK rate
+// front of MinIO: +20 ms per response, 100 MB/s per connection. --epochs gives each run an empty
+// --cache-dir (under --out, on the machine's disk), runs the job once unmeasured (epoch 1) on a mount
+// of its own, waits for the cache's downloads and unmounts, drops the page cache, then mounts again
+// on that cache and measures the job (epoch 2, after a restart: a profile holds epoch 2 only). --sdk adds the direct-SDK rate
 // (4 parallel 8 MiB GETs, bench/sdk-read.ts) to each round. Every mount is unmounted and every
 // process stopped at the end, also on failure or Ctrl-C.
 import { spawn } from 'node:child_process';
@@ -307,45 +308,55 @@ async function runBucketfs(
   if (opt.perf)
     nodeFlags.push('--perf-basic-prof', `--logfile=${path.join(OUT, `${tag}.v8.log`)}`, '--no-logfile-per-isolate');
   nodeFlags.push(...v.nodeFlags);
-  const daemon = await procs.startFuseDaemon(
-    `bucketfs ${tag}`,
-    [
-      ...nodeFlags,
-      '--input-type=module',
-      '-e',
-      LAUNCH,
-      path.join(v.dist, 'src', 'cli', 'main.js'),
-      '--foreground',
-      '--endpoint-url',
-      ctx.endpoint,
-      '--force-path-style',
-      '--region',
-      'us-east-1',
-      '--metrics-port',
-      String(port),
-      '--log-file',
-      path.join(OUT, `${tag}.log`),
-      ...opt.args.split(/\s+/).filter(Boolean),
-      ...(cacheDir ? ['--cache-dir', cacheDir] : []),
-      ...v.flags,
-      `s3://${BUCKET}/`,
+  const start = (flags: string[], port: number, label: string) =>
+    procs.startFuseDaemon(
+      `bucketfs ${label}`,
+      [
+        ...flags,
+        '--input-type=module',
+        '-e',
+        LAUNCH,
+        path.join(v.dist, 'src', 'cli', 'main.js'),
+        '--foreground',
+        '--endpoint-url',
+        ctx.endpoint,
+        '--force-path-style',
+        '--region',
+        'us-east-1',
+        '--metrics-port',
+        String(port),
+        '--log-file',
+        path.join(OUT, `${label}.log`),
+        ...opt.args.split(/\s+/).filter(Boolean),
+        ...(cacheDir ? ['--cache-dir', cacheDir] : []),
+        ...v.flags,
+        `s3://${BUCKET}/`,
+        mnt,
+      ],
+      cleanEnv({ ...ctx.env, ...v.env, BUCKETFS_READY_FD: '3' }),
       mnt,
-    ],
-    cleanEnv({ ...ctx.env, ...v.env, BUCKETFS_READY_FD: '3' }),
-    mnt,
-    path.join(OUT, `${tag}.out`),
-  );
+      path.join(OUT, `${label}.out`),
+    );
+  if (cacheDir) {
+    // Epoch 1 on a mount of its own, so the measured daemon (and its profile) holds epoch 2 only:
+    // it finds the cache as a restart does.
+    const port1 = await freePort();
+    const first = await start(v.nodeFlags, port1, `${tag}-epoch1`);
+    try {
+      const e1 = await fio(workload, mnt, ctx.sizeBytes, Number(opt.cap));
+      log(`${tag} epoch 1: ${e1.mbps.toFixed(0)} MB/s (not measured further)`);
+      await procs.downloadsSettled(port1, 300_000);
+    } finally {
+      await first.stop();
+    }
+    procs.dropCaches();
+  }
+  const daemon = await start(nodeFlags, port, tag);
   const pid = daemon.child.pid as number;
   const ra = v.readAheadKb ?? (opt['ra-kb'] ? Number(opt['ra-kb']) : undefined);
   if (ra !== undefined) setReadAhead(mnt, ra);
   let result: RunResult;
   try {
-    if (opt.epochs) {
-      const e1 = await fio(workload, mnt, ctx.sizeBytes, Number(opt.cap));
-      log(`${tag} epoch 1: ${e1.mbps.toFixed(0)} MB/s (not measured further)`);
-      await procs.downloadsSettled(port, 300_000);
-      procs.dropCaches();
-    }
     const before = await metrics(port);
     const meter = procs.cpuMeter({ daemon: pid, ...Object.fromEntries(ctx.serverPids.map((p, i) => [`s${i}`, p])) });
     const threads0 = ticksByThread(pid);

@@ -315,7 +315,8 @@ function epochRuns(r: RunReport): string[] {
   return lines.length ? ['Epoch 2 runs:', '', ...lines, ''] : [];
 }
 
-function score(kind: Kind, m: Measure): number {
+/** Higher is better, in the workload's own unit. */
+export function score(kind: Kind, m: Measure): number {
   if (kind === 'latency') return -(m.latMs?.p50 ?? Number.POSITIVE_INFINITY);
   if (kind === 'iops') return m.iops ?? 0;
   return m.mbps;
@@ -358,8 +359,10 @@ export function renderMarkdown(r: RunReport, chart?: string): string {
     p(`## Results: ${NET_TITLE[net]}`, '', ...resultsTable(r, net), '');
   }
   p(
-    'The FUSE limit does not depend on the network, so one RAM-fs run serves both tables (sequential',
-    'workloads: the better of a run at the start and one at the end). For latency (ttfb) the ratio is',
+    'The FUSE limit depends on neither the network nor the cache, only on the fio job: it is measured',
+    "per job and serves both tables and every workload running that job (an epoch's limit is its job's);",
+    'for throughput jobs it is the better of a run at the start and one at the end (JSON: `runs`). For',
+    'latency (ttfb) the ratio is',
     "the slower limit's p50 ÷ bucketfs p50 (100% = as fast as the limits allow). MB/s is 10^6 bytes",
     "per second of data the application read, over fio's I/O phase. Before it, fio stats every file",
     'one after another; for the small-file workloads the driver lists the 16 directories first (as a',

@@ -33,7 +33,8 @@ export function buildParser(argv: string[], version: string): Argv {
     .alias('help', 'h')
     .strictOptions()
     // "--no-sign-request" is an option of its own, not the negation of "--sign-request".
-    .parserConfiguration({ 'boolean-negation': false, 'camel-case-expansion': false })
+    // Values stay strings (no 'parse-numbers'): numbers are checked, as typed, by config.ts.
+    .parserConfiguration({ 'boolean-negation': false, 'camel-case-expansion': false, 'parse-numbers': false })
     .wrap(Math.min(110, process.stdout.columns || 100))
     .example('bucketfs s3://my-bucket /mnt/data', 'mount a bucket in the background')
     .example('bucketfs --foreground gs://my-bucket/images/ /mnt/images', 'mount a prefix, stay in the foreground')
@@ -47,9 +48,12 @@ export function buildParser(argv: string[], version: string): Argv {
     const dflt =
       o.default !== undefined ? `[default: ${String(o.default)}]` : o.defaultText ? `[default: ${o.defaultText}]` : '';
     const scope = o.backend === 'both' ? '' : `[${o.backend === 's3' ? 's3:// only' : 'gs:// only'}]`;
+    // A number is parsed as a string (config.ts checks it and reports it as typed), but labelled
+    // [number] in --help: yargs' own label would say [string].
+    const numeric = o.type === 'number';
     y = y.option(o.flag, {
-      type: o.type === 'boolean' ? 'boolean' : 'string',
-      describe: [o.describe, scope, dflt].filter(Boolean).join(' '),
+      ...(numeric ? { requiresArg: true } : { type: o.type === 'boolean' ? 'boolean' : 'string' }),
+      describe: [o.describe, scope, dflt, numeric ? '[number]' : ''].filter(Boolean).join(' '),
       group: o.group,
       ...(o.alias ? { alias: o.alias } : {}),
       ...(o.choices ? { choices: o.choices } : {}),
