@@ -13,7 +13,8 @@
 //
 // DIST_DIR is a tsc output dir holding src/cli/main.js (default: this repo's dist); FLAGS are extra
 // bucketfs flags for that variant only, where node:FLAG is a flag for node (node:--trace-gc),
-// env:NAME=VALUE sets the daemon's environment (env:UV_THREADPOOL_SIZE=4) and
+// env:NAME=VALUE sets the daemon's environment (env:UV_THREADPOOL_SIZE=4), bin launches it through
+// bin/bucketfs (as installed) instead of loading DIST_DIR's main.js directly, and
 // ra:KB sets the mount's kernel read-ahead (/sys/class/bdi) once mounted. --shaped puts toxiproxy (as bench/run.sh builds it) in
 // front of MinIO: +20 ms per response, 100 MB/s per connection. --epochs gives each run an empty
 // --cache-dir (under --out, on the machine's disk), runs the job once unmeasured (epoch 1) on a mount
@@ -76,6 +77,8 @@ interface Variant {
   flags: string[];
   /** From tokens node:FLAG among the flags: flags for node itself (node:--trace-gc). */
   nodeFlags: string[];
+  /** From the token bin among the flags: launch through bin/bucketfs (this repo's dist). */
+  viaBin: boolean;
   /** From the tokens env:NAME=VALUE among the flags: the daemon's environment. */
   env: Record<string, string>;
   /** From the token ra:KB among the flags: the kernel read-ahead the script sets after mounting. */
@@ -96,7 +99,8 @@ function variants(): Variant[] {
     const v: Variant = {
       name,
       dist: path.resolve(dist),
-      flags: words.filter((w) => w !== ra && !w.startsWith('node:') && !w.startsWith('env:')),
+      flags: words.filter((w) => w !== ra && w !== 'bin' && !w.startsWith('node:') && !w.startsWith('env:')),
+      viaBin: words.includes('bin'),
       nodeFlags,
       env,
     };
@@ -313,10 +317,10 @@ async function runBucketfs(
       `bucketfs ${label}`,
       [
         ...flags,
-        '--input-type=module',
-        '-e',
-        LAUNCH,
-        path.join(v.dist, 'src', 'cli', 'main.js'),
+        // 'bin' (a variant flag): through bin/bucketfs, exactly as installed; else any dist dir's main.js.
+        ...(v.viaBin
+          ? [path.join(ROOT, 'bin', 'bucketfs')]
+          : ['--input-type=module', '-e', LAUNCH, path.join(v.dist, 'src', 'cli', 'main.js')]),
         '--foreground',
         '--endpoint-url',
         ctx.endpoint,
