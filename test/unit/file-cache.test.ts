@@ -73,10 +73,13 @@ async function rig(dir: string, over: Partial<FileCacheOptions> = {}, store = ne
   return { store, cache, metrics, open: cachedReaderFactory(cache, direct) };
 }
 
-/** Reads a whole object like the kernel does: 128 KiB requests, in order. */
+/**
+ * Reads a whole object like the kernel does: 128 KiB requests, in order. Each result is copied, as
+ * FUSE does: a read's buffer may be recycled once the event loop turns (FileReader.read).
+ */
 async function readAll(r: FileReader, size: number): Promise<Buffer> {
   const parts: Buffer[] = [];
-  for (let off = 0; off < size; off += 128 * KiB) parts.push(await r.read(off, 128 * KiB));
+  for (let off = 0; off < size; off += 128 * KiB) parts.push(Buffer.from(await r.read(off, 128 * KiB)));
   r.close();
   return Buffer.concat(parts);
 }
@@ -114,6 +117,38 @@ test('a first read at offset 0 caches the whole object; a second handle sends no
   const text = await r.metrics.registry.metrics();
   assert.match(text, /bucketfs_cache_events_total\{cache="file",event="hit"\} 2/);
   assert.match(text, new RegExp(`bucketfs_file_cache_bytes_served_total ${served}\\n`));
+  await r.cache.close();
+});
+
+test('blocks read from disk go through a few recycled buffers; every read sees its own bytes', async () => {
+  const r = await rig(await tempDir());
+  const data = randomBytes(12 * MiB + 5);
+  const meta = r.store.put('obj', data);
+  assert.ok((await readAll(r.open(meta), meta.size)).equals(data));
+  await settled(r.cache, r.store, meta);
+  // From disk, in order; each read checked in the continuation that receives it.
+  const seq = r.open(meta);
+  for (let off = 0; off < meta.size; off += 128 * KiB) {
+    const got = await seq.read(off, 128 * KiB);
+    assert.ok(got.equals(data.subarray(off, off + 128 * KiB)), `sequential read at ${off}`);
+  }
+  seq.close();
+  await new Promise((resolve) => setImmediate(resolve));
+  // 13 blocks read: a buffer per block would leave 13 in the pool, none recycled would leave 0. About
+  // read-ahead depth (4) + the current block + those whose return was still a loop turn away.
+  const pooled = r.cache.pooledBlocks;
+  assert.ok(pooled > 0 && pooled <= 9, `block buffers in the pool after 13 blocks: ${pooled}`);
+  // Many reads at once on one handle, out of order: none sees a buffer another block was read into.
+  const h = r.open(meta);
+  const offsets = Array.from({ length: 64 }, (_, i) => ((i * 7919) % 97) * 128 * KiB);
+  await Promise.all(
+    offsets.map(async (off) => {
+      const got = await h.read(off, 128 * KiB);
+      assert.ok(got.equals(data.subarray(off, off + 128 * KiB)), `concurrent read at ${off}`);
+    }),
+  );
+  h.close();
+  assert.equal(r.store.requests.GET, planChunks(meta.size, 2 * MiB).length, 'all from disk after the first pass');
   await r.cache.close();
 });
 

@@ -127,6 +127,11 @@ export class FileCache {
     return this.blockPool.acquire(BLOCK_BYTES) ?? Buffer.allocUnsafeSlow(BLOCK_BYTES);
   }
 
+  /** Free block buffers held for reuse (tests). */
+  get pooledBlocks(): number {
+    return this.blockPool.pooled;
+  }
+
   /**
    * Takes back a buffer from blockBuffer() once the event loop has turned: views of it that a read
    * returned are dead by then (FileReader.read).
