@@ -33,12 +33,12 @@ import {
   WORK,
 } from './procs.js';
 import {
+  bestOf,
   type Facts,
   type Measure,
   type Net,
   type ProfileSummary,
   type RunReport,
-  score,
   writeReport,
 } from './report.js';
 import type { Result, Spec } from './sdk-read.js';
@@ -230,8 +230,7 @@ async function measureSdk(
   server: TestServer,
   pids: Record<string, number | undefined>,
 ): Promise<Measure> {
-  const tried: string[] = [];
-  let best: Measure | undefined;
+  const tried: Measure[] = [];
   for (const spec of w.sdk(l)) {
     dropCaches();
     const meter = cpuMeter(pids);
@@ -250,11 +249,11 @@ async function measureSdk(
       detail: describeSpec(spec),
     };
     if (r.latencyMs && (w.kind === 'latency' || w.kind === 'iops')) m.latMs = r.latencyMs;
-    tried.push(`${describeSpec(spec)}: ${m.mbps.toFixed(0)} MB/s`);
-    if (!best || score(w.kind, m) > score(w.kind, best)) best = m;
+    tried.push(m);
   }
+  const best = bestOf(w.kind, tried);
   if (!best) throw new Error(`no SDK run for ${w.name}`);
-  if (tried.length > 1) best.tried = tried;
+  if (tried.length > 1) best.tried = tried.map((m) => `${m.detail}: ${m.mbps.toFixed(0)} MB/s`);
   return best;
 }
 
@@ -565,10 +564,7 @@ async function main(): Promise<void> {
   for (const w of workloads) {
     const rep = perJob.find((x) => jobOf(x) === jobOf(w));
     const runs = fuseRuns.filter((m) => m.workload === rep?.name);
-    const best = runs.reduce<Measure | undefined>(
-      (a, m) => (!a || score(w.kind, m) > score(w.kind, a) ? m : a),
-      undefined,
-    );
+    const best = bestOf(w.kind, runs);
     if (best)
       measures.push({ ...best, workload: w.name, ...(runs.length > 1 ? { runs: runs.map((m) => m.mbps) } : {}) });
   }

@@ -315,6 +315,11 @@ function epochRuns(r: RunReport): string[] {
   return lines.length ? ['Epoch 2 runs:', '', ...lines, ''] : [];
 }
 
+/** The best of several measures of one thing (by score), if there is one. */
+export function bestOf(kind: Kind, ms: Measure[]): Measure | undefined {
+  return ms.reduce<Measure | undefined>((a, m) => (!a || score(kind, m) > score(kind, a) ? m : a), undefined);
+}
+
 /** Higher is better, in the workload's own unit. */
 export function score(kind: Kind, m: Measure): number {
   if (kind === 'latency') return -(m.latMs?.p50 ?? Number.POSITIVE_INFINITY);

@@ -39,7 +39,11 @@ export class PartPool {
    * undefined when the pool does not hold that size (the store then allocates one).
    */
   acquire(size: number): Buffer | undefined {
-    if (size !== this.partSize) return undefined;
+    return size === this.partSize ? this.take() : undefined;
+  }
+
+  /** A buffer of exactly `partSize` bytes: a free one, or a new one. */
+  take(): Buffer {
     this.lastUse = performance.now();
     const buf = this.free.pop();
     if (!buf) return Buffer.allocUnsafeSlow(this.partSize);
@@ -47,7 +51,16 @@ export class PartPool {
     return buf;
   }
 
-  /** Gives back a buffer from acquire() once nothing can read it any more. */
+  /**
+   * Gives back a buffer once the event loop has turned: views of it that a read returned are used
+   * in the continuation that received them, and dead by then (FileReader.read). What every holder
+   * of a buffer that reads have seen calls.
+   */
+  releaseLater(buf: Buffer): void {
+    setImmediate(() => this.release(buf));
+  }
+
+  /** Gives back a buffer from take() or acquire() now: nothing may read it any more. */
   release(buf: Buffer): void {
     if (buf.length !== this.partSize || buf.byteOffset !== 0 || buf.buffer.byteLength !== this.partSize) return;
     if (this.budget.used + (this.free.length + 1) * this.partSize > this.budget.limit) return;

@@ -405,10 +405,8 @@ export class Prefetcher implements FileReader {
    */
   private recycle(p: Part): void {
     if (!p.freed || p.readers > 0 || !p.buffer || !this.pool) return;
-    const buf = p.buffer;
-    const pool = this.pool;
+    this.pool.releaseLater(p.buffer);
     p.buffer = undefined;
-    setImmediate(() => pool.release(buf));
   }
 
   /**

@@ -38,8 +38,6 @@ async function catHash(file: string): Promise<string> {
   return (await runOk('sha256sum', [file])).split(' ')[0] as string;
 }
 
-const counts = requestCounts;
-
 async function cacheFiles(cacheDir: string, suffix: string): Promise<string[]> {
   const names = await readdir(path.join(cacheDir, 'v1')).catch(() => [] as string[]);
   return names.filter((n) => n.endsWith(suffix)).map((n) => path.join(cacheDir, 'v1', n));
@@ -91,10 +89,10 @@ for (const backend of ALL_BACKENDS) {
       const m = await mount(cacheDir);
       const dir = path.join(m.mountpoint, 'epoch');
       assert.equal(await hashTree(dir), epochHashes, 'epoch 1 bytes');
-      const e1 = await counts(m);
+      const e1 = await requestCounts(m);
       assert.ok(e1.GET >= EPOCH_FILES, `epoch 1 fetched every file: ${e1.GET} GETs`);
       assert.equal(await hashTree(dir), epochHashes, 'epoch 2 bytes');
-      const e2 = await counts(m);
+      const e2 = await requestCounts(m);
       assert.equal(e2.GET - e1.GET, 0, 'epoch 2 GETs');
       const text = await m.metricsText();
       assert.match(text, new RegExp(`bucketfs_cache_events_total\\{cache="file",event="hit"\\} ${EPOCH_FILES}\\b`));
@@ -134,12 +132,12 @@ for (const backend of ALL_BACKENDS) {
       const file = path.join(m.mountpoint, 'one', 'changing.txt');
       assert.equal((await runOk('cat', [file])).toString(), 'first version');
       await sleep(200);
-      const c0 = await counts(m);
+      const c0 = await requestCounts(m);
       for (let i = 0; i < 3; i++) {
         await sleep(200); // apart from each other by more than one system call's burst
         assert.equal((await runOk('cat', [file])).toString(), 'first version');
       }
-      const c1 = await counts(m);
+      const c1 = await requestCounts(m);
       assert.equal(c1.GET - c0.GET, 0, 'unchanged: no GET');
       // Each cat: a HEAD for its open, one for the kernel's lookup of the file (its getattrs share
       // it) and one for "one"; never a GET.
@@ -155,9 +153,9 @@ for (const backend of ALL_BACKENDS) {
       const f2 = path.join(forever.mountpoint, 'one', 'file.bin');
       assert.equal(await catHash(f2), sha256(objects.get('one/file.bin') as Buffer));
       await sleep(300);
-      const d0 = await counts(forever);
+      const d0 = await requestCounts(forever);
       for (let i = 0; i < 3; i++) await catHash(f2);
-      assert.deepEqual(await counts(forever), d0, 'ttl -1: no request at all');
+      assert.deepEqual(await requestCounts(forever), d0, 'ttl -1: no request at all');
     });
 
     test('kill -9 in the middle of a download: the remount serves no partial file and reads right', async () => {

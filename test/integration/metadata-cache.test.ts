@@ -10,8 +10,6 @@ import { ALL_BACKENDS, startServer, type TestServer } from '../helpers/servers.j
 const DIRS = 20;
 const PER_DIR = 1000;
 
-const counts = requestCounts;
-
 function diff(a: RequestCounts, b: RequestCounts) {
   return { HEAD: b.HEAD - a.HEAD, LIST: b.LIST - a.LIST, GET: b.GET - a.GET };
 }
@@ -51,16 +49,16 @@ for (const backend of ALL_BACKENDS) {
 
     test('cold ls -lR of 20,000 objects issues LISTs only; a second one within the TTL issues none', async () => {
       const m = await mount([]);
-      const c0 = await counts(m);
+      const c0 = await requestCounts(m);
       assert.equal(await lsR(m.mountpoint), DIRS * PER_DIR + 3);
-      const cold = diff(c0, await counts(m));
+      const cold = diff(c0, await requestCounts(m));
       assert.equal(cold.HEAD, 0, `HEADs: ${JSON.stringify(cold)}`);
       // One listing page per directory (a second when a server reports a full page of exactly
       // 1,000 as truncated): root, tree, 20 leaves, small, small/sub.
       assert.ok(cold.LIST >= DIRS + 4 && cold.LIST <= 2 * DIRS + 4, `LISTs: ${JSON.stringify(cold)}`);
-      const c1 = await counts(m);
+      const c1 = await requestCounts(m);
       assert.equal(await lsR(m.mountpoint), DIRS * PER_DIR + 3);
-      assert.deepEqual(diff(c1, await counts(m)), { HEAD: 0, LIST: 0, GET: 0 });
+      assert.deepEqual(diff(c1, await requestCounts(m)), { HEAD: 0, LIST: 0, GET: 0 });
     });
 
     test('the stat cache stays within its byte bound and evicts', async () => {
@@ -76,9 +74,9 @@ for (const backend of ALL_BACKENDS) {
       const m = await mount(['--metadata-ttl', 'minimal']);
       const dir = path.join(m.mountpoint, 'small');
       await lsR(dir);
-      const c0 = await counts(m);
+      const c0 = await requestCounts(m);
       await lsR(dir);
-      const again = diff(c0, await counts(m));
+      const again = diff(c0, await requestCounts(m));
       assert.ok(again.LIST >= 2, `ttl 0 must list again: ${JSON.stringify(again)}`);
     });
 
@@ -87,10 +85,10 @@ for (const backend of ALL_BACKENDS) {
       const dir = path.join(m.mountpoint, 'small');
       await lsR(dir);
       await sleep(2500);
-      const c0 = await counts(m);
+      const c0 = await requestCounts(m);
       await lsR(dir);
       await stat(path.join(dir, 'a.txt'));
-      assert.deepEqual(diff(c0, await counts(m)), { HEAD: 0, LIST: 0, GET: 0 });
+      assert.deepEqual(diff(c0, await requestCounts(m)), { HEAD: 0, LIST: 0, GET: 0 });
     });
 
     test('a changed object is seen after the TTL and not before; listings refresh too', async () => {
@@ -103,24 +101,24 @@ for (const backend of ALL_BACKENDS) {
       assert.equal((await stat(file)).size, 9, 'new size after the TTL');
       assert.equal(await readFile(file, 'utf8'), 'version 2');
       await server.putObject('meta', 'changing.txt', 'v1');
-      const c0 = await counts(m);
+      const c0 = await requestCounts(m);
       await lsR(path.join(m.mountpoint, 'small'));
-      assert.ok(diff(c0, await counts(m)).LIST >= 1, 'an expired listing is fetched again');
+      assert.ok(diff(c0, await requestCounts(m)).LIST >= 1, 'an expired listing is fetched again');
     });
 
     test('a missing name stat-ed twice costs one HEAD and one LIST within the negative TTL', async () => {
       const m = await mount(['--negative-ttl', '30']);
-      const c0 = await counts(m);
+      const c0 = await requestCounts(m);
       for (let i = 0; i < 2; i++) {
         const r = await run('stat', [path.join(m.mountpoint, 'small/nope.txt')]);
         assert.notEqual(r.code, 0);
       }
-      const d = diff(c0, await counts(m));
+      const d = diff(c0, await requestCounts(m));
       // The lookup of "small" itself may cost one pair too.
       assert.ok(d.HEAD <= 2 && d.LIST <= 2, JSON.stringify(d));
-      const c1 = await counts(m);
+      const c1 = await requestCounts(m);
       await run('stat', [path.join(m.mountpoint, 'small/nope.txt')]);
-      assert.deepEqual(diff(c1, await counts(m)), { HEAD: 0, LIST: 0, GET: 0 });
+      assert.deepEqual(diff(c1, await requestCounts(m)), { HEAD: 0, LIST: 0, GET: 0 });
     });
 
     test('--warm-metadata fills the caches with flat listings; ls -lR afterwards costs nothing', async () => {
@@ -131,11 +129,11 @@ for (const backend of ALL_BACKENDS) {
         log = await readFile(m.logFile, 'utf8');
       }
       assert.match(log, /metadata warm-up finished/);
-      const warm = await counts(m);
+      const warm = await requestCounts(m);
       const keys = DIRS * PER_DIR + 3;
       assert.ok(warm.LIST <= Math.ceil(keys / 1000) + 3, `warm-up LISTs: ${warm.LIST}`);
       assert.equal(await lsR(m.mountpoint), keys);
-      assert.deepEqual(diff(warm, await counts(m)), { HEAD: 0, LIST: 0, GET: 0 });
+      assert.deepEqual(diff(warm, await requestCounts(m)), { HEAD: 0, LIST: 0, GET: 0 });
     });
   });
 }

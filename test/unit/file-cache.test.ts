@@ -136,7 +136,7 @@ test('blocks read from disk go through a few recycled buffers; every read sees i
   await new Promise((resolve) => setImmediate(resolve));
   // 13 blocks read: a buffer per block would leave 13 in the pool, none recycled would leave 0. About
   // read-ahead depth (4) + the current block + those whose return was still a loop turn away.
-  const pooled = r.cache.pooledBlocks;
+  const pooled = r.cache.blockPool.pooled;
   assert.ok(pooled > 0 && pooled <= 9, `block buffers in the pool after 13 blocks: ${pooled}`);
   // Many reads at once on one handle, out of order: none sees a buffer another block was read into.
   const h = r.open(meta);

@@ -52,3 +52,17 @@ test('a reader waiting for memory empties the pool; so does a while without use'
   await new Promise((r) => setTimeout(r, 80));
   assert.equal(pool.pooled, 0, 'dropped after idleMs');
 });
+
+test('releaseLater hands a buffer back only once the event loop has turned', async () => {
+  const pool = new PartPool(MiB, new MemoryBudget(8 * MiB), 60_000);
+  const a = pool.take();
+  assert.equal(a.length, MiB);
+  pool.releaseLater(a);
+  // A view of `a` returned by a read is still being used in this turn (FileReader.read).
+  assert.equal(pool.pooled, 0, 'not before the turn ends');
+  assert.notEqual(pool.take(), a, 'a buffer taken in the same turn is another one');
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(pool.pooled, 1);
+  assert.equal(pool.take(), a);
+  pool.clear();
+});

@@ -74,7 +74,8 @@ class CachedFileReader implements FileReader {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.keepBlock(undefined);
+    if (this.block) this.cache.blockPool.releaseLater(this.block.buf);
+    this.block = undefined;
     this.dropAhead();
     if (this.fh) this.entry?.release();
     this.direct?.close();
@@ -127,25 +128,19 @@ class CachedFileReader implements FileReader {
 
   /** Reads and verifies one block into a recycled buffer, which goes back on failure. */
   private async load(entry: CacheEntry, index: number, background: boolean): Promise<DiskBlock> {
-    const buf = this.cache.blockBuffer();
+    const buf = this.cache.blockPool.take();
     try {
       return { index, data: await entry.readBlock(this.fh as FileHandle, index, buf, background), buf };
     } catch (err) {
-      this.cache.recycleBlock(buf);
+      this.cache.blockPool.releaseLater(buf);
       throw err;
     }
   }
 
-  /** Makes `block` the current one; the previous one's buffer goes back to the pool. */
-  private keepBlock(block: DiskBlock | undefined): void {
-    if (this.block) this.cache.recycleBlock(this.block.buf);
-    this.block = this.closed ? undefined : block;
-    if (this.closed && block) this.cache.recycleBlock(block.buf);
-  }
-
   /** Forgets the blocks read ahead; their buffers go back to the pool as the reads finish. */
   private dropAhead(): void {
-    for (const pending of this.ahead.values()) pending.then((b) => this.cache.recycleBlock(b.buf)).catch(() => {});
+    const pool = this.cache.blockPool;
+    for (const pending of this.ahead.values()) pending.then((b) => pool.releaseLater(b.buf)).catch(() => {});
     this.ahead.clear();
   }
 
@@ -194,7 +189,10 @@ class CachedFileReader implements FileReader {
       this.ahead.delete(index);
       if (!sequential) this.dropAhead();
       const block = await pending;
-      this.keepBlock(block);
+      // The block read before goes back to the pool (and this one too if the handle closed meanwhile).
+      if (this.block) this.cache.blockPool.releaseLater(this.block.buf);
+      this.block = this.closed ? undefined : block;
+      if (this.closed) this.cache.blockPool.releaseLater(block.buf);
       const data = block.data;
       // While the download runs, the blocks ahead come from its memory, not the disk.
       if (sequential && entry.complete) this.readAhead(entry, index);

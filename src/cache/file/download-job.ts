@@ -230,8 +230,7 @@ export class DownloadJob {
    */
   private giveBack(size: number, data: Buffer | undefined): void {
     this.budget.release(size);
-    const pool = this.opts.pool;
-    if (pool && data) setImmediate(() => pool.release(data));
+    if (data) this.opts.pool?.releaseLater(data);
   }
 
   private async complete(): Promise<void> {

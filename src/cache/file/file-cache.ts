@@ -96,8 +96,11 @@ export class FileCache {
   /** Files of dropped entries still being unlinked, by id: a new download of the id waits for them. */
   private readonly removing = new Map<string, Promise<void>>();
   private readonly chunkPool: PartPool;
-  /** Buffers readers read blocks into (a fresh 1 MiB Buffer per block read kept V8 collecting). */
-  private readonly blockPool: PartPool;
+  /**
+   * The buffers readers read blocks from disk into (cached-reader.ts): a fresh 1 MiB Buffer per
+   * block read kept V8 in mark-compact collections.
+   */
+  readonly blockPool: PartPool;
   private usedBytes = 0;
   private diskPausedUntil = 0;
   private noRoomWarnedAt = Number.NEGATIVE_INFINITY;
@@ -120,24 +123,6 @@ export class FileCache {
     // Only whole chunks of the largest size are pooled (download-job.ts plans them block-aligned).
     this.chunkPool = new PartPool(chunkSize(opts.chunkBytes), budget, POOL_IDLE_MS);
     this.blockPool = new PartPool(BLOCK_BYTES, budget, POOL_IDLE_MS);
-  }
-
-  /** A buffer of one block (BLOCK_BYTES) to read a block from disk into. */
-  blockBuffer(): Buffer {
-    return this.blockPool.acquire(BLOCK_BYTES) ?? Buffer.allocUnsafeSlow(BLOCK_BYTES);
-  }
-
-  /** Free block buffers held for reuse (tests). */
-  get pooledBlocks(): number {
-    return this.blockPool.pooled;
-  }
-
-  /**
-   * Takes back a buffer from blockBuffer() once the event loop has turned: views of it that a read
-   * returned are dead by then (FileReader.read).
-   */
-  recycleBlock(buf: Buffer): void {
-    setImmediate(() => this.blockPool.release(buf));
   }
 
   /**
