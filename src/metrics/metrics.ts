@@ -101,6 +101,11 @@ export class Metrics {
     help: 'Bytes returned to FUSE reads from the on-disk file cache',
     registers: [this.registry],
   });
+  readonly fileCacheDiskReadBytes = new Counter({
+    name: 'bucketfs_file_cache_disk_read_bytes_total',
+    help: 'Bytes read from the file cache on disk, read-ahead included (well above bytes served: blocks read twice or read ahead in vain)',
+    registers: [this.registry],
+  });
   readonly fileCacheDownloads = new Counter({
     name: 'bucketfs_file_cache_downloads_total',
     help: 'Whole-object download jobs of the file cache, by outcome (started, complete, failed)',

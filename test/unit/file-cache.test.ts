@@ -152,6 +152,36 @@ test('blocks read from disk go through a few recycled buffers; every read sees i
   await r.cache.close();
 });
 
+test('reads arriving out of order across block boundaries, as the kernel sends them, read each block from disk once', async () => {
+  const r = await rig(await tempDir());
+  const data = randomBytes(8 * MiB);
+  const meta = r.store.put('obj', data);
+  assert.ok((await readAll(r.open(meta), meta.size)).equals(data));
+  await settled(r.cache, r.store, meta);
+  const diskBytes = async () =>
+    Number(/bucketfs_file_cache_disk_read_bytes_total (\d+)/.exec(await r.metrics.registry.metrics())?.[1] ?? 0);
+  const before = await diskBytes();
+  // 128 KiB reads in order, except that the first read of each block comes (and is answered)
+  // before the last read of the block before: the kernel has several reads of a handle in flight.
+  const h = r.open(meta);
+  const check = async (off: number) => {
+    const got = await h.read(off, 128 * KiB);
+    assert.ok(got.equals(data.subarray(off, off + 128 * KiB)), `read at ${off}`);
+  };
+  const slices = MiB / (128 * KiB);
+  for (let block = 0; block < meta.size / MiB; block++) {
+    for (let i = 1; i < slices - 1; i++) await check(block * MiB + i * 128 * KiB);
+    const last = block * MiB + (slices - 1) * 128 * KiB;
+    const nextFirst = (block + 1) * MiB;
+    if (block === 0) await check(0);
+    if (nextFirst < meta.size) await check(nextFirst);
+    await check(last);
+  }
+  h.close();
+  assert.equal((await diskBytes()) - before, meta.size, 'every block read from disk once (read-ahead kept)');
+  await r.cache.close();
+});
+
 test('concurrent readers share one download, waiting only for their bytes', async () => {
   const store = new MemoryStore();
   store.delayMs = 5;

@@ -37,11 +37,19 @@ class CachedFileReader implements FileReader {
   /** The last block read from disk, verified: sequential 128 KiB reads share one disk read. */
   private block: DiskBlock | undefined;
   /**
+   * The block before it, kept: the kernel's read-ahead has up to four reads of one handle in
+   * flight and they arrive out of order, so the last reads of a block can come after the first read
+   * of the next.
+   */
+  private previous: DiskBlock | undefined;
+  /**
    * The next blocks, being read (and verified) while the kernel is busy with the current one: a
    * sequential reader then neither waits for the disk and the checksum in turn, nor reads a cold
    * disk one block at a time. Only while reads stay sequential.
    */
   private ahead = new Map<number, Promise<DiskBlock>>();
+  /** Blocks that reads are waiting for, to become `block`: other reads of one wait for the same. */
+  private arriving = new Map<number, Promise<DiskBlock>>();
   private closed = false;
 
   constructor(meta: ObjectMeta, cache: FileCache, makeDirect: () => FileReader) {
@@ -75,7 +83,9 @@ class CachedFileReader implements FileReader {
     if (this.closed) return;
     this.closed = true;
     if (this.block) this.cache.blockPool.releaseLater(this.block.buf);
+    if (this.previous) this.cache.blockPool.releaseLater(this.previous.buf);
     this.block = undefined;
+    this.previous = undefined;
     this.dropAhead();
     if (this.fh) this.entry?.release();
     this.direct?.close();
@@ -130,7 +140,9 @@ class CachedFileReader implements FileReader {
   private async load(entry: CacheEntry, index: number, background: boolean): Promise<DiskBlock> {
     const buf = this.cache.blockPool.take();
     try {
-      return { index, data: await entry.readBlock(this.fh as FileHandle, index, buf, background), buf };
+      const data = await entry.readBlock(this.fh as FileHandle, index, buf, background);
+      this.cache.readFromDisk(data.length);
+      return { index, data, buf };
     } catch (err) {
       this.cache.blockPool.releaseLater(buf);
       throw err;
@@ -164,6 +176,7 @@ class CachedFileReader implements FileReader {
 
   private async readBlock(index: number): Promise<Buffer> {
     if (this.block?.index === index) return this.block.data;
+    if (this.previous?.index === index) return this.previous.data;
     const entry = this.entry as CacheEntry;
     // Just downloaded: these bytes are what is being written, no need to read them back. (Not kept
     // as `block`: a view would keep the whole chunk alive after the job gives its budget back.)
@@ -184,13 +197,28 @@ class CachedFileReader implements FileReader {
       if (arrived) return arrived;
     }
     try {
+      // A second read of a block that is on its way waits for the same disk read.
+      const joined = this.arriving.get(index);
+      if (joined) return (await joined).data;
       const pending = this.ahead.get(index) ?? this.load(entry, index, false);
-      const sequential = this.block === undefined || this.block.index === index - 1;
+      // Sequential: the next block, or one a little further (reads arrive out of order); the
+      // blocks read ahead stay wanted.
+      const sequential =
+        this.block === undefined || (index > this.block.index && index <= this.block.index + AHEAD_BLOCKS);
       this.ahead.delete(index);
       if (!sequential) this.dropAhead();
-      const block = await pending;
+      this.arriving.set(index, pending);
+      let block: DiskBlock;
+      try {
+        block = await pending;
+      } finally {
+        this.arriving.delete(index);
+      }
       // The block read before goes back to the pool (and this one too if the handle closed meanwhile).
-      if (this.block) this.cache.blockPool.releaseLater(this.block.buf);
+      // Its buffer is reused only after the event loop turns: the readers that shared this disk read
+      // wake in the same turn and copy their bytes first.
+      if (this.previous) this.cache.blockPool.releaseLater(this.previous.buf);
+      this.previous = this.block;
       this.block = this.closed ? undefined : block;
       if (this.closed) this.cache.blockPool.releaseLater(block.buf);
       const data = block.data;

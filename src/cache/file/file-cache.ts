@@ -254,6 +254,11 @@ export class FileCache {
     this.metrics.fileCacheBytesServed.inc(bytes);
   }
 
+  /** Counts a block read from disk. */
+  readFromDisk(bytes: number): void {
+    this.metrics.fileCacheDiskReadBytes.inc(bytes);
+  }
+
   /** Counts one handle's choice: a complete cached copy (hit) or not (miss). */
   lookedUp(hit: boolean): void {
     this.metrics.cacheEvents.inc({ cache: 'file', event: hit ? 'hit' : 'miss' });
