@@ -170,6 +170,8 @@ async function metrics(port: number): Promise<Record<string, number>> {
     bytesIn: sumMetric(text, 'bucketfs_store_bytes_in_total'),
     bytesServed: sumMetric(text, 'bucketfs_read_bytes_served_total'),
     readSeconds: sumMetric(text, 'bucketfs_fuse_op_duration_seconds_sum', { op: 'read' }),
+    diskRead: sumMetric(text, 'bucketfs_file_cache_disk_read_bytes_total'),
+    filesReadAhead: sumMetric(text, 'bucketfs_file_cache_read_ahead_files_total'),
     ...Object.fromEntries(
       FUSE_OPS.flatMap((op) => [
         [`n:${op}`, sumMetric(text, 'bucketfs_fuse_ops_total', { op })],
@@ -244,6 +246,9 @@ interface RunResult {
   gets: number;
   fuseReads: number;
   fetchedPerServed: number;
+  /** With --epochs: bytes read from the disk cache, and files read ahead of their open. */
+  diskRead: number;
+  filesReadAhead: number;
   /** Mean time the daemon took to answer one FUSE read. */
   readMs: number;
   /** Per FUSE operation: how many, and the mean time the daemon took to answer one. */
@@ -403,6 +408,8 @@ async function runBucketfs(
       gets: d('GET'),
       fuseReads: d('fuseReads'),
       fetchedPerServed: d('bytesIn') / Math.max(1, d('bytesServed')),
+      diskRead: d('diskRead'),
+      filesReadAhead: d('filesReadAhead'),
       readMs: (1000 * d('readSeconds')) / Math.max(1, d('fuseReads')),
       ops: Object.fromEntries(
         FUSE_OPS.filter((op) => d(`n:${op}`) > 0).map((op) => [
@@ -456,7 +463,8 @@ function printRun(r: RunResult): void {
       `daemon ${r.daemonCpu.toFixed(0)}% of a core (main thread ${r.mainThreadCpu.toFixed(0)}%), ` +
       `store side ${r.serverCpu.toFixed(0)}%; ${r.gets} GETs, ${r.fuseReads} FUSE reads ` +
       `(${((1000 * r.seconds) / Math.max(1, r.fuseReads)).toFixed(3)} ms apart, answered in ${r.readMs.toFixed(3)} ms), ` +
-      `fetched ${r.fetchedPerServed.toFixed(2)}x served`,
+      `fetched ${r.fetchedPerServed.toFixed(2)}x served` +
+      (opt.epochs ? `; disk read ${(r.diskRead / 1e6).toFixed(0)} MB, ${r.filesReadAhead} files read ahead` : ''),
   );
   const threads = Object.entries(r.threads)
     .filter(([, pct]) => pct >= 0.5)

@@ -80,6 +80,7 @@ export async function startMount(config: Readonly<Config>, log: Logger, onStoppe
           parallelThresholdBytes: config.fileCacheParallelThresholdBytes,
           parallelDownloads: config.fileCacheParallelDownloads,
           chunkBytes: config.readPartBytes,
+          readAheadFiles: config.fileCacheReadAheadFiles,
         },
         downloader,
         budget,

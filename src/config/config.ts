@@ -62,6 +62,8 @@ export interface Config {
   /** Ranged GETs in flight for one large object being cached (1 = sequential). */
   fileCacheParallelDownloads: number;
   fileCacheParallelThresholdBytes: number;
+  /** Next files (numbered order) whose cached copies are read ahead from disk; 0 = off. */
+  fileCacheReadAheadFiles: number;
 
   retry: RetryPolicy;
   requestTimeoutMs: number;
@@ -258,6 +260,7 @@ export async function resolveConfig(input: ResolveInput): Promise<Readonly<Confi
       ? num('file-cache-parallel-downloads-per-file')
       : 1,
     fileCacheParallelThresholdBytes: Math.floor(num('file-cache-parallel-download-threshold-mb') * MiB),
+    fileCacheReadAheadFiles: num('file-cache-read-ahead-files'),
     retry,
     requestTimeoutMs,
     logLevel: raw['log-level'] as LogLevel,

@@ -412,6 +412,19 @@ export const OPTIONS: readonly OptionSpec[] = [
     group: G_FILE,
     describe: 'Objects larger than this (MiB) are cached with parallel downloads.',
   },
+  {
+    flag: 'file-cache-read-ahead-files',
+    yaml: 'file-cache.read-ahead-files',
+    type: 'number',
+    integer: true,
+    default: 4,
+    min: 0,
+    max: 64,
+    backend: 'both',
+    group: G_FILE,
+    describe:
+      'When the files of a directory are opened in numbered order (f1, f2, ...), read this many next files ahead from the cache on disk (never from the store); 0: off.',
+  },
   // Requests
   {
     flag: 'max-attempts',

@@ -106,6 +106,11 @@ export class Metrics {
     help: 'Bytes read from the file cache on disk, read-ahead included (well above bytes served: blocks read twice or read ahead in vain)',
     registers: [this.registry],
   });
+  readonly fileCacheReadAheadFiles = new Counter({
+    name: 'bucketfs_file_cache_read_ahead_files_total',
+    help: 'Cached files read from disk ahead of their open, the files of their directory being opened in numbered order',
+    registers: [this.registry],
+  });
   readonly fileCacheDownloads = new Counter({
     name: 'bucketfs_file_cache_downloads_total',
     help: 'Whole-object download jobs of the file cache, by outcome (started, complete, failed)',

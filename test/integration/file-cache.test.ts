@@ -18,6 +18,7 @@ import {
   requestCounts,
   serverArgs,
   sleep,
+  sumMetric,
 } from '../helpers/mount.js';
 import { run, runOk } from '../helpers/proc.js';
 import { ALL_BACKENDS, startServer, type TestServer } from '../helpers/servers.js';
@@ -62,7 +63,12 @@ for (const backend of ALL_BACKENDS) {
       work = await mkdtemp(path.join(os.tmpdir(), 'bucketfs-fc-it-'));
       const seed: [string, Buffer][] = [];
       for (let i = 0; i < EPOCH_FILES; i++) {
-        seed.push([`epoch/d${i % 20}/s${String(i).padStart(4, '0')}.bin`, randomBytes(1024 + (i % 7) * 512)]);
+        // 20 directories of consecutively numbered files: epoch 2 reads them in that order, as a
+        // data loader walking shards does, which sets off the read-ahead across files.
+        seed.push([
+          `epoch/d${Math.floor(i / 100)}/s${String(i).padStart(4, '0')}.bin`,
+          randomBytes(1024 + (i % 7) * 512),
+        ]);
       }
       for (const k of ['a', 'b', 'c', 'd']) seed.push([`lru/${k}.bin`, randomBytes(MiB)]);
       seed.push(['lru/big.bin', randomBytes(4 * MiB)]);
@@ -96,6 +102,9 @@ for (const backend of ALL_BACKENDS) {
       assert.equal(e2.GET - e1.GET, 0, 'epoch 2 GETs');
       const text = await m.metricsText();
       assert.match(text, new RegExp(`bucketfs_cache_events_total\\{cache="file",event="hit"\\} ${EPOCH_FILES}\\b`));
+      // Opened in numbered order: most files' first blocks were read ahead of their open.
+      const readAhead = sumMetric(text, 'bucketfs_file_cache_read_ahead_files_total');
+      assert.ok(readAhead >= EPOCH_FILES / 2, `files read ahead in epoch 2: ${readAhead}`);
       await m.unmount();
 
       // Unmount and mount again on the same cache directory: still nothing to fetch.

@@ -7,18 +7,13 @@ import { mkdtemp, open, readdir, rm, stat, truncate, utimes, writeFile } from 'n
 import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { cachedReaderFactory } from '../../src/cache/file/cached-reader.js';
 import { planChunks } from '../../src/cache/file/download-job.js';
-import { FileCache, type FileCacheOptions } from '../../src/cache/file/file-cache.js';
+import type { FileCache } from '../../src/cache/file/file-cache.js';
 import { entryId, entryPaths, FORMAT_DIR } from '../../src/cache/file/layout.js';
-import { silentLogger } from '../../src/log.js';
-import { Metrics } from '../../src/metrics/metrics.js';
-import { MemoryBudget } from '../../src/read/memory-budget.js';
-import { createReaderFactory } from '../../src/read/prefetcher.js';
-import { RangeDownloader } from '../../src/read/range-downloader.js';
 import type { FileReader } from '../../src/read/types.js';
 import { MemoryStore } from '../../src/store/memory.js';
 import type { ObjectMeta } from '../../src/store/types.js';
+import { rig } from '../helpers/file-cache-rig.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -32,45 +27,6 @@ async function tempDir(): Promise<string> {
   const d = await mkdtemp(path.join(os.tmpdir(), 'bucketfs-fc-'));
   dirs.push(d);
   return path.join(d, 'cache');
-}
-
-interface Rig {
-  store: MemoryStore;
-  cache: FileCache;
-  metrics: Metrics;
-  open(meta: ObjectMeta): FileReader;
-}
-
-async function rig(dir: string, over: Partial<FileCacheOptions> = {}, store = new MemoryStore()): Promise<Rig> {
-  const metrics = new Metrics();
-  const downloader = new RangeDownloader(store, 8);
-  const budget = new MemoryBudget(256 * MiB);
-  const direct = createReaderFactory(
-    downloader,
-    budget,
-    { partSize: 2 * MiB, initialWindow: 256 * KiB, maxWindow: 8 * MiB, forwardTolerance: 256 * KiB, idleMs: 60_000 },
-    metrics,
-  );
-  const cache = await FileCache.open(
-    {
-      dir,
-      backend: 'memory',
-      bucket: store.bucket,
-      maxBytes: Number.POSITIVE_INFINITY,
-      minFreeRatio: 0.01,
-      cacheForRangeRead: false,
-      parallelThresholdBytes: 4 * MiB,
-      parallelDownloads: 4,
-      chunkBytes: 2 * MiB,
-      ...over,
-    },
-    downloader,
-    budget,
-    metrics,
-    silentLogger(),
-  );
-  assert.ok(cache);
-  return { store, cache, metrics, open: cachedReaderFactory(cache, direct) };
 }
 
 /**

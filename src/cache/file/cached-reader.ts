@@ -10,19 +10,12 @@ import { ErrorCodes, hasCode } from '../../errors.js';
 import type { FileReader, ReaderFactory } from '../../read/types.js';
 import type { ObjectMeta } from '../../store/types.js';
 import type { DownloadJob } from './download-job.js';
-import { type CacheEntry, CorruptBlockError } from './entry.js';
+import { type CacheEntry, CorruptBlockError, type DiskBlock } from './entry.js';
 import { type FileCache, isDiskError } from './file-cache.js';
 import { BLOCK_BYTES } from './layout.js';
 
 /** Thrown inside the reader when the bytes at hand must come from the store instead. */
 class ReadDirect extends Error {}
-
-/** A block read from disk and verified: `data` is the view of the recycled buffer `buf` holding it. */
-interface DiskBlock {
-  index: number;
-  data: Buffer;
-  buf: Buffer;
-}
 
 class CachedFileReader implements FileReader {
   private readonly meta: ObjectMeta;
@@ -34,6 +27,10 @@ class CachedFileReader implements FileReader {
   private entry: CacheEntry | undefined;
   private job: DownloadJob | undefined;
   private fh: FileHandle | undefined;
+  /** The cache file being opened late: the first block came read ahead (next-files.ts). */
+  private opening: Promise<FileHandle> | undefined;
+  /** The first block, read ahead because this file's directory is being read in numbered order. */
+  private firstBlock: Promise<DiskBlock | undefined> | undefined;
   /** The last block read from disk, verified: sequential 128 KiB reads share one disk read. */
   private block: DiskBlock | undefined;
   /**
@@ -87,6 +84,9 @@ class CachedFileReader implements FileReader {
     this.block = undefined;
     this.previous = undefined;
     this.dropAhead();
+    const first = this.firstBlock;
+    this.firstBlock = undefined;
+    void first?.then((b) => b && this.cache.blockPool.releaseLater(b.buf));
     if (this.fh) this.entry?.release();
     this.direct?.close();
   }
@@ -105,6 +105,14 @@ class CachedFileReader implements FileReader {
     const entry = hit ?? job?.entry;
     if (!entry || this.closed) {
       this.source = 'direct';
+      return;
+    }
+    // Its first block is in memory already: the cache file is opened only if more is needed.
+    const first = hit && this.cache.nextFiles.claim(hit);
+    if (first) {
+      this.firstBlock = first;
+      this.entry = entry;
+      this.source = 'cache';
       return;
     }
     try {
@@ -140,13 +148,43 @@ class CachedFileReader implements FileReader {
   private async load(entry: CacheEntry, index: number, background: boolean): Promise<DiskBlock> {
     const buf = this.cache.blockPool.take();
     try {
-      const data = await entry.readBlock(this.fh as FileHandle, index, buf, background);
+      const fh = this.fh ?? (await this.openLate(entry));
+      const data = await entry.readBlock(fh, index, buf, background);
       this.cache.readFromDisk(data.length);
       return { index, data, buf };
     } catch (err) {
       this.cache.blockPool.releaseLater(buf);
       throw err;
     }
+  }
+
+  /** Opens the cache file when the first block came without it (decide). */
+  private openLate(entry: CacheEntry): Promise<FileHandle> {
+    this.opening ??= entry.acquire().then(
+      (fh) => {
+        if (this.closed) {
+          entry.release();
+          throw new ReadDirect();
+        }
+        this.fh = fh;
+        return fh;
+      },
+      (err: unknown) => {
+        this.opening = undefined;
+        // The cache file is gone or unreadable: this copy is no use to anyone.
+        if (isDiskError(err)) void this.cache.drop(entry, 'failed');
+        throw err;
+      },
+    );
+    return this.opening;
+  }
+
+  /** The first block read ahead, if this is it: the caller's now; a failed read ahead reads it again. */
+  private takeFirstBlock(entry: CacheEntry, index: number): Promise<DiskBlock> | undefined {
+    const first = this.firstBlock;
+    if (!first || index !== 0) return undefined;
+    this.firstBlock = undefined;
+    return first.then((b) => b ?? this.load(entry, index, false));
   }
 
   /** Forgets the blocks read ahead; their buffers go back to the pool as the reads finish. */
@@ -200,7 +238,7 @@ class CachedFileReader implements FileReader {
       // A second read of a block that is on its way waits for the same disk read.
       const joined = this.arriving.get(index);
       if (joined) return (await joined).data;
-      const pending = this.ahead.get(index) ?? this.load(entry, index, false);
+      const pending = this.ahead.get(index) ?? this.takeFirstBlock(entry, index) ?? this.load(entry, index, false);
       // Sequential: the next block, or one a little further (reads arrive out of order); the
       // blocks read ahead stay wanted.
       const sequential =
@@ -244,5 +282,8 @@ const AHEAD_BLOCKS = 4;
 
 /** Wraps the direct reader factory: every handle first tries the file cache. */
 export function cachedReaderFactory(cache: FileCache, direct: ReaderFactory): ReaderFactory {
-  return (meta) => new CachedFileReader(meta, cache, () => direct(meta));
+  return (meta) => {
+    cache.nextFiles.opened(meta.key);
+    return new CachedFileReader(meta, cache, () => direct(meta));
+  };
 }

@@ -15,6 +15,13 @@ export class CorruptBlockError extends Error {
   }
 }
 
+/** A block read from disk and verified: `data` is the view of the recycled buffer `buf` holding it. */
+export interface DiskBlock {
+  index: number;
+  data: Buffer;
+  buf: Buffer;
+}
+
 /** A block's checksum is computed in slices of this size when it is read ahead. */
 const CHECKSUM_SLICE_BYTES = 128 * 1024;
 

@@ -39,6 +39,7 @@ import {
   sameVersion,
 } from './layout.js';
 import { type CacheDirLock, lockCacheDir } from './lock.js';
+import { NextFiles } from './next-files.js';
 
 export interface FileCacheOptions {
   dir: string;
@@ -54,7 +55,14 @@ export interface FileCacheOptions {
   parallelThresholdBytes: number;
   parallelDownloads: number;
   chunkBytes: number;
+  /** Files after one opened in numbered order whose cached copies are read ahead (next-files.ts). */
+  readAheadFiles: number;
 }
+
+/** Disk reads of cross-file read-ahead in flight at once (they queue with real reads). */
+const READ_AHEAD_FILES_IN_FLIGHT = 8;
+/** First blocks of files read ahead held in memory at once (block buffers: 32 MiB at most). */
+const READ_AHEAD_FILES_HELD = 32;
 
 /** File-system errors that mean "this disk cannot take it now", not "the read failed". */
 const DISK_ERRNOS = new Set([
@@ -101,6 +109,8 @@ export class FileCache {
    * block read kept V8 in mark-compact collections.
    */
   readonly blockPool: PartPool;
+  /** Reads ahead the cached copies of the next files of a directory opened in numbered order. */
+  readonly nextFiles: NextFiles;
   private usedBytes = 0;
   private diskPausedUntil = 0;
   private noRoomWarnedAt = Number.NEGATIVE_INFINITY;
@@ -123,6 +133,19 @@ export class FileCache {
     // Only whole chunks of the largest size are pooled (download-job.ts plans them block-aligned).
     this.chunkPool = new PartPool(chunkSize(opts.chunkBytes), budget, POOL_IDLE_MS);
     this.blockPool = new PartPool(BLOCK_BYTES, budget, POOL_IDLE_MS);
+    this.nextFiles = new NextFiles(
+      {
+        completeEntry: (key) => {
+          const e = this.entries.get(this.idOf(key));
+          return e?.complete && !e.dropped && !this.closed ? e : undefined;
+        },
+        take: () => this.blockPool.take(),
+        giveBack: (buf) => this.blockPool.release(buf),
+        readFromDisk: (bytes) => this.readFromDisk(bytes),
+        readAhead: () => this.metrics.fileCacheReadAheadFiles.inc(),
+      },
+      { files: opts.readAheadFiles, maxInFlight: READ_AHEAD_FILES_IN_FLIGHT, maxBlocks: READ_AHEAD_FILES_HELD },
+    );
   }
 
   /**
@@ -236,6 +259,7 @@ export class FileCache {
     const stop = new BucketfsError(ErrorCodes.Aborted, 'unmounting');
     for (const job of this.jobs.values()) job.cancel(stop);
     await Promise.all([...this.jobs.values()].map((j) => j.finished.catch(() => {})));
+    this.nextFiles.clear();
     this.chunkPool.clear();
     this.blockPool.clear();
     await this.lock.release();

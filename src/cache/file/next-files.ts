@@ -1,0 +1,143 @@
+// Read-ahead across files on the disk cache. A reader that opens the files of a directory in
+// numbered order (frame_000123.jpg, then frame_000124.jpg; shard-9, then shard-10) would wait at
+// the start of every file for the cache file to be opened and its first block read: two trips
+// through libuv's thread pool, measured at about a millisecond each on this project's 2-core
+// machine even when the bytes were in the page cache, i.e. as long as the FUSE round trips of the
+// whole file. When the last two opens in a directory were consecutive numbers, the first blocks of
+// the next numbers' cached copies are read and verified now and held in memory until their open.
+// Only files already complete in the cache are touched: this never sends a request to the store,
+// and a reader in any other order (a shuffled epoch) sets nothing off.
+import type { CacheEntry, DiskBlock } from './entry.js';
+
+/** What the read-ahead needs of the file cache. */
+export interface NextFilesCache {
+  /** A complete cached copy for this key, if any (its version is checked at the file's open). */
+  completeEntry(key: string): CacheEntry | undefined;
+  /** A buffer of one block (recycled), and its return. */
+  take(): Buffer;
+  giveBack(buf: Buffer): void;
+  readFromDisk(bytes: number): void;
+  readAhead(): void;
+}
+
+export interface NextFilesOptions {
+  /** Files after the one opened to read ahead (0: off). */
+  files: number;
+  /** Disk reads of read-ahead in flight at once, mount-wide: real reads queue with them. */
+  maxInFlight: number;
+  /** First blocks held at once, mount-wide (each a block buffer). */
+  maxBlocks: number;
+}
+
+/** Directories whose last open is remembered. */
+const MAX_DIRS = 4096;
+/** A block read ahead this long ago and still not claimed may make room for a new one. */
+const STALE_MS = 2_000;
+
+/**
+ * The name with its last number one higher, keeping a zero-padded width ("f9" → "f10",
+ * "img_0099.jpg" → "img_0100.jpg"); undefined for a name without digits.
+ */
+export function nextName(name: string): string | undefined {
+  const m = /(\d+)(\D*)$/.exec(name);
+  if (!m) return undefined;
+  const digits = m[1] as string;
+  const next = (BigInt(digits) + 1n).toString();
+  const padded = digits.startsWith('0') ? next.padStart(digits.length, '0') : next;
+  return name.slice(0, m.index) + padded + (m[2] as string);
+}
+
+interface Held {
+  block: Promise<DiskBlock | undefined>;
+  at: number;
+}
+
+export class NextFiles {
+  private readonly cache: NextFilesCache;
+  private readonly opts: NextFilesOptions;
+  /** Per directory key prefix: the name an open in order would come next. Oldest first. */
+  private readonly expected = new Map<string, string>();
+  /** First blocks read ahead, oldest first, until their file is opened. */
+  private readonly held = new Map<CacheEntry, Held>();
+  private inFlight = 0;
+
+  constructor(cache: NextFilesCache, opts: NextFilesOptions) {
+    this.cache = cache;
+    this.opts = opts;
+  }
+
+  /** A handle on `key` was opened: reads ahead when it continues a numbered run. */
+  opened(key: string): void {
+    if (this.opts.files <= 0) return;
+    const slash = key.lastIndexOf('/') + 1;
+    const dir = key.slice(0, slash);
+    const name = key.slice(slash);
+    const inOrder = this.expected.get(dir) === name;
+    const next = nextName(name);
+    this.expected.delete(dir); // set again below, as the newest
+    if (next === undefined) return;
+    this.expected.set(dir, next);
+    if (this.expected.size > MAX_DIRS) this.expected.delete(this.expected.keys().next().value as string);
+    if (!inOrder) return;
+    let n: string | undefined = next;
+    for (let i = 0; i < this.opts.files && n !== undefined; i++, n = nextName(n)) this.readAhead(dir + n);
+  }
+
+  /**
+   * The first block of `entry` read ahead, if any, now the caller's (its buffer goes back to the
+   * block pool through the caller). Resolves to undefined when the read failed.
+   */
+  claim(entry: CacheEntry): Promise<DiskBlock | undefined> | undefined {
+    const h = this.held.get(entry);
+    if (!h) return undefined;
+    this.held.delete(entry);
+    return h.block;
+  }
+
+  /** Gives every held block back (unmount). */
+  clear(): void {
+    for (const h of this.held.values()) void h.block.then((b) => b && this.cache.giveBack(b.buf));
+    this.held.clear();
+  }
+
+  private readAhead(key: string): void {
+    if (this.inFlight >= this.opts.maxInFlight) return;
+    const entry = this.cache.completeEntry(key);
+    if (!entry || entry.size === 0 || this.held.has(entry) || !this.makeRoom()) return;
+    this.inFlight++;
+    const block = this.load(entry).finally(() => this.inFlight--);
+    this.held.set(entry, { block, at: Date.now() });
+  }
+
+  /** Room for one more held block: a free place, or the oldest one if nobody claimed it lately. */
+  private makeRoom(): boolean {
+    if (this.held.size < this.opts.maxBlocks) return true;
+    const [entry, oldest] = this.held.entries().next().value as [CacheEntry, Held];
+    if (Date.now() - oldest.at < STALE_MS) return false;
+    this.held.delete(entry);
+    void oldest.block.then((b) => b && this.cache.giveBack(b.buf));
+    return true;
+  }
+
+  /** Reads and verifies the first block; undefined on any failure, which the file's reader meets again. */
+  private async load(entry: CacheEntry): Promise<DiskBlock | undefined> {
+    let fh: Awaited<ReturnType<CacheEntry['acquire']>>;
+    try {
+      fh = await entry.acquire();
+    } catch {
+      return undefined;
+    }
+    const buf = this.cache.take();
+    try {
+      const data = await entry.readBlock(fh, 0, buf, true);
+      this.cache.readFromDisk(data.length);
+      this.cache.readAhead();
+      return { index: 0, data, buf };
+    } catch {
+      this.cache.giveBack(buf);
+      return undefined;
+    } finally {
+      entry.release();
+    }
+  }
+}
