@@ -366,7 +366,7 @@ export function renderMarkdown(r: RunReport, chart?: string): string {
   p(
     'The FUSE limit depends on neither the network nor the cache, only on the fio job: it is measured',
     "per job and serves both tables and every workload running that job (an epoch's limit is its job's);",
-    'for throughput jobs it is the better of a run at the start and one at the end (JSON: `runs`). For',
+    'for throughput jobs it is the best of a run at the start and one after each network (JSON: `runs`). For',
     'latency (ttfb) the ratio is',
     "the slower limit's p50 ÷ bucketfs p50 (100% = as fast as the limits allow). MB/s is 10^6 bytes",
     "per second of data the application read, over fio's I/O phase. Before it, fio stats every file",
