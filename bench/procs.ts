@@ -243,8 +243,15 @@ export function findPid(parts: string[]): number | undefined {
   return undefined;
 }
 
-/** Empties the page cache (we are root), so every run starts cold in the kernel. */
+/**
+ * Empties the page cache (we are root), so every run starts cold in the kernel. Dirty pages are
+ * written back first: drop_caches leaves them, and their writeback (the seeded objects, a file
+ * cache's 2 GiB download in epoch 1) went on during the next runs, competing for the disk and the
+ * CPU: the first FUSE-limit runs after seeding measured 401-512 MB/s where later ones gave 2,015,
+ * and the first two epoch-2 runs were the slowest of three in every run.
+ */
 export function dropCaches(): void {
+  spawnSync('sync', { stdio: 'ignore' });
   writeFileSync('/proc/sys/vm/drop_caches', '3');
 }
 
