@@ -1,6 +1,7 @@
 // A file cache over an in-memory store and a real directory, with the reader factory a mount
 // would use (tests of src/cache/file/).
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { cachedReaderFactory } from '../../src/cache/file/cached-reader.js';
 import { FileCache, type FileCacheOptions } from '../../src/cache/file/file-cache.js';
 import { silentLogger } from '../../src/log.js';
@@ -53,4 +54,30 @@ export async function rig(dir: string, over: Partial<FileCacheOptions> = {}, sto
   );
   assert.ok(cache);
   return { store, cache, metrics, open: cachedReaderFactory(cache, direct) };
+}
+
+/**
+ * Reads a whole object like the kernel does: 128 KiB requests, in order. Each result is copied, as
+ * FUSE does: a read's buffer may be recycled once the event loop turns (FileReader.read).
+ */
+export async function readAll(r: FileReader, size: number): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for (let off = 0; off < size; off += 128 * KiB) parts.push(Buffer.from(await r.read(off, 128 * KiB)));
+  r.close();
+  return Buffer.concat(parts);
+}
+
+/** Waits for the download job of `meta` to finish. */
+export async function settled(c: FileCache, rigStore: MemoryStore, meta: ObjectMeta): Promise<void> {
+  for (let i = 0; i < 200 && c.runningJob(meta); i++) await new Promise((r) => setTimeout(r, 5));
+  assert.equal(c.runningJob(meta), undefined, `download of ${meta.key} still running (${rigStore.requests.GET} GETs)`);
+}
+
+/** Puts `size` random bytes at `key`, reads them once through the cache and waits until cached. */
+export async function cachedCopy(r: Rig, key: string, size: number): Promise<{ meta: ObjectMeta; data: Buffer }> {
+  const data = randomBytes(size);
+  const meta = r.store.put(key, data);
+  assert.ok((await readAll(r.open(meta), meta.size)).equals(data), `first read of ${key}`);
+  await settled(r.cache, r.store, meta);
+  return { meta, data };
 }

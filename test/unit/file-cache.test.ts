@@ -8,12 +8,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { planChunks } from '../../src/cache/file/download-job.js';
-import type { FileCache } from '../../src/cache/file/file-cache.js';
 import { entryId, entryPaths, FORMAT_DIR } from '../../src/cache/file/layout.js';
-import type { FileReader } from '../../src/read/types.js';
 import { MemoryStore } from '../../src/store/memory.js';
 import type { ObjectMeta } from '../../src/store/types.js';
-import { rig } from '../helpers/file-cache-rig.js';
+import { cachedCopy, readAll, rig, settled } from '../helpers/file-cache-rig.js';
+import { sumMetric } from '../helpers/mount.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -27,22 +26,6 @@ async function tempDir(): Promise<string> {
   const d = await mkdtemp(path.join(os.tmpdir(), 'bucketfs-fc-'));
   dirs.push(d);
   return path.join(d, 'cache');
-}
-
-/**
- * Reads a whole object like the kernel does: 128 KiB requests, in order. Each result is copied, as
- * FUSE does: a read's buffer may be recycled once the event loop turns (FileReader.read).
- */
-async function readAll(r: FileReader, size: number): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for (let off = 0; off < size; off += 128 * KiB) parts.push(Buffer.from(await r.read(off, 128 * KiB)));
-  r.close();
-  return Buffer.concat(parts);
-}
-
-async function settled(c: FileCache, rigStore: MemoryStore, meta: ObjectMeta): Promise<void> {
-  for (let i = 0; i < 200 && c.runningJob(meta); i++) await new Promise((r) => setTimeout(r, 5));
-  assert.equal(c.runningJob(meta), undefined, `download of ${meta.key} still running (${rigStore.requests.GET} GETs)`);
 }
 
 test('chunks start at one block and double up to the chunk size', () => {
@@ -78,10 +61,7 @@ test('a first read at offset 0 caches the whole object; a second handle sends no
 
 test('blocks read from disk go through a few recycled buffers; every read sees its own bytes', async () => {
   const r = await rig(await tempDir());
-  const data = randomBytes(12 * MiB + 5);
-  const meta = r.store.put('obj', data);
-  assert.ok((await readAll(r.open(meta), meta.size)).equals(data));
-  await settled(r.cache, r.store, meta);
+  const { meta, data } = await cachedCopy(r, 'obj', 12 * MiB + 5);
   // From disk, in order; each read checked in the continuation that receives it.
   const seq = r.open(meta);
   for (let off = 0; off < meta.size; off += 128 * KiB) {
@@ -110,12 +90,9 @@ test('blocks read from disk go through a few recycled buffers; every read sees i
 
 test('reads arriving out of order across block boundaries, as the kernel sends them, read each block from disk once', async () => {
   const r = await rig(await tempDir());
-  const data = randomBytes(8 * MiB);
-  const meta = r.store.put('obj', data);
-  assert.ok((await readAll(r.open(meta), meta.size)).equals(data));
-  await settled(r.cache, r.store, meta);
+  const { meta, data } = await cachedCopy(r, 'obj', 8 * MiB);
   const diskBytes = async () =>
-    Number(/bucketfs_file_cache_disk_read_bytes_total (\d+)/.exec(await r.metrics.registry.metrics())?.[1] ?? 0);
+    sumMetric(await r.metrics.registry.metrics(), 'bucketfs_file_cache_disk_read_bytes_total');
   const before = await diskBytes();
   // 128 KiB reads in order, except that the first read of each block comes (and is answered)
   // before the last read of the block before: the kernel has several reads of a handle in flight.

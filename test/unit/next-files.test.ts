@@ -5,9 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { nextName } from '../../src/cache/file/next-files.js';
-import type { FileReader } from '../../src/read/types.js';
 import type { ObjectMeta } from '../../src/store/types.js';
-import { rig } from '../helpers/file-cache-rig.js';
+import { readAll, rig, settled } from '../helpers/file-cache-rig.js';
 import { sumMetric } from '../helpers/mount.js';
 
 const KiB = 1024;
@@ -42,22 +41,16 @@ async function cached(readAheadFiles: number) {
     const data = randomBytes(100 * KiB + i * 211 * KiB);
     files.set(`d/f${i}`, { meta: store.put(`d/f${i}`, data), data });
   }
-  /** Opens, reads whole (128 KiB at a time, copying as FUSE does) and closes; checks the bytes. */
+  /** Opens, reads whole as the kernel does, and closes; checks the bytes. */
   const readFile = async (key: string): Promise<void> => {
     const f = files.get(key);
     assert.ok(f);
-    const r: FileReader = open(f.meta);
-    const parts: Buffer[] = [];
-    for (let off = 0; off < f.meta.size; off += 128 * KiB) parts.push(Buffer.from(await r.read(off, 128 * KiB)));
-    r.close();
-    assert.ok(Buffer.concat(parts).equals(f.data), `bytes of ${key}`);
+    assert.ok((await readAll(open(f.meta), f.meta.size)).equals(f.data), `bytes of ${key}`);
   };
   const metric = async (name: string) => sumMetric(await metrics.registry.metrics(), name);
   // Epoch 1 caches every file; waits for the downloads to finish.
   for (const key of files.keys()) await readFile(key);
-  for (let i = 0; i < 200 && [...files.values()].some((f) => cache.runningJob(f.meta)); i++) {
-    await new Promise((r) => setTimeout(r, 5));
-  }
+  for (const f of files.values()) await settled(cache, store, f.meta);
   const totalBytes = [...files.values()].reduce((n, f) => n + f.meta.size, 0);
   return { store, cache, readFile, metric, totalBytes };
 }

@@ -144,18 +144,9 @@ class CachedFileReader implements FileReader {
     }
   }
 
-  /** Reads and verifies one block into a recycled buffer, which goes back on failure. */
+  /** Reads and verifies one block (FileCache.loadBlock), opening the cache file if need be. */
   private async load(entry: CacheEntry, index: number, background: boolean): Promise<DiskBlock> {
-    const buf = this.cache.blockPool.take();
-    try {
-      const fh = this.fh ?? (await this.openLate(entry));
-      const data = await entry.readBlock(fh, index, buf, background);
-      this.cache.readFromDisk(data.length);
-      return { index, data, buf };
-    } catch (err) {
-      this.cache.blockPool.releaseLater(buf);
-      throw err;
-    }
+    return this.cache.loadBlock(entry, this.fh ?? (await this.openLate(entry)), index, background);
   }
 
   /** Opens the cache file when the first block came without it (decide). */

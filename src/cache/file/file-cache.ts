@@ -5,6 +5,7 @@
 // aside with one warning and reads go straight to the store.
 import {
   chmod,
+  type FileHandle,
   mkdir,
   open,
   readdir,
@@ -25,7 +26,7 @@ import { PartPool } from '../../read/part-pool.js';
 import type { RangeDownloader } from '../../read/range-downloader.js';
 import type { ObjectMeta } from '../../store/types.js';
 import { chunkSize, DownloadJob } from './download-job.js';
-import { CacheEntry } from './entry.js';
+import { CacheEntry, type DiskBlock } from './entry.js';
 import {
   BLOCK_BYTES,
   blockCount,
@@ -58,11 +59,6 @@ export interface FileCacheOptions {
   /** Files after one opened in numbered order whose cached copies are read ahead (next-files.ts). */
   readAheadFiles: number;
 }
-
-/** Disk reads of cross-file read-ahead in flight at once (they queue with real reads). */
-const READ_AHEAD_FILES_IN_FLIGHT = 8;
-/** First blocks of files read ahead held in memory at once (block buffers: 32 MiB at most). */
-const READ_AHEAD_FILES_HELD = 32;
 
 /** File-system errors that mean "this disk cannot take it now", not "the read failed". */
 const DISK_ERRNOS = new Set([
@@ -133,19 +129,29 @@ export class FileCache {
     // Only whole chunks of the largest size are pooled (download-job.ts plans them block-aligned).
     this.chunkPool = new PartPool(chunkSize(opts.chunkBytes), budget, POOL_IDLE_MS);
     this.blockPool = new PartPool(BLOCK_BYTES, budget, POOL_IDLE_MS);
-    this.nextFiles = new NextFiles(
-      {
-        completeEntry: (key) => {
-          const e = this.entries.get(this.idOf(key));
-          return e?.complete && !e.dropped && !this.closed ? e : undefined;
-        },
-        take: () => this.blockPool.take(),
-        giveBack: (buf) => this.blockPool.release(buf),
-        readFromDisk: (bytes) => this.readFromDisk(bytes),
-        readAhead: () => this.metrics.fileCacheReadAheadFiles.inc(),
-      },
-      { files: opts.readAheadFiles, maxInFlight: READ_AHEAD_FILES_IN_FLIGHT, maxBlocks: READ_AHEAD_FILES_HELD },
-    );
+    this.nextFiles = new NextFiles(this, opts.readAheadFiles);
+  }
+
+  /**
+   * Reads and verifies one block of `entry` into a recycled buffer from blockPool, which goes back
+   * on failure; the caller gives it back (releaseLater) when done with the block.
+   */
+  async loadBlock(entry: CacheEntry, fh: FileHandle, index: number, background: boolean): Promise<DiskBlock> {
+    const buf = this.blockPool.take();
+    try {
+      const data = await entry.readBlock(fh, index, buf, background);
+      this.metrics.fileCacheDiskReadBytes.inc(data.length);
+      return { index, data, buf };
+    } catch (err) {
+      this.blockPool.releaseLater(buf);
+      throw err;
+    }
+  }
+
+  /** A complete cached copy for this key, any version (read-ahead across files; see lookup). */
+  completeEntry(key: string): CacheEntry | undefined {
+    const e = this.entries.get(this.idOf(key));
+    return e?.complete && !e.dropped && !this.closed ? e : undefined;
   }
 
   /**
@@ -278,9 +284,9 @@ export class FileCache {
     this.metrics.fileCacheBytesServed.inc(bytes);
   }
 
-  /** Counts a block read from disk. */
-  readFromDisk(bytes: number): void {
-    this.metrics.fileCacheDiskReadBytes.inc(bytes);
+  /** Counts a file whose first block was read ahead of its open. */
+  readAheadFile(): void {
+    this.metrics.fileCacheReadAheadFiles.inc();
   }
 
   /** Counts one handle's choice: a complete cached copy (hit) or not (miss). */

@@ -8,27 +8,12 @@
 // Only files already complete in the cache are touched: this never sends a request to the store,
 // and a reader in any other order (a shuffled epoch) sets nothing off.
 import type { CacheEntry, DiskBlock } from './entry.js';
+import type { FileCache } from './file-cache.js';
 
-/** What the read-ahead needs of the file cache. */
-export interface NextFilesCache {
-  /** A complete cached copy for this key, if any (its version is checked at the file's open). */
-  completeEntry(key: string): CacheEntry | undefined;
-  /** A buffer of one block (recycled), and its return. */
-  take(): Buffer;
-  giveBack(buf: Buffer): void;
-  readFromDisk(bytes: number): void;
-  readAhead(): void;
-}
-
-export interface NextFilesOptions {
-  /** Files after the one opened to read ahead (0: off). */
-  files: number;
-  /** Disk reads of read-ahead in flight at once, mount-wide: real reads queue with them. */
-  maxInFlight: number;
-  /** First blocks held at once, mount-wide (each a block buffer). */
-  maxBlocks: number;
-}
-
+/** Disk reads of read-ahead in flight at once, mount-wide: real reads queue with them. */
+const MAX_IN_FLIGHT = 8;
+/** First blocks held at once, mount-wide (block buffers: 32 MiB at most). */
+const MAX_HELD = 32;
 /** Directories whose last open is remembered. */
 const MAX_DIRS = 4096;
 /** A block read ahead this long ago and still not claimed may make room for a new one. */
@@ -53,22 +38,23 @@ interface Held {
 }
 
 export class NextFiles {
-  private readonly cache: NextFilesCache;
-  private readonly opts: NextFilesOptions;
+  private readonly cache: FileCache;
+  /** Files after the one opened to read ahead (0: off). */
+  private readonly files: number;
   /** Per directory key prefix: the name an open in order would come next. Oldest first. */
   private readonly expected = new Map<string, string>();
   /** First blocks read ahead, oldest first, until their file is opened. */
   private readonly held = new Map<CacheEntry, Held>();
   private inFlight = 0;
 
-  constructor(cache: NextFilesCache, opts: NextFilesOptions) {
+  constructor(cache: FileCache, files: number) {
     this.cache = cache;
-    this.opts = opts;
+    this.files = files;
   }
 
   /** A handle on `key` was opened: reads ahead when it continues a numbered run. */
   opened(key: string): void {
-    if (this.opts.files <= 0) return;
+    if (this.files <= 0) return;
     const slash = key.lastIndexOf('/') + 1;
     const dir = key.slice(0, slash);
     const name = key.slice(slash);
@@ -80,7 +66,7 @@ export class NextFiles {
     if (this.expected.size > MAX_DIRS) this.expected.delete(this.expected.keys().next().value as string);
     if (!inOrder) return;
     let n: string | undefined = next;
-    for (let i = 0; i < this.opts.files && n !== undefined; i++, n = nextName(n)) this.readAhead(dir + n);
+    for (let i = 0; i < this.files && n !== undefined; i++, n = nextName(n)) this.readAhead(dir + n);
   }
 
   /**
@@ -96,12 +82,12 @@ export class NextFiles {
 
   /** Gives every held block back (unmount). */
   clear(): void {
-    for (const h of this.held.values()) void h.block.then((b) => b && this.cache.giveBack(b.buf));
+    for (const h of this.held.values()) void h.block.then((b) => b && this.cache.blockPool.release(b.buf));
     this.held.clear();
   }
 
   private readAhead(key: string): void {
-    if (this.inFlight >= this.opts.maxInFlight) return;
+    if (this.inFlight >= MAX_IN_FLIGHT) return;
     const entry = this.cache.completeEntry(key);
     if (!entry || entry.size === 0 || this.held.has(entry) || !this.makeRoom()) return;
     this.inFlight++;
@@ -111,33 +97,27 @@ export class NextFiles {
 
   /** Room for one more held block: a free place, or the oldest one if nobody claimed it lately. */
   private makeRoom(): boolean {
-    if (this.held.size < this.opts.maxBlocks) return true;
+    if (this.held.size < MAX_HELD) return true;
     const [entry, oldest] = this.held.entries().next().value as [CacheEntry, Held];
     if (Date.now() - oldest.at < STALE_MS) return false;
     this.held.delete(entry);
-    void oldest.block.then((b) => b && this.cache.giveBack(b.buf));
+    void oldest.block.then((b) => b && this.cache.blockPool.release(b.buf));
     return true;
   }
 
   /** Reads and verifies the first block; undefined on any failure, which the file's reader meets again. */
   private async load(entry: CacheEntry): Promise<DiskBlock | undefined> {
-    let fh: Awaited<ReturnType<CacheEntry['acquire']>>;
     try {
-      fh = await entry.acquire();
+      const fh = await entry.acquire();
+      try {
+        const block = await this.cache.loadBlock(entry, fh, 0, true);
+        this.cache.readAheadFile();
+        return block;
+      } finally {
+        entry.release();
+      }
     } catch {
-      return undefined;
-    }
-    const buf = this.cache.take();
-    try {
-      const data = await entry.readBlock(fh, 0, buf, true);
-      this.cache.readFromDisk(data.length);
-      this.cache.readAhead();
-      return { index: 0, data, buf };
-    } catch {
-      this.cache.giveBack(buf);
-      return undefined;
-    } finally {
-      entry.release();
+      return undefined; // gone meanwhile (evicted), or a disk problem the file's reader meets again
     }
   }
 }
