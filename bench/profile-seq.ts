@@ -85,6 +85,12 @@ interface Variant {
   readAheadKb?: number;
 }
 
+/** "A=B=C" → ["A", "B=C"]: an environment value may hold "=" itself (GLIBC_TUNABLES). */
+function splitOnce(word: string, sep: string): [string, string] {
+  const i = word.indexOf(sep);
+  return i < 0 ? [word, ''] : [word.slice(0, i), word.slice(i + sep.length)];
+}
+
 function variants(): Variant[] {
   const specs = opt.variant?.length ? opt.variant : [`current=${path.join(ROOT, 'dist')}`];
   return specs.map((s) => {
@@ -93,9 +99,7 @@ function variants(): Variant[] {
     const words = flags.split(/\s+/).filter(Boolean);
     const ra = words.find((w) => w.startsWith('ra:'));
     const nodeFlags = words.filter((w) => w.startsWith('node:')).map((w) => w.slice(5));
-    const env = Object.fromEntries(
-      words.filter((w) => w.startsWith('env:')).map((w) => w.slice(4).split('=', 2) as [string, string]),
-    );
+    const env = Object.fromEntries(words.filter((w) => w.startsWith('env:')).map((w) => splitOnce(w.slice(4), '=')));
     const v: Variant = {
       name,
       dist: path.resolve(dist),

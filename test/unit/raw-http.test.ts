@@ -1,0 +1,208 @@
+// The raw HTTP/1.1 handler the S3 adapter's GETs go through (src/store/raw-http.ts), against a
+// local TCP server that answers with exactly the bytes each test wants. Real S3 servers (MinIO,
+// rclone) exercise it in the store contract and fault tests; these cover the framings, failures
+// and pool behaviour those servers seldom produce on demand.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import net from 'node:net';
+import { buffer as drain } from 'node:stream/consumers';
+import { after, before, describe, test } from 'node:test';
+import type { HttpRequest } from '@smithy/types';
+import { RawBody, RawHttpHandler } from '../../src/store/raw-http.js';
+
+/** What the server does with one request (its head as text) on a socket. */
+type Answer = (head: string, socket: net.Socket) => void;
+
+class Server {
+  readonly server: net.Server;
+  connections = 0;
+  open = 0;
+  mostOpen = 0;
+  requests: string[] = [];
+  answer: Answer = (_h, s) => s.end();
+
+  constructor() {
+    this.server = net.createServer((socket) => {
+      this.connections++;
+      this.open++;
+      this.mostOpen = Math.max(this.mostOpen, this.open);
+      socket.on('close', () => this.open--);
+      socket.on('error', () => {});
+      let pending = '';
+      socket.on('data', (d) => {
+        pending += d.toString('latin1');
+        for (let end = pending.indexOf('\r\n\r\n'); end >= 0; end = pending.indexOf('\r\n\r\n')) {
+          const head = pending.slice(0, end);
+          pending = pending.slice(end + 4);
+          this.requests.push(head);
+          this.answer(head, socket);
+        }
+      });
+    });
+  }
+
+  get port(): number {
+    return (this.server.address() as net.AddressInfo).port;
+  }
+}
+
+function request(port: number, path = '/obj', method = 'GET', headers: Record<string, string> = {}): HttpRequest {
+  return { protocol: 'http:', hostname: '127.0.0.1', port, method, path, query: { 'x-id': 'GetObject' }, headers };
+}
+
+function lengthResponse(body: Buffer, status = '206 Partial Content'): Buffer {
+  return Buffer.concat([Buffer.from(`HTTP/1.1 ${status}\r\nContent-Length: ${body.length}\r\n\r\n`), body]);
+}
+
+describe('raw HTTP handler', { concurrency: false }, () => {
+  const srv = new Server();
+  let handler: RawHttpHandler;
+  const opts = { maxSockets: 2, connectTimeoutMs: 2000, socketTimeoutMs: 500 };
+
+  before(async () => {
+    srv.server.listen(0, '127.0.0.1');
+    await once(srv.server, 'listening');
+  });
+  after(async () => {
+    handler?.destroy();
+    srv.server.close();
+  });
+
+  const fresh = () => {
+    handler?.destroy();
+    handler = new RawHttpHandler(opts);
+    srv.connections = 0;
+    srv.mostOpen = srv.open;
+    srv.requests = [];
+  };
+
+  test('reads a Content-Length body into the caller buffer, in pieces, on one kept-alive socket', async () => {
+    fresh();
+    const data = randomBytes(3 * 1024 * 1024 + 5);
+    srv.answer = (_h, s) => {
+      const bytes = lengthResponse(data);
+      // The head alone first, then the body in uneven writes.
+      s.write(bytes.subarray(0, 40));
+      setTimeout(() => s.write(bytes.subarray(40, 70_000)), 5);
+      setTimeout(() => s.write(bytes.subarray(70_000)), 10);
+    };
+    for (let i = 0; i < 3; i++) {
+      const { response } = await handler.handle(request(srv.port));
+      assert.equal(response.statusCode, 206);
+      assert.equal(response.headers['content-length'], String(data.length));
+      assert.ok(response.body instanceof RawBody);
+      const into = Buffer.alloc(data.length);
+      assert.equal(await response.body.fillInto(into), data.length);
+      assert.ok(into.equals(data));
+    }
+    assert.equal(srv.connections, 1, 'one socket for three requests');
+    assert.match(srv.requests[0] ?? '', /^GET \/obj\?x-id=GetObject HTTP\/1\.1\r\n/);
+    assert.match(srv.requests[0] ?? '', /\r\nhost: 127\.0\.0\.1:\d+/);
+  });
+
+  test('a body read as a stream: chunked, and delimited by the end of the connection', async () => {
+    fresh();
+    srv.answer = (_h, s) =>
+      s.write(
+        'HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n' +
+          '5\r\n<Erro\r\n' +
+          'a;ext=1\r\nr><Code>No\r\n' +
+          '10\r\nSuchKey</Code></\r\n6\r\nError>\r\n0\r\nX-Trailer: t\r\n\r\n',
+      );
+    const chunked = await handler.handle(request(srv.port));
+    assert.equal(chunked.response.statusCode, 404);
+    assert.equal((await drain(chunked.response.body)).toString(), '<Error><Code>NoSuchKey</Code></Error>');
+
+    srv.answer = (_h, s) => s.end('HTTP/1.1 500 Internal Server Error\r\nConnection: close\r\n\r\nsomething broke');
+    const closing = await handler.handle(request(srv.port));
+    assert.equal(closing.response.statusCode, 500);
+    assert.equal((await drain(closing.response.body)).toString(), 'something broke');
+  });
+
+  test('a pooled socket the server closes as the next request arrives: sent again on a new one', async () => {
+    fresh();
+    const served = new WeakSet<net.Socket>();
+    // Each socket answers one request and drops the next unanswered, as a server does whose idle
+    // timeout struck just as the request was sent.
+    srv.answer = (_h, s) => {
+      if (served.has(s)) return void s.destroy();
+      served.add(s);
+      s.write(lengthResponse(Buffer.from('hello'), '200 OK'));
+    };
+    for (let i = 0; i < 3; i++) {
+      const { response } = await handler.handle(request(srv.port));
+      const into = Buffer.alloc(5);
+      await (response.body as RawBody).fillInto(into);
+      assert.equal(into.toString(), 'hello');
+    }
+    assert.equal(srv.connections, 3);
+    assert.equal(srv.requests.length, 5, 'requests 2 and 3 each sent twice');
+  });
+
+  test('a response that stalls fails with a TimeoutError and frees its socket slot', async () => {
+    fresh();
+    srv.answer = (_h, s) => s.write('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc');
+    const { response } = await handler.handle(request(srv.port));
+    const started = performance.now();
+    await assert.rejects(response.body.fillInto(Buffer.alloc(10)), { name: 'TimeoutError' });
+    assert.ok(performance.now() - started < 2000);
+    srv.answer = (_h, s) => s.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+    const next = await handler.handle(request(srv.port));
+    assert.equal((await drain(next.response.body)).toString(), 'ok');
+  });
+
+  test('no more sockets than maxSockets; a body dropped half-way costs its socket, not the process', async () => {
+    fresh();
+    const data = randomBytes(256 * 1024);
+    srv.answer = (_h, s) => setTimeout(() => s.write(lengthResponse(data)), 20);
+    const reads = Array.from({ length: 6 }, async () => {
+      const { response } = await handler.handle(request(srv.port));
+      const into = Buffer.alloc(data.length);
+      await (response.body as RawBody).fillInto(into);
+      return into.equals(data);
+    });
+    assert.deepEqual(await Promise.all(reads), [true, true, true, true, true, true]);
+    assert.ok(srv.mostOpen <= 2, `at most 2 sockets open at once, saw ${srv.mostOpen}`);
+
+    srv.answer = (_h, s) => s.write(lengthResponse(data).subarray(0, 1000));
+    const { response } = await handler.handle(request(srv.port));
+    const filling = (response.body as RawBody).fillInto(Buffer.alloc(data.length));
+    response.body.destroy(new Error('reader gave up'));
+    await assert.rejects(filling, /reader gave up/);
+    srv.answer = (_h, s) => s.write(lengthResponse(Buffer.from('fine'), '200 OK'));
+    const again = await handler.handle(request(srv.port));
+    assert.equal((await drain(again.response.body)).toString(), 'fine');
+  });
+
+  test('refused: a body longer than the buffer, a header with a line break, a head without an end', async () => {
+    fresh();
+    srv.answer = (_h, s) => s.write(lengthResponse(Buffer.alloc(100)));
+    const { response } = await handler.handle(request(srv.port));
+    await assert.rejects((response.body as RawBody).fillInto(Buffer.alloc(50)), /does not fit/);
+
+    await assert.rejects(handler.handle(request(srv.port, '/x', 'GET', { 'x-a': 'b\r\nx-evil: 1' })), /line break/);
+
+    srv.answer = (_h, s) => s.write(`HTTP/1.1 200 OK\r\nX-Big: ${'a'.repeat(70_000)}`);
+    await assert.rejects(handler.handle(request(srv.port)), /response head longer than/);
+  });
+
+  test('HEAD: the Content-Length is the object size, and no body follows', async () => {
+    fresh();
+    srv.answer = (_h, s) => s.write('HTTP/1.1 200 OK\r\nContent-Length: 12345\r\nETag: "e"\r\n\r\n');
+    for (let i = 0; i < 2; i++) {
+      const { response } = await handler.handle(request(srv.port, '/obj', 'HEAD'));
+      assert.equal(response.headers.etag, '"e"');
+      assert.equal((await drain(response.body)).length, 0);
+    }
+    assert.equal(srv.connections, 1);
+  });
+
+  test('an interim 100 Continue before the response is skipped', async () => {
+    fresh();
+    srv.answer = (_h, s) => s.write('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nyes');
+    const { response } = await handler.handle(request(srv.port));
+    assert.equal(response.statusCode, 200);
+    assert.equal((await drain(response.body)).toString(), 'yes');
+  });
+});
