@@ -7,10 +7,11 @@
 // the Markdown report, its JSON and the chart.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { entryId, FORMAT_DIR } from '../src/cache/file/layout.js';
 import { OPTIONS } from '../src/config/options.js';
 import { bigFile, putMany } from '../test/helpers/data.js';
 import { cleanEnv, freePort, sumMetric } from '../test/helpers/mount.js';
@@ -390,10 +391,53 @@ async function measureBucketfs(
       }
       out.push(medianOf(tries));
     }
+    const last = runs[runs.length - 1];
+    if (cacheDir && last?.epoch === 2) {
+      log(`local disk (${net}): ${last.name} on the cache's files`);
+      out.push(await measureCacheDisk(last, l, net, cacheDir, pids));
+    }
     return out;
   } finally {
     await daemon.stop();
     if (cacheDir) rmSync(cacheDir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The local-disk limit of a file cache's epoch 2: the same fio job, run as often, reading the
+ * cache's own files (symlinked into the job's layout) straight from the disk: no FUSE, no
+ * checksums, the page cache dropped before each run. What "epoch 2 at local-disk speed" means on
+ * this machine.
+ */
+async function measureCacheDisk(
+  w: Workload,
+  l: Layout,
+  net: Net,
+  cacheDir: string,
+  pids: Record<string, number | undefined>,
+): Promise<Measure> {
+  const view = path.join(WORK, 'mnt', `disk-${net}-${w.name}`);
+  rmSync(view, { recursive: true, force: true });
+  const keys = [...Array.from({ length: l.bigCount }, (_, i) => bigKey(i))];
+  for (let d = 0; d < l.smallDirs; d++) for (let f = 0; f < l.smallPerDir; f++) keys.push(smallKey(d, f));
+  for (const key of keys) {
+    const data = path.join(cacheDir, FORMAT_DIR, `${entryId('s3', BUCKET, key)}.data`);
+    if (!existsSync(data)) continue;
+    mkdirSync(path.dirname(path.join(view, key)), { recursive: true });
+    symlinkSync(data, path.join(view, key));
+  }
+  try {
+    const tries: Measure[] = [];
+    for (let i = 0; i < EPOCH2_RUNS; i++) {
+      dropCaches();
+      const meter = cpuMeter(pids);
+      const listed = listSmall(w, l, view);
+      const read = await fio(w, l, view, `disk-${net}`);
+      tries.push({ workload: w.name, target: 'disk', net, ...fromFio(w, read, listed), cpu: meter() });
+    }
+    return medianOf(tries);
+  } finally {
+    rmSync(view, { recursive: true, force: true });
   }
 }
 

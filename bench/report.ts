@@ -9,7 +9,8 @@ import type { CpuUse } from './procs.js';
 import type { Kind } from './workloads.js';
 
 export type Net = 'loopback' | 'shaped';
-export type Target = 'sdk' | 'ramfs' | 'bucketfs';
+/** disk: the fio job on the file cache's own files, straight from the disk (file cache epoch 2). */
+export type Target = 'sdk' | 'ramfs' | 'bucketfs' | 'disk';
 
 export interface Percentiles {
   p50: number;
@@ -306,13 +307,18 @@ function observations(r: RunReport): string[] {
 
 /** The rates of every run behind a median (file cache epoch 2). */
 function epochRuns(r: RunReport): string[] {
+  const runs = (m: Measure) =>
+    `${(m.runs ?? [m.mbps]).map((x) => int(Math.round(x))).join(', ')} MB/s → median ${int(Math.round(m.mbps))} MB/s`;
   const lines = r.measures
     .filter((m) => m.target === 'bucketfs' && m.runs && m.runs.length > 1)
-    .map(
-      (m) =>
-        `- \`${m.workload}\`, ${m.net}: ${m.runs?.map((x) => int(Math.round(x))).join(', ')} MB/s → median ${int(Math.round(m.mbps))} MB/s`,
-    );
-  return lines.length ? ['Epoch 2 runs:', '', ...lines, ''] : [];
+    .map((m) => {
+      const disk = r.measures.find((d) => d.target === 'disk' && d.workload === m.workload && d.net === m.net);
+      const local = disk
+        ? `; local disk: ${runs(disk)}, so bucketfs reads at ${pct(m.mbps / disk.mbps)} of the disk's rate`
+        : '';
+      return `- \`${m.workload}\`, ${m.net}: ${runs(m)}${local}`;
+    });
+  return lines.length ? ['Epoch 2 runs (bucketfs; then the local disk, see above):', '', ...lines, ''] : [];
 }
 
 /** The best of several measures of one thing (by score), if there is one. */
@@ -383,7 +389,10 @@ export function renderMarkdown(r: RunReport, chart?: string): string {
     "the cache without `sync`: epoch 1's download, still dirty in memory, was partly read from RAM and",
     'epoch 2 measured 1.3-1.6× what it does from the disk. Its limits are those of the job it repeats',
     '(`seq-1t`, `small-16`); its target is the FUSE limit alone, with no store request in any of the',
-    'three runs (requests table: their total).',
+    'three runs (requests table: their total). The local disk is a third reference: the same fio job,',
+    "three times, reading the cache's own files (each object's `.data` file, symlinked into the job's",
+    'layout) straight from the same disk, page cache dropped: no FUSE, no checksums. The FUSE limit',
+    'serves from RAM; bucketfs in epoch 2 pays for the disk and for FUSE on the same two cores.',
     '',
     ...epochRuns(r),
   );

@@ -31,6 +31,8 @@ export interface RawHttpOptions {
   connectTimeoutMs: number;
   /** A response that stalls this long fails with a TimeoutError. */
   socketTimeoutMs: number;
+  /** Certificates to trust instead of Node's (tests: a self-signed server). */
+  ca?: string;
 }
 
 function abortError(): Error {
@@ -252,6 +254,7 @@ class Conn {
           port: origin.port,
           ...(net.isIP(origin.host) ? {} : { servername: origin.host }),
           ALPNProtocols: ['http/1.1'],
+          ...(opts.ca ? { ca: opts.ca } : {}),
           // Supported by tls.connect since Node 15 (nodejs/node#35753), missing from its types.
           onread,
         } as tls.ConnectionOptions)

@@ -3,11 +3,17 @@
 // rclone) exercise it in the store contract and fault tests; these cover the framings, failures
 // and pool behaviour those servers seldom produce on demand.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import https from 'node:https';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { buffer as drain } from 'node:stream/consumers';
 import { after, before, describe, test } from 'node:test';
+import { promisify } from 'node:util';
 import type { HttpRequest } from '@smithy/types';
 import { RawBody, RawHttpHandler } from '../../src/store/raw-http.js';
 
@@ -204,5 +210,68 @@ describe('raw HTTP handler', { concurrency: false }, () => {
     const { response } = await handler.handle(request(srv.port));
     assert.equal(response.statusCode, 200);
     assert.equal((await drain(response.body)).toString(), 'yes');
+  });
+});
+
+describe('raw HTTP handler over TLS', () => {
+  test('a body read into the caller buffer through tls.connect with onread, on one kept-alive socket', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'bucketfs-tls-'));
+    let server: https.Server | undefined;
+    const handler = new RawHttpHandler({ maxSockets: 2, connectTimeoutMs: 5000, socketTimeoutMs: 5000 });
+    try {
+      const key = path.join(dir, 'key.pem');
+      const cert = path.join(dir, 'cert.pem');
+      await promisify(execFile)('openssl', [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+        '-keyout',
+        key,
+        '-out',
+        cert,
+      ]);
+      const data = randomBytes(5 * 1024 * 1024 + 3);
+      let connections = 0;
+      server = https.createServer({ key: await readFile(key), cert: await readFile(cert) }, (_req, res) => {
+        res.setHeader('content-length', data.length);
+        res.end(data);
+      });
+      server.on('secureConnection', () => connections++);
+      server.listen(0, '127.0.0.1');
+      await once(server, 'listening');
+      const port = (server.address() as net.AddressInfo).port;
+      const tlsHandler = new RawHttpHandler({
+        maxSockets: 2,
+        connectTimeoutMs: 5000,
+        socketTimeoutMs: 5000,
+        ca: await readFile(cert, 'utf8'),
+      });
+      try {
+        for (let i = 0; i < 2; i++) {
+          const { response } = await tlsHandler.handle({ ...request(port), protocol: 'https:' });
+          assert.equal(response.statusCode, 200);
+          const into = Buffer.alloc(data.length);
+          assert.equal(await (response.body as RawBody).fillInto(into), data.length);
+          assert.ok(into.equals(data));
+        }
+        assert.equal(connections, 1);
+      } finally {
+        tlsHandler.destroy();
+      }
+      // Without the certificate: the TLS error, not a hang.
+      await assert.rejects(handler.handle({ ...request(port), protocol: 'https:' }), /self.signed/);
+    } finally {
+      handler.destroy();
+      server?.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
