@@ -176,6 +176,12 @@ describe('raw HTTP handler', { concurrency: false }, () => {
     const filling = (response.body as RawBody).fillInto(Buffer.alloc(data.length));
     response.body.destroy(new Error('reader gave up'));
     await assert.rejects(filling, /reader gave up/);
+    // Destroyed with an error before anyone read it (an abort right after the response head):
+    // the error must not surface as an unhandled 'error' event, which would end the process.
+    srv.answer = (_h, s) => s.write(lengthResponse(data).subarray(0, 1000));
+    const unread = await handler.handle(request(srv.port));
+    unread.response.body.destroy(new Error('aborted before reading'));
+    await new Promise((r) => setImmediate(r));
     srv.answer = (_h, s) => s.write(lengthResponse(Buffer.from('fine'), '200 OK'));
     const again = await handler.handle(request(srv.port));
     assert.equal((await drain(again.response.body)).toString(), 'fine');
