@@ -418,7 +418,7 @@ async function measureCacheDisk(
 ): Promise<Measure> {
   const view = path.join(WORK, 'mnt', `disk-${net}-${w.name}`);
   rmSync(view, { recursive: true, force: true });
-  const keys = [...Array.from({ length: l.bigCount }, (_, i) => bigKey(i))];
+  const keys = Array.from({ length: l.bigCount }, (_, i) => bigKey(i));
   for (let d = 0; d < l.smallDirs; d++) for (let f = 0; f < l.smallPerDir; f++) keys.push(smallKey(d, f));
   for (const key of keys) {
     const data = path.join(cacheDir, FORMAT_DIR, `${entryId('s3', BUCKET, key)}.data`);

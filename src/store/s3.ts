@@ -2,7 +2,6 @@
 // retries are off (maxAttempts 1) because retrying.ts owns retries and metered.ts counts requests.
 import http from 'node:http';
 import https from 'node:https';
-import { finished, type Readable } from 'node:stream';
 import {
   GetObjectCommand,
   HeadObjectCommand,
@@ -140,7 +139,7 @@ class S3Store implements ObjectStore {
     const want = range.end - range.start;
     if (want <= 0) return Buffer.alloc(0);
     const aborted = () => new BucketfsError(ErrorCodes.Aborted, 'request aborted', { key });
-    let body: Readable | undefined;
+    let body: RawBody | undefined;
     const onAbort = () => body?.destroy(aborted());
     try {
       if (signal?.aborted) throw aborted();
@@ -155,7 +154,11 @@ class S3Store implements ObjectStore {
           IfMatch: pin.etag,
         }),
       );
-      body = out.Body as Readable;
+      // Every GET goes through getHandler (createS3Store), whose bodies are RawBody.
+      if (!(out.Body instanceof RawBody)) {
+        throw new BucketfsError(ErrorCodes.Unknown, `GET ${key}: the body did not come from raw-http.ts`, { key });
+      }
+      body = out.Body;
       if (signal?.aborted) {
         body.destroy();
         throw aborted();
@@ -166,7 +169,7 @@ class S3Store implements ObjectStore {
         throw new BucketfsError(ErrorCodes.Stale, `${key} changed since it was opened`, { key, status: 200 });
       }
       const into = range.into?.length === want ? range.into : undefined;
-      const data = body instanceof RawBody ? await fill(body, want, key, into) : await collect(body, want, key, into);
+      const data = await fill(body, want, key, into);
       if (data.length !== want) {
         throw new BucketfsError(
           ErrorCodes.BadResponse,
@@ -199,38 +202,9 @@ export function quoteEtag(etag: string | undefined): string {
 }
 
 /**
- * Reads a response body into one buffer: `into` when the caller lends one (the prefetcher's
- * recycled part buffers, see src/read/part-pool.ts), else a new one. A 'data' listener rather
- * than `for await`: an async iterator costs several promise hops per 64 KiB chunk, measured as a
- * visible share of the daemon's main thread on sequential reads (bench/profile-seq.ts).
+ * Reads a body straight into `into` when the caller lends one (the prefetcher's recycled part
+ * buffers, see src/read/part-pool.ts), else into a new buffer.
  */
-function collect(body: Readable, expected: number, key: string, into?: Buffer): Promise<Buffer> {
-  const out = into ?? Buffer.allocUnsafe(expected);
-  let filled = 0;
-  return new Promise((resolve, reject) => {
-    let failure: unknown;
-    const onData = (chunk: Buffer): void => {
-      if (filled + chunk.length > expected) {
-        failure = new BucketfsError(ErrorCodes.BadResponse, `long read of ${key}: more than ${expected} bytes`, {
-          key,
-        });
-        body.off('data', onData);
-        body.destroy();
-        return;
-      }
-      out.set(chunk, filled);
-      filled += chunk.length;
-    };
-    body.on('data', onData);
-    finished(body, (err) => {
-      body.off('data', onData);
-      if (failure !== undefined || err) reject(failure ?? err);
-      else resolve(filled === expected ? out : out.subarray(0, filled));
-    });
-  });
-}
-
-/** Reads a raw-http.ts body straight into `into` (or a new buffer); see collect() for the rest. */
 async function fill(body: RawBody, expected: number, key: string, into?: Buffer): Promise<Buffer> {
   if (body.expected !== undefined && body.expected > expected) {
     body.destroy();
