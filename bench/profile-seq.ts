@@ -1,7 +1,7 @@
 // Where the daemon's time goes, repeatably: one MinIO server holding one large object
 // (big/obj-0.bin, 2 GiB by default; --small N adds N files of 128 KiB in each of small/d0..d15), a
 // fresh bucketfs mount per run, a fio job from bench/fio/ (seq-1t by default; also seq-4t,
-// rand-1m, rand-4k, small-1, small-16) reading from child processes, and per run: MB/s, daemon
+// rand-1m, rand-4k, small-1, small-16; seq-4obj adds big/obj-1..3 holding the same bytes) reading from child processes, and per run: MB/s, daemon
 // CPU (whole process, per thread), GETs, FUSE reads, bytes fetched ÷ bytes served, and with
 // --prof the daemon's --cpu-prof self time by function and by file (--perf: a perf record). Several builds can be compared back
 // to back on the same server and data (--variant), alternating round by round so machine noise
@@ -15,7 +15,8 @@
 // bucketfs flags for that variant only, where node:FLAG is a flag for node (node:--trace-gc),
 // env:NAME=VALUE sets the daemon's environment (env:UV_THREADPOOL_SIZE=4), bin launches it through
 // bin/bucketfs (as installed) instead of loading DIST_DIR's main.js directly, and
-// ra:KB sets the mount's kernel read-ahead (/sys/class/bdi) once mounted. --shaped puts toxiproxy (as bench/run.sh builds it) in
+// ra:KB sets the mount's kernel read-ahead (/sys/class/bdi) once mounted, cpus:LIST pins every daemon
+// thread to those CPUs (taskset -a). --shaped puts toxiproxy (as bench/run.sh builds it) in
 // front of MinIO: +20 ms per response, 100 MB/s per connection. --epochs gives each run an empty
 // --cache-dir (under --out, on the machine's disk), runs the job once unmeasured (epoch 1) on a mount
 // of its own, waits for the cache's downloads and unmounts, drops the page cache, then mounts again
@@ -83,6 +84,8 @@ interface Variant {
   env: Record<string, string>;
   /** From the token ra:KB among the flags: the kernel read-ahead the script sets after mounting. */
   readAheadKb?: number;
+  /** From the token cpus:LIST among the flags: the CPUs every daemon thread is pinned to (taskset -a). */
+  cpus?: string;
 }
 
 /** "A=B=C" → ["A", "B=C"]: an environment value may hold "=" itself (GLIBC_TUNABLES). */
@@ -98,17 +101,21 @@ function variants(): Variant[] {
     const [name = 'current', dist = path.join(ROOT, 'dist')] = (head ?? '').split('=');
     const words = flags.split(/\s+/).filter(Boolean);
     const ra = words.find((w) => w.startsWith('ra:'));
+    const cpus = words.find((w) => w.startsWith('cpus:'));
     const nodeFlags = words.filter((w) => w.startsWith('node:')).map((w) => w.slice(5));
     const env = Object.fromEntries(words.filter((w) => w.startsWith('env:')).map((w) => splitOnce(w.slice(4), '=')));
     const v: Variant = {
       name,
       dist: path.resolve(dist),
-      flags: words.filter((w) => w !== ra && w !== 'bin' && !w.startsWith('node:') && !w.startsWith('env:')),
+      flags: words.filter(
+        (w) => w !== ra && w !== cpus && w !== 'bin' && !w.startsWith('node:') && !w.startsWith('env:'),
+      ),
       viaBin: words.includes('bin'),
       nodeFlags,
       env,
     };
     if (ra) v.readAheadKb = Number(ra.slice(3));
+    if (cpus) v.cpus = cpus.slice(5);
     return v;
   });
 }
@@ -368,6 +375,9 @@ async function runBucketfs(
   const pid = daemon.child.pid as number;
   const ra = v.readAheadKb ?? (opt['ra-kb'] ? Number(opt['ra-kb']) : undefined);
   if (ra !== undefined) setReadAhead(mnt, ra);
+  // Threads the daemon starts later (libfuse's workers) inherit the mask of the thread that starts them.
+  if (v.cpus)
+    await procs.runBounded('taskset', ['-a', '-c', '-p', v.cpus, String(pid)], { timeoutMs: 10_000, label: 'taskset' });
   let result: RunResult;
   try {
     const before = await metrics(port);
@@ -504,6 +514,10 @@ async function main(): Promise<void> {
   const data = await bigFile(sizeBytes);
   procs.onCleanup('data', async () => rmSync(path.dirname(data.path), { recursive: true, force: true }));
   await server.putFile(BUCKET, KEY, data.path);
+  // seq-4obj reads big/obj-0..3 (bench/fio/seq-4obj.fio): the same bytes under three more keys.
+  if (workloads.includes('seq-4obj')) {
+    for (let i = 1; i < 4; i++) await server.putFile(BUCKET, `big/obj-${i}.bin`, data.path);
+  }
   if (Number(opt.small) > 0) {
     const body = randomBytes(SMALL_BYTES);
     const keys: [string, Buffer][] = [];

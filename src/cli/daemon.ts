@@ -21,6 +21,11 @@ import { checkBucket, checkMountpoint, mountedPaths } from './preflight.js';
 const FIRST_REQUEST_BYTES = 1024 * 1024 + 128 * 1024;
 /** Forward skips within this distance of the stream are read through rather than treated as seeks. */
 const FORWARD_SKIP_BYTES = 1024 * 1024;
+/**
+ * Reads this far past where another handle's stream of the object began fetch only their own
+ * bytes: the kernel's read-ahead runs on past where an application reading its share stops.
+ */
+const SIBLING_SLACK_BYTES = 4 * 1024 * 1024;
 /** Read buffers of a handle unused this long go back to the budget. */
 const IDLE_HANDLE_MS = 10_000;
 
@@ -64,6 +69,7 @@ export async function startMount(config: Readonly<Config>, log: Logger, onStoppe
       initialWindow: Math.min(config.readPartBytes, FIRST_REQUEST_BYTES),
       maxWindow: Math.max(config.prefetchMaxBytes, config.readPartBytes),
       forwardTolerance: FORWARD_SKIP_BYTES,
+      siblingSlack: SIBLING_SLACK_BYTES,
       idleMs: IDLE_HANDLE_MS,
     },
     metrics,

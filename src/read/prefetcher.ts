@@ -16,6 +16,7 @@ import type { ByteRange, ObjectMeta, ObjectPin } from '../store/types.js';
 import type { MemoryBudget } from './memory-budget.js';
 import { PartPool } from './part-pool.js';
 import type { RangeDownloader } from './range-downloader.js';
+import { nextOrigin, type Siblings, StreamRegistry } from './stream-registry.js';
 import type { FileReader, ReaderFactory } from './types.js';
 
 const MiB = 1024 * 1024;
@@ -32,6 +33,11 @@ export interface PrefetchOptions {
   maxWindow: number;
   /** Forward skips up to this many bytes past the stream are read through, not treated as seeks. */
   forwardTolerance: number;
+  /**
+   * Reads up to this far past where another handle's stream of the object began fetch only their
+   * own bytes (see ensure()); further on, the handle streams on.
+   */
+  siblingSlack: number;
   /** Buffers of a handle unused this long go back to the budget. */
   idleMs: number;
 }
@@ -59,6 +65,13 @@ interface ExactRead {
 
 export class Prefetcher implements FileReader {
   private readonly meta: ObjectMeta;
+  /** The object version's id in `streams`: its key and ETag or generation. */
+  private readonly objectId: string;
+  private readonly streams: StreamRegistry<Prefetcher> | undefined;
+  /** The open handles of this object version, this one included (see stream-registry.ts). */
+  private readonly siblings: Siblings<Prefetcher> | undefined;
+  /** Where the current stream began; undefined without one. Read-ahead of sibling handles stops here. */
+  private streamOrigin: number | undefined;
   private readonly pin: ObjectPin;
   private readonly downloader: RangeDownloader;
   private readonly budget: MemoryBudget;
@@ -82,6 +95,8 @@ export class Prefetcher implements FileReader {
   private cap = Number.POSITIVE_INFINITY;
   /** Exact reads waiting for the end of this turn of the event loop (fetchExact). */
   private batch: ExactRead[] | undefined;
+  /** Inside ensure()'s own budget.reserve(), which calls every pressure listener, this one's too. */
+  private reserving = false;
 
   constructor(
     meta: ObjectMeta,
@@ -90,9 +105,13 @@ export class Prefetcher implements FileReader {
     opts: PrefetchOptions,
     metrics: Metrics,
     pool?: PartPool,
+    streams?: StreamRegistry<Prefetcher>,
   ) {
     this.meta = meta;
     this.pin = meta.generation ? { generation: meta.generation } : { etag: meta.etag };
+    this.objectId = `${meta.key}\0${meta.generation ?? meta.etag}`;
+    this.streams = streams;
+    this.siblings = streams?.join(this.objectId, this);
     this.downloader = downloader;
     this.budget = budget;
     this.opts = opts;
@@ -100,6 +119,10 @@ export class Prefetcher implements FileReader {
     this.pool = pool;
     this.window = opts.initialWindow;
     this.stopListening = budget.onPressure(() => this.shed());
+  }
+
+  get origin(): number | undefined {
+    return this.streamOrigin;
   }
 
   async read(offset: number, length: number): Promise<Buffer> {
@@ -157,6 +180,8 @@ export class Prefetcher implements FileReader {
     for (const p of this.parts) p.abort.abort(HANDLE_CLOSED);
     clearTimeout(this.idleTimer);
     this.stopListening();
+    this.streams?.leave(this.objectId, this);
+    this.streamOrigin = undefined;
     this.release(this.parts, true);
     this.parts = [];
   }
@@ -194,21 +219,37 @@ export class Prefetcher implements FileReader {
    */
   private ensure(offset: number, end: number): Part[] {
     let streamEnd = this.parts.length > 0 ? (this.parts[this.parts.length - 1] as Part).end : offset;
+    // Where another handle's stream of this object began, ahead of this read or a little behind its
+    // end: the bytes past it are that handle's. No part crosses it, and none is fetched ahead past
+    // it; reads just past it (the kernel's read-ahead runs on a little past where an application
+    // stops) get exactly their bytes. A reader that really goes on streams again past the slack.
+    const edge = nextOrigin(this.siblings, this, end - this.opts.siblingSlack);
     // Demand: the parts this read needs, reserved all at once (a read never holds half of what
     // it needs while waiting for the rest: that is how budgets deadlock).
     if (streamEnd < end) {
       const sizes: number[] = [];
-      for (let at = streamEnd; at < end; at += sizes[sizes.length - 1] as number) sizes.push(this.partSize(at));
-      const all = this.budget.reserve(
-        sizes.reduce((a, b) => a + b, 0),
-        this.closed.signal,
-      );
+      for (let at = streamEnd; at < end; at += sizes[sizes.length - 1] as number) {
+        sizes.push(Math.min(this.partSize(at), (at < edge ? edge : end) - at));
+      }
+      // The parts ahead of this read are what it and the next reads need: this handle does not shed
+      // them for its own demand (that left a gap before the new parts, which the read then came up
+      // short over); other handles shed theirs.
+      this.reserving = true;
+      let all: Promise<void>;
+      try {
+        all = this.budget.reserve(
+          sizes.reduce((a, b) => a + b, 0),
+          this.closed.signal,
+        );
+      } finally {
+        this.reserving = false;
+      }
       for (const size of sizes) streamEnd = this.issue(streamEnd, size, all);
     }
     // Read-ahead: only what the budget has free right now; when it is tight the window shrinks.
-    const target = Math.min(this.meta.size, end + this.window, Math.max(this.cap, end));
+    const target = Math.min(this.meta.size, end + this.window, Math.max(this.cap, end), edge);
     while (streamEnd < target) {
-      const size = this.partSize(streamEnd);
+      const size = Math.min(this.partSize(streamEnd), edge - streamEnd);
       if (!this.budget.tryReserve(size)) break;
       streamEnd = this.issue(streamEnd, size, Promise.resolve());
     }
@@ -247,6 +288,7 @@ export class Prefetcher implements FileReader {
       return this.downloader.fetch(this.meta.key, range, this.pin, signal);
     });
     part.data.catch(() => this.dropFrom(part)); // a failed part and all after it are fetched again
+    if (this.parts.length === 0) this.streamOrigin = start;
     this.parts.push(part);
     this.metrics.prefetchWindowBytes.observe(this.window);
     this.reportBudget();
@@ -346,6 +388,7 @@ export class Prefetcher implements FileReader {
   private reset(): void {
     this.release(this.parts, true);
     this.parts = [];
+    this.streamOrigin = undefined;
     this.cap = Number.POSITIVE_INFINITY;
     this.window = this.opts.initialWindow;
     this.reportBudget();
@@ -376,10 +419,12 @@ export class Prefetcher implements FileReader {
    * make progress; the stream ramps up again afterwards.
    */
   private shed(): void {
+    if (this.reserving) return;
     const first = this.parts.findIndex((p) => p.readers > 0);
     if (first < 0) {
       this.release(this.parts, true);
       this.parts = [];
+      this.streamOrigin = undefined;
       this.window = this.opts.initialWindow;
       return;
     }
@@ -442,5 +487,6 @@ export function createReaderFactory(
   metrics: Metrics,
 ): ReaderFactory {
   const pool = new PartPool(opts.partSize, budget, opts.idleMs, metrics);
-  return (meta) => new Prefetcher(meta, downloader, budget, opts, metrics, pool);
+  const streams = new StreamRegistry<Prefetcher>();
+  return (meta) => new Prefetcher(meta, downloader, budget, opts, metrics, pool, streams);
 }

@@ -30,7 +30,14 @@ export async function rig(dir: string, over: Partial<FileCacheOptions> = {}, sto
   const direct = createReaderFactory(
     downloader,
     budget,
-    { partSize: 2 * MiB, initialWindow: 256 * KiB, maxWindow: 8 * MiB, forwardTolerance: 256 * KiB, idleMs: 60_000 },
+    {
+      partSize: 2 * MiB,
+      initialWindow: 256 * KiB,
+      maxWindow: 8 * MiB,
+      forwardTolerance: 256 * KiB,
+      siblingSlack: 1 * MiB,
+      idleMs: 60_000,
+    },
     metrics,
   );
   const cache = await FileCache.open(

@@ -18,16 +18,23 @@ const MiB = 1024 * KiB;
 const PART = 8 * MiB;
 const BIG = 256 * MiB;
 const PATTERN_SIZE = 40 * MiB + 12_345;
+/** Read in quarters by four processes at once (fio's seq-4t). */
+const SHARED_SIZE = 64 * MiB;
 
 type Pattern = [offset: number, length: number][];
 
-/** A child reads each (offset, length) with pread and prints the sha256 of what it got, in order. */
+/**
+ * A child reads each (offset, length) with pread and prints the sha256 of what it got, in order.
+ * With a start time (ms since the epoch), it opens the file and waits for that time before reading.
+ */
 const READER = `
 const fs = require('node:fs');
 const crypto = require('node:crypto');
-const [file, json] = process.argv.slice(1);
+const [file, json, startAt] = process.argv.slice(1);
 const reads = JSON.parse(json);
 const fd = fs.openSync(file, 'r');
+const wait = Number(startAt ?? 0) - Date.now();
+if (wait > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, wait);
 const hash = crypto.createHash('sha256');
 let total = 0;
 for (const [off, len] of reads) {
@@ -45,8 +52,9 @@ fs.closeSync(fd);
 process.stdout.write(JSON.stringify({ sha256: hash.digest('hex'), bytes: total }));
 `;
 
-async function readInChild(file: string, reads: Pattern): Promise<{ sha256: string; bytes: number }> {
-  const out = await runOk(process.execPath, ['-e', READER, file, JSON.stringify(reads)], { timeoutMs: 300_000 });
+async function readInChild(file: string, reads: Pattern, startAt?: number): Promise<{ sha256: string; bytes: number }> {
+  const args = ['-e', READER, file, JSON.stringify(reads), ...(startAt ? [String(startAt)] : [])];
+  const out = await runOk(process.execPath, args, { timeoutMs: 300_000 });
   return JSON.parse(out) as { sha256: string; bytes: number };
 }
 
@@ -119,6 +127,7 @@ for (const backend of ALL_BACKENDS) {
     let m: Mounted;
     let big: BigFile;
     const objects: Buffer[] = [];
+    const shared = randomBytes(SHARED_SIZE);
 
     before(async () => {
       server = await startServer(backend);
@@ -127,8 +136,8 @@ for (const backend of ALL_BACKENDS) {
       await putMany(
         server,
         'reads',
-        objects.map((b, i): [string, Buffer] => [`p/obj${i}.bin`, b]),
-        3,
+        [...objects.map((b, i): [string, Buffer] => [`p/obj${i}.bin`, b]), ['shared.bin', shared]],
+        4,
       );
       big = await bigFile(BIG);
       bigDir = path.dirname(big.path);
@@ -173,6 +182,26 @@ for (const backend of ALL_BACKENDS) {
       // The first parts are smaller while the window ramps up (1.125, 2.25, 4.5 MiB...).
       assert.ok(gets >= BIG / PART && gets <= BIG / PART + 6, `${gets} GETs for ${BIG / PART} parts`);
       assert.ok(fetched >= BIG && fetched <= BIG + PART, `fetched ${fetched} bytes for ${BIG}`);
+    });
+
+    test('four processes reading one object in quarters fetch each byte about once', async () => {
+      const inBefore = await bytesIn(m);
+      const quarter = SHARED_SIZE / 4;
+      // All four open the file, then start reading together (a quarter takes less time to read
+      // than a process takes to start).
+      const startAt = Date.now() + 2000;
+      await Promise.all(
+        [0, 1, 2, 3].map(async (q) => {
+          const reads: Pattern = [];
+          for (let off = q * quarter; off < (q + 1) * quarter; off += MiB) reads.push([off, MiB]);
+          const got = await readInChild(path.join(m.mountpoint, 'shared.bin'), reads, startAt);
+          assert.deepEqual(got, expected(shared, reads));
+        }),
+      );
+      const fetched = (await bytesIn(m)) - inBefore;
+      // Each handle's read-ahead stops where another handle's stream began; without that, each of the
+      // first three asked for up to a window (here 16 MiB, its quarter) past its own quarter.
+      assert.ok(fetched >= SHARED_SIZE && fetched <= SHARED_SIZE * 1.1, `fetched ${fetched} bytes for ${SHARED_SIZE}`);
     });
 
     test('a random 4 KiB read fetches no more than one part', async () => {

@@ -71,9 +71,10 @@ test('blocks read from disk go through a few recycled buffers; every read sees i
   seq.close();
   await new Promise((resolve) => setImmediate(resolve));
   // 13 blocks read: a buffer per block would leave 13 in the pool, none recycled would leave 0. About
-  // read-ahead depth (4) + the current block + those whose return was still a loop turn away.
+  // read-ahead depth (4) + the current block + those whose return was still a loop turn away, which
+  // depends on when the thread pool's reads complete: 10 seen once in six runs, so the bound is 11.
   const pooled = r.cache.blockPool.pooled;
-  assert.ok(pooled > 0 && pooled <= 9, `block buffers in the pool after 13 blocks: ${pooled}`);
+  assert.ok(pooled > 0 && pooled <= 11, `block buffers in the pool after 13 blocks: ${pooled}`);
   // Many reads at once on one handle, out of order: none sees a buffer another block was read into.
   const h = r.open(meta);
   const offsets = Array.from({ length: 64 }, (_, i) => ((i * 7919) % 97) * 128 * KiB);
