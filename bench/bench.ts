@@ -54,6 +54,8 @@ const SHAPE = { latencyMs: 20, bytesPerSec: 100e6 };
  * reads a real local disk (with the page cache dropped), as a training node's second epoch would.
  */
 const CACHE_ROOT = process.env.BENCH_CACHE_ROOT ?? '/var/tmp/bucketfs-bench-cache';
+/** BENCH_DIRECT_IO=1: bucketfs with --direct-io and the FUSE limit with direct_io (no page cache). */
+const DIRECT_IO = process.env.BENCH_DIRECT_IO === '1';
 
 function log(msg: string): void {
   process.stdout.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
@@ -102,6 +104,7 @@ function facts(
     awsSdk: pkg('@aws-sdk/client-s3'),
     commit: process.env.BENCH_COMMIT ?? 'unknown',
     shaper: shaper?.describe ?? 'not used',
+    directIo: DIRECT_IO,
     layout,
     loadavg: loadavg(),
     loadavgStart,
@@ -341,6 +344,7 @@ async function measureBucketfs(
       '--log-file',
       path.join(WORK, 'logs', `bucketfs-${net}-${name}.log`),
       ...(cacheDir ? ['--cache-dir', cacheDir] : []),
+      ...(DIRECT_IO ? ['--direct-io'] : []),
       `s3://${BUCKET}/`,
       dir,
     ],
@@ -450,7 +454,12 @@ async function measureRamfs(
   const daemon = await startFuseDaemon(
     'ramfs',
     [path.join(DIST_BENCH, 'ramfs.js'), dir],
-    { PATH: process.env.PATH ?? '/usr/bin:/bin', BENCH_LAYOUT: JSON.stringify(l), BENCH_READY_FD: '3' },
+    {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      BENCH_LAYOUT: JSON.stringify(l),
+      BENCH_READY_FD: '3',
+      BENCH_DIRECT_IO: DIRECT_IO ? '1' : '0',
+    },
     dir,
     path.join(WORK, 'logs', 'ramfs.log'),
   );

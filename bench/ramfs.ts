@@ -77,6 +77,8 @@ const OPTIONS = [
   'entry_timeout=60',
   'max_read=131072',
   'max_readahead=131072',
+  // As bucketfs --direct-io, when the run measures that (BENCH_DIRECT_IO=1).
+  ...(process.env.BENCH_DIRECT_IO === '1' ? ['direct_io'] : []),
 ];
 
 class RamFuse extends Fuse {

@@ -61,6 +61,8 @@ export interface Facts {
   awsSdk: string;
   commit: string;
   shaper: string;
+  /** bucketfs ran with --direct-io and the FUSE limit with direct_io (BENCH_DIRECT_IO=1). */
+  directIo?: boolean;
   layout: Layout;
   loadavg: string;
   loadavgStart: string;
@@ -359,6 +361,13 @@ export function renderMarkdown(r: RunReport, chart?: string): string {
     'same MinIO server and the same objects in one run; each workload runs on plain loopback and again',
     'behind a shaper that makes the store behave like S3 over a network.',
     '',
+    ...(f.directIo
+      ? [
+          "**This run bypasses the kernel's page cache**: bucketfs with `--direct-io`, the FUSE limit with",
+          '`direct_io`. The default configuration (page cache used) is in [../benchmarks.md](../benchmarks.md).',
+          '',
+        ]
+      : []),
   );
   if (r.quick) p('> **Quick run** (BENCH_QUICK=1): small objects and short runs; numbers are indicative only.', '');
   p('## Summary', '');
@@ -514,6 +523,8 @@ export function renderMarkdown(r: RunReport, chart?: string): string {
     'BENCH_QUICK=1 npm run bench  # small data, short runs, report in /tmp/bucketfs-bench-quick/',
     '```',
     '',
+    '`BENCH_DIRECT_IO=1 npm run bench` makes the same run with the page cache bypassed (bucketfs',
+    '`--direct-io`, the FUSE limit with `direct_io`) and writes its report to `docs/direct-io/`.',
     'Other knobs: `BENCH_NETS=loopback` or `shaped`, `BENCH_WORKLOADS=seq-1t,small-16`, `BENCH_CPU_PROF=0|1`',
     '(daemon CPU profiles, on by default in full runs), `BENCH_OUT=DIR` (where the report goes),',
     '`BENCH_KEEP_LOGS=DIR` (keep daemon logs and fio output), `BENCH_ALLOW_TYPE_ERRORS=1` (benchmark',

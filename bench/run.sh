@@ -95,6 +95,12 @@ if [[ ${BENCH_QUICK:-0} == 1 ]]; then
   export BENCH_JSON="${BENCH_JSON:-$BENCH_OUT/benchmarks.json}"
   export BENCH_COMMAND="BENCH_QUICK=1 npm run bench"
   size=4g
+elif [[ ${BENCH_DIRECT_IO:-0} == 1 ]]; then
+  # The same run with the page cache bypassed (bucketfs --direct-io, direct_io for the FUSE limit).
+  export BENCH_OUT="${BENCH_OUT:-$ROOT/docs/direct-io}"
+  export BENCH_JSON="${BENCH_JSON:-$ROOT/bench/results/direct-io.json}"
+  export BENCH_COMMAND="BENCH_DIRECT_IO=1 npm run bench"
+  size=16g
 else
   export BENCH_OUT="${BENCH_OUT:-$ROOT/docs}"
   export BENCH_JSON="${BENCH_JSON:-$ROOT/bench/results/latest.json}"

@@ -107,6 +107,7 @@ export async function startMount(config: Readonly<Config>, log: Logger, onStoppe
       fsName: `${config.backend === 'gcs' ? 'gs' : 's3'}://${config.bucket}/${config.prefix}`,
       allowOther: config.allowOther,
       allowRoot: config.allowRoot,
+      directIo: config.directIo,
       attrTimeoutSecs: kernelTimeout(config.statTtl),
       entryTimeoutSecs: kernelTimeout(config.statTtl),
       negativeTimeoutSecs: kernelTimeout(config.negativeTtl),

@@ -33,6 +33,8 @@ export interface Config {
   fileMode: number;
   dirMode: number;
   allowOther: boolean;
+  /** FUSE direct_io: no kernel page cache for file data. */
+  directIo: boolean;
   allowRoot: boolean;
   foreground: boolean;
   fuseOpTimeoutMs: number;
@@ -234,6 +236,7 @@ export async function resolveConfig(input: ResolveInput): Promise<Readonly<Confi
     fileMode: parseMode('file-mode', String(raw['file-mode'])),
     dirMode: parseMode('dir-mode', String(raw['dir-mode'])),
     allowOther: bool('allow-other'),
+    directIo: bool('direct-io'),
     allowRoot: bool('allow-root'),
     foreground: bool('foreground'),
     fuseOpTimeoutMs,

@@ -178,6 +178,16 @@ export const OPTIONS: readonly OptionSpec[] = [
     describe: 'Let root access the mount as well as the owner.',
   },
   {
+    flag: 'direct-io',
+    yaml: 'file-system.direct-io',
+    type: 'boolean',
+    default: false,
+    backend: 'both',
+    group: G_MOUNT,
+    describe:
+      "Bypass the kernel's page cache (FUSE direct_io; Mountpoint's default without a cache): every read reaches bucketfs, and cold reads skip filling the page cache, faster where that is costly (docs/benchmarks.md). Re-reads are not cached by the kernel, and shared mmap fails with ENODEV.",
+  },
+  {
     flag: 'foreground',
     type: 'boolean',
     default: false,

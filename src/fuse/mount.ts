@@ -13,6 +13,8 @@ export interface MountOptions {
   fsName: string;
   allowOther: boolean;
   allowRoot: boolean;
+  /** No kernel page cache for file data: every read comes to us (mount option direct_io). */
+  directIo: boolean;
   /** Kernel caching of attributes and names, in seconds (derived from the metadata TTLs). */
   attrTimeoutSecs: number;
   entryTimeoutSecs: number;
@@ -53,6 +55,7 @@ export function fuseOptionList(o: MountOptions): string[] {
   ];
   if (o.allowOther) opts.push('allow_other');
   if (o.allowRoot) opts.push('allow_root');
+  if (o.directIo) opts.push('direct_io');
   if (o.debug) opts.push('debug');
   return opts;
 }
