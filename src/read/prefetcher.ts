@@ -223,7 +223,7 @@ export class Prefetcher implements FileReader {
     // end: the bytes past it are that handle's. No part crosses it, and none is fetched ahead past
     // it; reads just past it (the kernel's read-ahead runs on a little past where an application
     // stops) get exactly their bytes. A reader that really goes on streams again past the slack.
-    const edge = nextOrigin(this.siblings, this, end - this.opts.siblingSlack);
+    const edge = nextOrigin(this.siblings, this, end - this.opts.siblingSlack, this.streamOrigin ?? offset);
     // Demand: the parts this read needs, reserved all at once (a read never holds half of what
     // it needs while waiting for the rest: that is how budgets deadlock).
     if (streamEnd < end) {

@@ -55,16 +55,23 @@ export class StreamRegistry<T extends StreamMember> {
 }
 
 /**
- * The nearest origin of another stream of the object at or after `from`: read-ahead stops there.
- * Infinity when there is none.
+ * The nearest origin of another stream of the object at or after `from` and past `after` (where
+ * this handle's own stream began: streams that began at or before it are not shares ahead of it,
+ * such as two readers of a whole file): read-ahead stops there. Infinity when there is none.
  */
-export function nextOrigin<T extends StreamMember>(siblings: Siblings<T> | undefined, self: T, from: number): number {
+export function nextOrigin<T extends StreamMember>(
+  siblings: Siblings<T> | undefined,
+  self: T,
+  from: number,
+  after: number,
+): number {
   let limit = Number.POSITIVE_INFINITY;
   if (!siblings) return limit;
+  const bound = Math.max(from, after + 1);
   for (const m of siblings.open) {
     const origin = m.origin;
-    if (m !== self && origin !== undefined && origin >= from && origin < limit) limit = origin;
+    if (m !== self && origin !== undefined && origin >= bound && origin < limit) limit = origin;
   }
-  for (const origin of siblings.ended) if (origin >= from && origin < limit) limit = origin;
+  for (const origin of siblings.ended) if (origin >= bound && origin < limit) limit = origin;
   return limit;
 }

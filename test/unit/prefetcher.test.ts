@@ -283,3 +283,17 @@ test('a reader that runs on into where another handle started reads exact bytes,
   // Past 16 MiB the reader streams in parts again (1 MiB here), not a GET per 128 KiB read.
   assert.ok(store.requests.GET <= size / MiB + 12, `${store.requests.GET} GETs`);
 });
+
+test('two handles reading one object from the start both stream from the first read', async () => {
+  const size = 8 * MiB;
+  const { store, data, open } = setup(size);
+  const [a, b] = [open(), open()];
+  const [ga, gb] = await Promise.all([readSequential(a, size), readSequential(b, size)]);
+  assert.deepEqual(ga, data);
+  assert.deepEqual(gb, data);
+  a.close();
+  b.close();
+  // Each handle streams (about size / part size GETs each); bounding each other at offset 0 would
+  // have fetched the first MiBs one 128 KiB read at a time (8 GETs per MiB).
+  assert.ok(store.requests.GET <= 2 * (size / MiB + 4), `${store.requests.GET} GETs`);
+});
