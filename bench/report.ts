@@ -367,7 +367,12 @@ export function renderMarkdown(r: RunReport, chart?: string): string {
           '`direct_io`. The default configuration (page cache used) is in [../benchmarks.md](../benchmarks.md).',
           '',
         ]
-      : []),
+      : [
+          'This run uses the default configuration, with the kernel page cache. The same run with the page',
+          'cache bypassed (`--direct-io`, see docs/caching.md for what that costs) is in',
+          '[direct-io/benchmarks.md](direct-io/benchmarks.md) (made by `BENCH_DIRECT_IO=1 npm run bench`).',
+          '',
+        ]),
   );
   if (r.quick) p('> **Quick run** (BENCH_QUICK=1): small objects and short runs; numbers are indicative only.', '');
   p('## Summary', '');
