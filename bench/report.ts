@@ -302,9 +302,7 @@ function observations(r: RunReport): string[] {
       if (q && bfs.bytes > 0) facts.push(`fetched ${num(q.bytesIn / bfs.bytes)}× the bytes read in ${int(q.GET)} GETs`);
       const bound = !epoch2 && sdk && fuse && score(w.kind, sdk) <= score(w.kind, fuse) ? 'network' : 'FUSE';
       // The two limits are each measured with the machine to themselves; bucketfs does both jobs on it.
-      const source = epoch2
-        ? r.measures.find((d) => d.target === 'disk' && d.workload === w.name && d.net === net)
-        : sdk;
+      const source = epoch2 ? find(r, w.name, 'disk', net) : sdk;
       if (w.kind === 'throughput' && source && fuse) {
         const shared = 1 / (1 / source.mbps + 1 / fuse.mbps);
         facts.push(
@@ -324,7 +322,7 @@ function epochRuns(r: RunReport): string[] {
   const lines = r.measures
     .filter((m) => m.target === 'bucketfs' && m.runs && m.runs.length > 1)
     .map((m) => {
-      const disk = r.measures.find((d) => d.target === 'disk' && d.workload === m.workload && d.net === m.net);
+      const disk = m.net === 'none' ? undefined : find(r, m.workload, 'disk', m.net);
       const local = disk
         ? `; local disk: ${runs(disk)}, so bucketfs reads at ${pct(m.mbps / disk.mbps)} of the disk's rate`
         : '';

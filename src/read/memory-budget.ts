@@ -2,7 +2,10 @@
 // free (tryReserve) so windows shrink when memory is tight instead of the process growing; a read
 // that needs bytes now waits (reserve) in FIFO order. A waiter is always served when nothing else
 // is reserved, so progress never depends on the limit being larger than one part. Under pressure,
-// readers are asked to give back buffers they hold speculatively.
+// readers are asked to give back buffers they hold speculatively: once per turn of the microtask
+// queue, never from inside reserve(), whose caller may be half-way through changing what it holds
+// (a prefetcher shedding its own parts inside its own reserve() left a gap in its stream, and a
+// read came up short).
 
 type Waiter = { bytes: number; resolve: () => void; reject: (err: unknown) => void };
 
@@ -12,6 +15,7 @@ export class MemoryBudget {
   private peakBytes = 0;
   private readonly waiters: Waiter[] = [];
   private readonly pressureListeners = new Set<() => void>();
+  private pressureQueued = false;
 
   constructor(limitBytes: number) {
     this.limit = limitBytes;
@@ -49,7 +53,7 @@ export class MemoryBudget {
         },
         { once: true },
       );
-      for (const listener of this.pressureListeners) listener();
+      this.signalPressure();
     });
   }
 
@@ -68,6 +72,15 @@ export class MemoryBudget {
   onPressure(listener: () => void): () => void {
     this.pressureListeners.add(listener);
     return () => this.pressureListeners.delete(listener);
+  }
+
+  private signalPressure(): void {
+    if (this.pressureQueued) return;
+    this.pressureQueued = true;
+    queueMicrotask(() => {
+      this.pressureQueued = false;
+      for (const listener of this.pressureListeners) listener();
+    });
   }
 
   private take(bytes: number): void {

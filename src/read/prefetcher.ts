@@ -95,8 +95,6 @@ export class Prefetcher implements FileReader {
   private cap = Number.POSITIVE_INFINITY;
   /** Exact reads waiting for the end of this turn of the event loop (fetchExact). */
   private batch: ExactRead[] | undefined;
-  /** Inside ensure()'s own budget.reserve(), which calls every pressure listener, this one's too. */
-  private reserving = false;
 
   constructor(
     meta: ObjectMeta,
@@ -180,10 +178,8 @@ export class Prefetcher implements FileReader {
     for (const p of this.parts) p.abort.abort(HANDLE_CLOSED);
     clearTimeout(this.idleTimer);
     this.stopListening();
-    this.streams?.leave(this.objectId, this);
-    this.streamOrigin = undefined;
-    this.release(this.parts, true);
-    this.parts = [];
+    this.streams?.leave(this.objectId, this); // before dropStream(): it leaves our origin behind
+    this.dropStream();
   }
 
   /**
@@ -231,19 +227,10 @@ export class Prefetcher implements FileReader {
       for (let at = streamEnd; at < end; at += sizes[sizes.length - 1] as number) {
         sizes.push(Math.min(this.partSize(at), (at < edge ? edge : end) - at));
       }
-      // The parts ahead of this read are what it and the next reads need: this handle does not shed
-      // them for its own demand (that left a gap before the new parts, which the read then came up
-      // short over); other handles shed theirs.
-      this.reserving = true;
-      let all: Promise<void>;
-      try {
-        all = this.budget.reserve(
-          sizes.reduce((a, b) => a + b, 0),
-          this.closed.signal,
-        );
-      } finally {
-        this.reserving = false;
-      }
+      const all = this.budget.reserve(
+        sizes.reduce((a, b) => a + b, 0),
+        this.closed.signal,
+      );
       for (const size of sizes) streamEnd = this.issue(streamEnd, size, all);
     }
     // Read-ahead: only what the budget has free right now; when it is tight the window shrinks.
@@ -386,12 +373,17 @@ export class Prefetcher implements FileReader {
 
   /** Drops the stream and restarts the window. */
   private reset(): void {
-    this.release(this.parts, true);
-    this.parts = [];
-    this.streamOrigin = undefined;
+    this.dropStream();
     this.cap = Number.POSITIVE_INFINITY;
     this.window = this.opts.initialWindow;
     this.reportBudget();
+  }
+
+  /** Releases every part (cancelling those no read waits on) and forgets where the stream began. */
+  private dropStream(): void {
+    this.release(this.parts, true);
+    this.parts = [];
+    this.streamOrigin = undefined;
   }
 
   private dropFrom(part: Part, abort = false): void {
@@ -419,12 +411,9 @@ export class Prefetcher implements FileReader {
    * make progress; the stream ramps up again afterwards.
    */
   private shed(): void {
-    if (this.reserving) return;
     const first = this.parts.findIndex((p) => p.readers > 0);
     if (first < 0) {
-      this.release(this.parts, true);
-      this.parts = [];
-      this.streamOrigin = undefined;
+      this.dropStream();
       this.window = this.opts.initialWindow;
       return;
     }
