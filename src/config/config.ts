@@ -215,8 +215,9 @@ export async function resolveConfig(input: ResolveInput): Promise<Readonly<Confi
   const fuseOpTimeoutMs =
     raw['fuse-op-timeout'] !== undefined
       ? Math.round(num('fuse-op-timeout') * 1000)
-      : // Long enough for the store layer to exhaust its own retries and answer EIO itself.
-        worstCaseBackoffMs(retry) + 30_000;
+      : // Long enough for the store layer to exhaust its own retries and answer EIO itself: every
+        // attempt timing out, the backoff between them, and a margin for waiting on a free slot.
+        retry.maxAttempts * requestTimeoutMs + worstCaseBackoffMs(retry) + 30_000;
 
   const config: Config = {
     backend: uri.backend,

@@ -202,7 +202,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     type: 'number',
     min: 1,
     max: 86400,
-    defaultText: 'retries worst case + 30 s',
+    defaultText: 'max-attempts × request-timeout + backoff + 30 s',
     backend: 'both',
     group: G_MOUNT,
     describe: 'Seconds after which a FUSE operation still waiting answers ETIMEDOUT.',

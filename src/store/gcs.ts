@@ -1,11 +1,22 @@
-// Google Cloud Storage adapter on @google-cloud/storage. One method call is exactly one HTTP
-// request: the library's retries are off (retrying.ts owns retries, metered.ts counts requests).
+// Google Cloud Storage adapter. One method call is exactly one HTTP request: the library's retries
+// are off (retrying.ts owns retries, metered.ts counts requests). HEAD and LIST go through
+// @google-cloud/storage; reads are JSON API media downloads sent through raw-http.ts, with the
+// library's credentials.
+// Why not the library's createReadStream: a read stream destroyed before its body ended (every
+// seek and close of the prefetcher does that) broke other requests on the library's keep-alive
+// sockets: "socket hang up" on new GETs, and now and then a GET that never answered, which left a
+// FUSE read waiting until the op timeout (ETIMEDOUT). Reproduced outside the mount with 16
+// concurrent ranged reads against fake-gcs-server, one in four aborted after 2 ms. raw-http.ts
+// drops the socket of a body abandoned half-way, times out a stalled response, and reads bodies
+// into the caller's buffer (part-pool.ts) as the S3 adapter does.
 // Reads pin the object generation seen at open: they read that generation, so an overwrite
 // makes the next read fail with BFS_STALE_OBJECT instead of returning bytes of two versions.
 import { readFile } from 'node:fs/promises';
-import type { Readable } from 'node:stream';
 import { type File, type FileMetadata, Storage, type StorageOptions } from '@google-cloud/storage';
+import type { HttpRequest } from '@smithy/types';
 import { BucketfsError, describe, ErrorCodes, networkErrno } from '../errors.js';
+import { type RawBody, RawHttpHandler } from './raw-http.js';
+import { readBodyInto } from './read-body.js';
 import type { ByteRange, ListOptions, ListPage, ObjectMeta, ObjectPin, ObjectStore } from './types.js';
 
 export interface GcsStoreOptions {
@@ -17,7 +28,10 @@ export interface GcsStoreOptions {
   /** Send no credentials (emulators, public buckets). */
   anonymous?: boolean;
   projectId?: string;
+  /** Per-attempt timeout for connecting and for a response that stalls. */
   requestTimeoutMs: number;
+  /** Sockets for reads. */
+  maxSockets: number;
 }
 
 const GCS_ENDPOINT = 'https://storage.googleapis.com';
@@ -43,7 +57,13 @@ export async function createGcsStore(opts: GcsStoreOptions, env = process.env): 
   const saved = env.STORAGE_EMULATOR_HOST;
   delete env.STORAGE_EMULATOR_HOST;
   try {
-    return new GcsStore(new Storage(options), opts.bucket);
+    const storage = new Storage(options);
+    const media = new RawHttpHandler({
+      maxSockets: opts.maxSockets,
+      connectTimeoutMs: opts.requestTimeoutMs,
+      socketTimeoutMs: opts.requestTimeoutMs,
+    });
+    return new GcsStore(storage, media, opts.bucket, !opts.anonymous);
   } finally {
     if (saved !== undefined) env.STORAGE_EMULATOR_HOST = saved;
   }
@@ -87,10 +107,21 @@ class GcsStore implements ObjectStore {
   readonly kind = 'gcs' as const;
   readonly bucket: string;
   private readonly storage: Storage;
+  private readonly media: RawHttpHandler;
+  private readonly endpoint: URL;
+  /**
+   * Whether reads carry the library's credentials. Like the library, a read goes without them
+   * when no default credentials exist at all (emulators, public buckets); remembered, since the
+   * library looks them up again (files and the metadata server) on every request.
+   */
+  private sendAuth: boolean;
 
-  constructor(storage: Storage, bucket: string) {
+  constructor(storage: Storage, media: RawHttpHandler, bucket: string, sendAuth: boolean) {
     this.storage = storage;
+    this.media = media;
+    this.endpoint = new URL(storage.apiEndpoint);
     this.bucket = bucket;
+    this.sendAuth = sendAuth;
   }
 
   async head(key: string): Promise<ObjectMeta | undefined> {
@@ -129,27 +160,20 @@ class GcsStore implements ObjectStore {
   async read(key: string, range: ByteRange, pin: ObjectPin = {}, signal?: AbortSignal): Promise<Buffer> {
     const want = range.end - range.start;
     if (want <= 0) return Buffer.alloc(0);
-    const file = this.storage
-      .bucket(this.bucket)
-      .file(key, pin.generation ? { generation: Number(pin.generation) } : {});
-    const stream = file.createReadStream({
-      start: range.start,
-      end: range.end - 1,
-      validation: false,
-      decompress: false,
-    });
+    const aborted = () => new BucketfsError(ErrorCodes.Aborted, 'request aborted', { key });
+    let body: RawBody | undefined;
+    const onAbort = () => body?.destroy(aborted());
     try {
-      // The prefetcher may lend a recycled buffer to fill (src/read/part-pool.ts).
-      const into = range.into;
-      const body = await collect(stream, want, key, signal, into?.length === want ? into : undefined);
-      if (body.length !== want) {
-        throw new BucketfsError(
-          ErrorCodes.BadResponse,
-          `short read of ${key}: asked ${want} bytes at ${range.start}, got ${body.length}`,
-          { key },
-        );
+      if (signal?.aborted) throw aborted();
+      const request = await this.mediaRequest(key, range, pin);
+      const { response } = await this.media.handle(request, { abortSignal: signal });
+      body = response.body as RawBody;
+      signal?.addEventListener('abort', onAbort, { once: true });
+      if (signal?.aborted) onAbort();
+      if (response.statusCode < 200 || response.statusCode > 299) {
+        throw { code: response.statusCode, message: await errorMessage(body, response.statusCode) };
       }
-      return body;
+      return await readBodyInto(body, key, range);
     } catch (err) {
       const e = classifyGcsError(err, key);
       // A pinned generation that no longer exists was overwritten or deleted since open.
@@ -161,35 +185,70 @@ class GcsStore implements ObjectStore {
         });
       }
       throw e;
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** GET {endpoint}/storage/v1/b/BUCKET/o/KEY?alt=media, as the library sends it. */
+  private async mediaRequest(key: string, range: ByteRange, pin: ObjectPin): Promise<HttpRequest> {
+    const url = this.endpoint;
+    const base = url.pathname.replace(/\/+$/, '');
+    const query: Record<string, string> = { alt: 'media' };
+    if (pin.generation) query.generation = pin.generation;
+    const headers: Record<string, string> = {
+      host: url.host,
+      range: `bytes=${range.start}-${range.end - 1}`,
+      // The stored bytes, never decompressed on the way: sizes and ranges are those of the object.
+      'accept-encoding': 'gzip',
+      ...(await this.authHeaders()),
+    };
+    return {
+      method: 'GET',
+      protocol: url.protocol,
+      hostname: url.hostname,
+      port: url.port ? Number(url.port) : undefined,
+      path: `${base}/storage/v1/b/${encodeURIComponent(this.bucket)}/o/${encodeURIComponent(key)}`,
+      query,
+      headers,
+    };
+  }
+
+  private async authHeaders(): Promise<Record<string, string>> {
+    if (!this.sendAuth) return {};
+    try {
+      // Cached by the library until shortly before the token expires.
+      const headers = await this.storage.authClient.getRequestHeaders();
+      return { ...headers };
+    } catch (err) {
+      if (/Could not load the default credentials/.test((err as Error)?.message ?? '')) {
+        this.sendAuth = false;
+        return {};
+      }
+      throw err;
     }
   }
 }
 
-async function collect(
-  stream: Readable,
-  expected: number,
-  key: string,
-  signal?: AbortSignal,
-  into?: Buffer,
-): Promise<Buffer> {
-  const onAbort = () => stream.destroy(new BucketfsError(ErrorCodes.Aborted, 'request aborted', { key }));
-  if (signal?.aborted) onAbort();
-  signal?.addEventListener('abort', onAbort, { once: true });
+/** The message of a JSON API error body ({"error": {"message": ...}}), or its first line. */
+async function errorMessage(body: RawBody, status: number): Promise<string> {
+  let text = '';
   try {
-    const out = into ?? Buffer.allocUnsafe(expected);
-    let filled = 0;
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
-      if (filled + chunk.length > expected) {
-        throw new BucketfsError(ErrorCodes.BadResponse, `long read of ${key}: more than ${expected} bytes`, { key });
-      }
-      out.set(chunk, filled);
-      filled += chunk.length;
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      text += chunk.toString('utf8');
+      if (text.length > 16_384) break;
     }
-    return filled === expected ? out : out.subarray(0, filled);
-  } finally {
-    signal?.removeEventListener('abort', onAbort);
-    stream.destroy();
+  } catch {
+    // The status says enough.
   }
+  body.destroy();
+  try {
+    const json = JSON.parse(text) as { error?: { message?: unknown } };
+    if (typeof json.error?.message === 'string') return json.error.message;
+  } catch {
+    // Not JSON.
+  }
+  return text.split('\n')[0]?.trim() || `HTTP ${status}`;
 }
 
 /** Maps anything @google-cloud/storage (gaxios, google-auth-library) throws onto a BucketfsError. */
@@ -208,7 +267,9 @@ export function classifyGcsError(err: unknown, key?: string, isList = false): Bu
   if (e?.name === 'AbortError') return new BucketfsError(ErrorCodes.Aborted, 'request aborted', o);
   const net = networkErrno(err);
   if (net && status === undefined) return new BucketfsError(ErrorCodes.Network, `${net}: ${msg}`, o);
-  if (/timeout|timed out/i.test(msg) && status === undefined) return new BucketfsError(ErrorCodes.Timeout, msg, o);
+  if ((e?.name === 'TimeoutError' || /timeout|timed out/i.test(msg)) && status === undefined) {
+    return new BucketfsError(ErrorCodes.Timeout, msg, o);
+  }
   if (/invalid_grant|invalid_client|Could not load the default credentials|Could not refresh access token/i.test(msg)) {
     return new BucketfsError(ErrorCodes.BadCredentials, msg, o);
   }

@@ -31,6 +31,7 @@ export async function createAdapter(c: StoreConfig, maxSockets: number): Promise
       anonymous: c.anonymous,
       projectId: c.projectId,
       requestTimeoutMs: c.requestTimeoutMs,
+      maxSockets,
     });
   }
   const { createS3Store } = await import('./s3.js');

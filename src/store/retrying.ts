@@ -69,7 +69,10 @@ export class RetryingStore implements ObjectStore {
         const base = e.code === ErrorCodes.Throttled ? this.policy.baseDelayMs * 4 : this.policy.baseDelayMs;
         const delay = Math.random() * Math.min(this.policy.maxDelayMs, base * 2 ** attempt);
         this.metrics.storeRetries.inc({ kind, code: e.code });
-        this.log.debug({ kind, key, attempt, code: e.code, delayMs: Math.round(delay) }, 'retrying store request');
+        this.log.debug(
+          { kind, key, attempt, code: e.code, err: e.message, delayMs: Math.round(delay) },
+          'retrying store request',
+        );
         try {
           await sleep(delay, undefined, signal ? { signal } : undefined);
         } catch {

@@ -12,6 +12,7 @@ import {
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { BucketfsError, ErrorCodes, networkErrno } from '../errors.js';
 import { RawBody, RawHttpHandler } from './raw-http.js';
+import { readBodyInto } from './read-body.js';
 import type { ByteRange, ListOptions, ListPage, ObjectMeta, ObjectPin, ObjectStore } from './types.js';
 
 export interface S3StoreOptions {
@@ -168,16 +169,7 @@ class S3Store implements ObjectStore {
         body.destroy();
         throw new BucketfsError(ErrorCodes.Stale, `${key} changed since it was opened`, { key, status: 200 });
       }
-      const into = range.into?.length === want ? range.into : undefined;
-      const data = await fill(body, want, key, into);
-      if (data.length !== want) {
-        throw new BucketfsError(
-          ErrorCodes.BadResponse,
-          `short read of ${key}: asked ${want} bytes at ${range.start}, got ${data.length}`,
-          { key },
-        );
-      }
-      return data;
+      return await readBodyInto(body, key, range);
     } catch (err) {
       const e = classifyS3Error(err, key);
       // A pinned object that is gone was deleted (or replaced by a prefix) since open.
@@ -199,22 +191,6 @@ class S3Store implements ObjectStore {
 export function quoteEtag(etag: string | undefined): string {
   if (!etag) return '';
   return `"${etag.replace(/^W\//, '').replace(/"/g, '')}"`;
-}
-
-/**
- * Reads a body straight into `into` when the caller lends one (the prefetcher's recycled part
- * buffers, see src/read/part-pool.ts), else into a new buffer.
- */
-async function fill(body: RawBody, expected: number, key: string, into?: Buffer): Promise<Buffer> {
-  if (body.expected !== undefined && body.expected > expected) {
-    body.destroy();
-    throw new BucketfsError(ErrorCodes.BadResponse, `long read of ${key}: ${body.expected} bytes, asked ${expected}`, {
-      key,
-    });
-  }
-  const out = into ?? Buffer.allocUnsafe(expected);
-  const n = await body.fillInto(out);
-  return n === expected ? out : out.subarray(0, n);
 }
 
 const CREDENTIAL_ERRORS = new Set([

@@ -2,7 +2,7 @@
 // mount behind: SIGTERM, then fusermount -u, then lazy unmount as the last resort.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -139,6 +139,9 @@ export async function mountBucket(server: TestServer, bucket: string, opts: Moun
         }
         await forceUnmount(mountpoint);
         if (await isMounted(mountpoint)) throw new Error(`${mountpoint} is still mounted after teardown`);
+        // BUCKETFS_TEST_KEEP_LOGS=DIR keeps each mount's daemon log there (debugging a failure).
+        const keep = process.env.BUCKETFS_TEST_KEEP_LOGS;
+        if (keep) await cp(logFile, path.join(keep, `${path.basename(work)}.log`)).catch(() => {});
         await rm(work, { recursive: true, force: true }).catch(() => {});
       })();
       return unmounted;

@@ -8,17 +8,19 @@ import type { TestServer } from './servers.js';
 export async function storeFor(
   server: TestServer,
   bucket: string,
-  over: { endpoint?: string; accessKeyId?: string } = {},
+  over: { endpoint?: string; accessKeyId?: string; requestTimeoutMs?: number } = {},
 ): Promise<ObjectStore> {
   const endpoint = over.endpoint ?? server.endpoint;
-  if (server.kind === 'gcs') return createGcsStore({ bucket, endpoint, anonymous: true, requestTimeoutMs: 10_000 }, {});
+  const requestTimeoutMs = over.requestTimeoutMs ?? 10_000;
+  if (server.kind === 'gcs')
+    return createGcsStore({ bucket, endpoint, anonymous: true, requestTimeoutMs, maxSockets: 16 }, {});
   return createS3Store({
     bucket,
     endpoint,
     region: server.region || 'us-east-1',
     forcePathStyle: true,
     credentials: { accessKeyId: over.accessKeyId ?? server.accessKeyId, secretAccessKey: server.secretAccessKey },
-    requestTimeoutMs: 10_000,
+    requestTimeoutMs,
     maxSockets: 16,
   });
 }

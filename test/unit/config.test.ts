@@ -43,6 +43,14 @@ test('defaults, then flags; TTL and size units', async () => {
   assert.equal(d.statCacheBytes, Number.POSITIVE_INFINITY);
 });
 
+test('the FUSE op timeout outlasts every attempt timing out, unless set', async () => {
+  const c = await resolveConfig({ ...base, flags: { 'max-attempts': 3, 'request-timeout': 10 } });
+  // 3 attempts of 10 s, backoff 200 + 400 ms, 30 s margin: the store answers EIO first.
+  assert.equal(c.fuseOpTimeoutMs, 3 * 10_000 + 600 + 30_000);
+  const d = await resolveConfig({ ...base, flags: { 'fuse-op-timeout': 5 } });
+  assert.equal(d.fuseOpTimeoutMs, 5_000);
+});
+
 test('--metadata-ttl is an alias for both TTLs, and a specific flag wins', async () => {
   const a = await resolveConfig({ ...base, flags: { 'metadata-ttl': 'indefinite' } });
   assert.equal(a.statTtl, Number.POSITIVE_INFINITY);
