@@ -16,7 +16,7 @@
 // env:NAME=VALUE sets the daemon's environment (env:UV_THREADPOOL_SIZE=4), bin launches it through
 // bin/bucketfs (as installed) instead of loading DIST_DIR's main.js directly, and
 // ra:KB sets the mount's kernel read-ahead (/sys/class/bdi) once mounted, cpus:LIST pins every daemon
-// thread to those CPUs (taskset -a). --shaped puts toxiproxy (as bench/run.sh builds it) in
+// thread to those CPUs (taskset -a), bg:N sets the FUSE connection's max_background (fusectl). --shaped puts toxiproxy (as bench/run.sh builds it) in
 // front of MinIO: +20 ms per response, 100 MB/s per connection. --epochs gives each run an empty
 // --cache-dir (under --out, on the machine's disk), runs the job once unmeasured (epoch 1) on a mount
 // of its own, waits for the cache's downloads and unmounts, drops the page cache, then mounts again
@@ -86,6 +86,8 @@ interface Variant {
   readAheadKb?: number;
   /** From the token cpus:LIST among the flags: the CPUs every daemon thread is pinned to (taskset -a). */
   cpus?: string;
+  /** From the token bg:N: the FUSE connection's max_background (fusectl) the script sets after mounting. */
+  maxBackground?: number;
 }
 
 /** "A=B=C" → ["A", "B=C"]: an environment value may hold "=" itself (GLIBC_TUNABLES). */
@@ -102,13 +104,14 @@ function variants(): Variant[] {
     const words = flags.split(/\s+/).filter(Boolean);
     const ra = words.find((w) => w.startsWith('ra:'));
     const cpus = words.find((w) => w.startsWith('cpus:'));
+    const bg = words.find((w) => w.startsWith('bg:'));
     const nodeFlags = words.filter((w) => w.startsWith('node:')).map((w) => w.slice(5));
     const env = Object.fromEntries(words.filter((w) => w.startsWith('env:')).map((w) => splitOnce(w.slice(4), '=')));
     const v: Variant = {
       name,
       dist: path.resolve(dist),
       flags: words.filter(
-        (w) => w !== ra && w !== cpus && w !== 'bin' && !w.startsWith('node:') && !w.startsWith('env:'),
+        (w) => w !== ra && w !== cpus && w !== bg && w !== 'bin' && !w.startsWith('node:') && !w.startsWith('env:'),
       ),
       viaBin: words.includes('bin'),
       nodeFlags,
@@ -116,6 +119,7 @@ function variants(): Variant[] {
     };
     if (ra) v.readAheadKb = Number(ra.slice(3));
     if (cpus) v.cpus = cpus.slice(5);
+    if (bg) v.maxBackground = Number(bg.slice(3));
     return v;
   });
 }
@@ -157,6 +161,22 @@ function ticksByThread(pid: number): Map<string, number> {
     }
   }
   return out;
+}
+
+/**
+ * Sets how many background requests (read-ahead among them) the kernel keeps in flight on a FUSE
+ * connection, and the congestion threshold at 3/4 of it (experiments; root, fusectl mounted).
+ */
+function setMaxBackground(mnt: string, n: number): void {
+  const line = readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .find((l) => l.split(' ')[4] === mnt);
+  const minor = line?.split(' ')[2]?.split(':')[1];
+  if (!minor) throw new Error(`${mnt} is not in /proc/self/mountinfo`);
+  const dir = `/sys/fs/fuse/connections/${minor}`;
+  writeFileSync(`${dir}/max_background`, String(n));
+  writeFileSync(`${dir}/congestion_threshold`, String(Math.max(1, Math.floor((n * 3) / 4))));
+  log(`max_background of FUSE connection ${minor} set to ${readFileSync(`${dir}/max_background`, 'utf8').trim()}`);
 }
 
 /** Sets the kernel read-ahead of a mount's backing device info (experiments; root only). */
@@ -375,6 +395,7 @@ async function runBucketfs(
   const pid = daemon.child.pid as number;
   const ra = v.readAheadKb ?? (opt['ra-kb'] ? Number(opt['ra-kb']) : undefined);
   if (ra !== undefined) setReadAhead(mnt, ra);
+  if (v.maxBackground !== undefined) setMaxBackground(mnt, v.maxBackground);
   // Threads the daemon starts later (libfuse's workers) inherit the mask of the thread that starts them.
   if (v.cpus)
     await procs.runBounded('taskset', ['-a', '-c', '-p', v.cpus, String(pid)], { timeoutMs: 10_000, label: 'taskset' });

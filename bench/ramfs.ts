@@ -6,6 +6,7 @@
 import { randomFillSync } from 'node:crypto';
 import { writeSync } from 'node:fs';
 import Fuse from 'fuse-native';
+import { MAX_BACKGROUND } from '../src/fuse/mount.js';
 import { bigKey, type Layout, layoutFromEnv, smallKey } from './layout.js';
 
 const S_IFREG = 0o100000;
@@ -66,7 +67,7 @@ function attr(node: Node): Record<string, unknown> {
 
 /**
  * The kernel-facing options bucketfs passes (src/fuse/mount.ts): read-only, 128 KiB reads and
- * read-ahead. Names and sizes never change here, so the kernel may cache them for a minute.
+ * read-ahead, 64 background requests. Names and sizes never change here, so the kernel may cache them for a minute.
  */
 const OPTIONS = [
   'fsname=bench-ramfs',
@@ -77,6 +78,8 @@ const OPTIONS = [
   'entry_timeout=60',
   'max_read=131072',
   'max_readahead=131072',
+  `max_background=${MAX_BACKGROUND}`,
+  `congestion_threshold=${(MAX_BACKGROUND * 3) / 4}`,
   // As bucketfs --direct-io, when the run measures that (BENCH_DIRECT_IO=1).
   ...(process.env.BENCH_DIRECT_IO === '1' ? ['direct_io'] : []),
 ];
