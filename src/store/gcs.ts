@@ -171,7 +171,8 @@ class GcsStore implements ObjectStore {
       signal?.addEventListener('abort', onAbort, { once: true });
       if (signal?.aborted) onAbort();
       if (response.statusCode < 200 || response.statusCode > 299) {
-        throw { code: response.statusCode, message: await errorMessage(body, response.statusCode) };
+        const message = await errorMessage(body, response.statusCode);
+        throw classifyGcsError({ code: response.statusCode, message }, key);
       }
       return await readBodyInto(body, key, range);
     } catch (err) {
