@@ -168,24 +168,26 @@ function ticksByThread(pid: number): Map<string, number> {
  * connection, and the congestion threshold at 3/4 of it (experiments; root, fusectl mounted).
  */
 function setMaxBackground(mnt: string, n: number): void {
-  const line = readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .find((l) => l.split(' ')[4] === mnt);
-  const minor = line?.split(' ')[2]?.split(':')[1];
-  if (!minor) throw new Error(`${mnt} is not in /proc/self/mountinfo`);
+  const minor = mountDevice(mnt).split(':')[1];
   const dir = `/sys/fs/fuse/connections/${minor}`;
   writeFileSync(`${dir}/max_background`, String(n));
   writeFileSync(`${dir}/congestion_threshold`, String(Math.max(1, Math.floor((n * 3) / 4))));
   log(`max_background of FUSE connection ${minor} set to ${readFileSync(`${dir}/max_background`, 'utf8').trim()}`);
 }
 
-/** Sets the kernel read-ahead of a mount's backing device info (experiments; root only). */
-function setReadAhead(mnt: string, kb: number): void {
+/** The device (major:minor) mounted at `mnt`, from /proc/self/mountinfo. */
+function mountDevice(mnt: string): string {
   const line = readFileSync('/proc/self/mountinfo', 'utf8')
     .split('\n')
     .find((l) => l.split(' ')[4] === mnt);
   const dev = line?.split(' ')[2];
   if (!dev) throw new Error(`${mnt} is not in /proc/self/mountinfo`);
+  return dev;
+}
+
+/** Sets the kernel read-ahead of a mount's backing device info (experiments; root only). */
+function setReadAhead(mnt: string, kb: number): void {
+  const dev = mountDevice(mnt);
   writeFileSync(`/sys/class/bdi/${dev}/read_ahead_kb`, String(kb));
   log(`read_ahead_kb of ${dev} set to ${readFileSync(`/sys/class/bdi/${dev}/read_ahead_kb`, 'utf8').trim()}`);
 }

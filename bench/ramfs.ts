@@ -6,7 +6,7 @@
 import { randomFillSync } from 'node:crypto';
 import { writeSync } from 'node:fs';
 import Fuse from 'fuse-native';
-import { MAX_BACKGROUND } from '../src/fuse/mount.js';
+import { CONGESTION_THRESHOLD, MAX_BACKGROUND } from '../src/fuse/mount.js';
 import { bigKey, type Layout, layoutFromEnv, smallKey } from './layout.js';
 
 const S_IFREG = 0o100000;
@@ -79,7 +79,7 @@ const OPTIONS = [
   'max_read=131072',
   'max_readahead=131072',
   `max_background=${MAX_BACKGROUND}`,
-  `congestion_threshold=${(MAX_BACKGROUND * 3) / 4}`,
+  `congestion_threshold=${CONGESTION_THRESHOLD}`,
   // As bucketfs --direct-io, when the run measures that (BENCH_DIRECT_IO=1).
   ...(process.env.BENCH_DIRECT_IO === '1' ? ['direct_io'] : []),
 ];

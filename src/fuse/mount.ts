@@ -26,6 +26,8 @@ export interface MountOptions {
 
 /** Background FUSE requests (read-ahead) the kernel keeps in flight on the mount; see fuseOptionList. */
 export const MAX_BACKGROUND = 64;
+/** Background requests past which the kernel stops reading ahead: three quarters of the limit. */
+export const CONGESTION_THRESHOLD = (MAX_BACKGROUND * 3) / 4;
 
 /**
  * fuse-native builds its -o string from a fixed list that lacks ro, negative_timeout,
@@ -62,7 +64,7 @@ export function fuseOptionList(o: MountOptions): string[] {
     // read per file at 378-446 MB/s (profile-seq --epochs --small 625 --workload small-16;
     // docs/architecture.md).
     `max_background=${MAX_BACKGROUND}`,
-    `congestion_threshold=${(MAX_BACKGROUND * 3) / 4}`,
+    `congestion_threshold=${CONGESTION_THRESHOLD}`,
   ];
   if (o.allowOther) opts.push('allow_other');
   if (o.allowRoot) opts.push('allow_root');

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
-import { MAX_BACKGROUND } from '../../src/fuse/mount.js';
+import { CONGESTION_THRESHOLD, MAX_BACKGROUND } from '../../src/fuse/mount.js';
 import { type Mounted, mountBucket } from '../helpers/mount.js';
 import { startServer, type TestServer } from '../helpers/servers.js';
 
@@ -41,6 +41,6 @@ describe('kernel settings of a mount', { concurrency: false }, () => {
     if (!(await fusectlMounted())) return t.skip('fusectl is not mounted at /sys/fs/fuse/connections');
     const dir = await connectionDir(m.mountpoint);
     assert.equal((await readFile(`${dir}/max_background`, 'utf8')).trim(), String(MAX_BACKGROUND));
-    assert.equal((await readFile(`${dir}/congestion_threshold`, 'utf8')).trim(), String((MAX_BACKGROUND * 3) / 4));
+    assert.equal((await readFile(`${dir}/congestion_threshold`, 'utf8')).trim(), String(CONGESTION_THRESHOLD));
   });
 });
