@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs everything bucketfs and its test suite need on a Debian/Ubuntu machine, as root:
-# FUSE 2 (libfuse2 + fusermount), fio, the test servers (MinIO, rclone, fake-gcs-server),
+# FUSE 2 (libfuse2 + fusermount), a C toolchain (fuse-native is built from source with bucketfs's
+# patch: scripts/build-fuse-native.sh), fio, the test servers (MinIO, rclone, fake-gcs-server),
 # the npm dependencies, and a build; then puts `bucketfs` on the PATH. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for pkg in libfuse2 fuse fio iproute2 python3-pip unzip openssl; do
+for pkg in libfuse2 fuse g++ make patch python3 fio iproute2 python3-pip unzip openssl; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need_apt+=("$pkg")
 done
 if ((${#need_apt[@]})); then
@@ -25,6 +26,8 @@ bash scripts/install-servers.sh
 if [[ ! -d node_modules ]] || [[ package-lock.json -nt node_modules/.package-lock.json ]]; then
   npm ci --no-audit --no-fund --loglevel=error
 fi
+# npm ci's postinstall builds it; this catches a node_modules installed before the patch existed.
+bash scripts/build-fuse-native.sh
 npm run build --silent
 
 if [[ $(id -u) -eq 0 ]]; then

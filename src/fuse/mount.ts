@@ -7,6 +7,7 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { Errno, type ErrnoName, errnoName, PosixError } from '../vfs/errno.js';
 import type { Vfs } from '../vfs/vfs.js';
+import { fuseThreadStats, patchedFuseNative } from './threads.js';
 
 export interface MountOptions {
   mountpoint: string;
@@ -41,6 +42,10 @@ class BucketFuse extends Fuse {
   }
   override _fuseOptions(): string {
     return this.optionString;
+  }
+  /** fuse-native's per-mount native state (allocated at mount). */
+  get nativeState(): Buffer | null {
+    return (this as unknown as { _thread: Buffer | null })._thread;
   }
 }
 
@@ -95,10 +100,25 @@ export class FuseMount {
   mount(): Promise<void> {
     return new Promise((resolve, reject) => {
       this.fuse.mount((err) => {
-        if (!err) return resolve();
+        if (!err) {
+          this.watchThreads();
+          return resolve();
+        }
         reject(new BucketfsError(ErrorCodes.MountFailed, `FUSE mount of ${this.mountpoint} failed: ${err.message}`));
       });
     });
+  }
+
+  /** Reports libfuse's threads in the metrics, or warns once that fuse-native is the stock build. */
+  private watchThreads(): void {
+    const state = this.fuse.nativeState;
+    if (patchedFuseNative && state) {
+      this.metrics.fuseThreads = () => fuseThreadStats(state);
+      return;
+    }
+    this.log.warn(
+      "fuse-native is the stock build, without bucketfs's patch: a busy mount slows down the longer it runs; build it with: bash scripts/build-fuse-native.sh",
+    );
   }
 
   /** Unmounts (lazily if busy, so a stuck reader cannot keep the daemon alive). */

@@ -2,6 +2,7 @@
 // increment; nothing else creates metrics. One registry per mount (not prom-client's global
 // one) so unit tests can build as many mounts as they like.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { FuseThreadStats } from '../fuse/threads.js';
 
 export class Metrics {
   readonly registry = new Registry();
@@ -121,6 +122,29 @@ export class Metrics {
     name: 'bucketfs_file_cache_corrupt_total',
     help: 'Cached blocks that failed their checksum or came back short; the entry is dropped and fetched again',
     registers: [this.registry],
+  });
+
+  /** The mount's FUSE thread counts (src/fuse/threads.ts), once mounted on the patched fuse-native. */
+  fuseThreads: (() => FuseThreadStats | undefined) | undefined;
+  readonly fuseThreadsStarted = new Counter({
+    name: 'bucketfs_fuse_threads_started_total',
+    help: 'libfuse worker threads that ran an operation (libfuse ends one whenever more than ten are idle and starts one whenever none is)',
+    registers: [this.registry],
+    collect: () => {
+      const s = this.fuseThreads?.();
+      if (!s) return;
+      this.fuseThreadsStarted.reset();
+      this.fuseThreadsStarted.inc(s.started);
+    },
+  });
+  readonly fuseThreadSlots = new Gauge({
+    name: 'bucketfs_fuse_thread_slots',
+    help: 'Per-thread slots fuse-native holds (a libuv handle each); ended threads hand theirs on, so this is the most threads ever busy at once',
+    registers: [this.registry],
+    collect: () => {
+      const s = this.fuseThreads?.();
+      if (s) this.fuseThreadSlots.set(s.slots);
+    },
   });
 
   constructor(opts: { processMetrics?: boolean } = {}) {

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Builds fuse-native from source with bucketfs's patch (patches/fuse-native-thread-locals.patch):
+# without it, every FUSE thread libfuse starts leaks a libuv handle that the main thread then scans
+# on each wakeup, and a long-running mount slows down (docs/architecture.md). Runs as npm's
+# postinstall; safe to run again (does nothing when the patched build is in place).
+# Needs a C compiler, make and python3 (scripts/setup.sh installs them), and Node's headers: those
+# installed beside node are used, so nothing is downloaded.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+pkg=node_modules/fuse-native
+patch_file=$PWD/patches/fuse-native-thread-locals.patch
+[[ -d $pkg ]] || exit 0 # installed without dependencies: nothing to build
+stamp=$pkg/build/Release/bucketfs-patch.sha256
+want=$(sha256sum "$patch_file" | cut -d' ' -f1)
+if [[ -f $pkg/build/Release/fuse.node && -f $stamp && $(<"$stamp") == "$want" ]]; then
+  exit 0
+fi
+
+fail() {
+  echo "build-fuse-native: $1" >&2
+  exit 1
+}
+for tool in cc make python3 patch; do
+  command -v "$tool" >/dev/null || fail "$tool is missing; install a C toolchain (apt-get install g++ make python3 patch) and run: bash scripts/build-fuse-native.sh"
+done
+
+if patch -d "$pkg" -p1 -R --dry-run -s <"$patch_file" >/dev/null 2>&1; then
+  : # already applied (a build that failed half-way)
+elif ! patch -d "$pkg" -p1 --forward -s <"$patch_file"; then
+  fail "the patch does not apply to fuse-native $(node -p "require('./$pkg/package.json').version"); it was made for 2.2.6"
+fi
+
+# Node's headers from its own installation (nodedir), when they are there; node-gyp downloads them otherwise.
+node_prefix=$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")
+nodedir=()
+[[ -f $node_prefix/include/node/common.gypi ]] && nodedir=(--nodedir="$node_prefix")
+gyp=$(dirname "$(readlink -f "$(command -v npm)")")/../node_modules/node-gyp/bin/node-gyp.js
+[[ -f $gyp ]] || fail "npm's node-gyp was not found at $gyp"
+
+log=$(mktemp)
+if ! (cd "$pkg" && node "$gyp" rebuild "${nodedir[@]}" >"$log" 2>&1); then
+  tail -20 "$log" >&2
+  rm -f "$log"
+  fail "building fuse-native failed (output above)"
+fi
+rm -f "$log"
+echo "$want" >"$stamp"
+echo "build-fuse-native: fuse-native built with bucketfs's patch"
