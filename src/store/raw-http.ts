@@ -71,6 +71,7 @@ export class RawHttpHandler implements RequestHandler<HttpRequest, HttpResponse,
     if (request.body !== undefined && request.body !== null && request.body !== '') {
       throw new Error(`RawHttpHandler sends no request body (${request.method} ${request.path})`);
     }
+    if (signal?.aborted) throw abortError(); // before it takes a socket
     const head = requestHead(request);
     const headOnly = request.method === 'HEAD';
     const pool = this.pool(request);
@@ -167,12 +168,33 @@ class Pool {
           throw err;
         }
       }
-      const conn = await new Promise<Conn | undefined>((resolve) => this.waiting.push(resolve));
+      const conn = await this.waitForSocket(signal);
       if (conn) {
         conn.wake();
         return conn;
       }
     }
+  }
+
+  /**
+   * Waits for a socket given back, or for a free slot (undefined). An abort leaves the queue at
+   * once: a read the prefetcher gave up on does not hold its place, nor take a socket later.
+   */
+  private waitForSocket(signal: AbortSignal | undefined): Promise<Conn | undefined> {
+    if (signal?.aborted) return Promise.reject(abortError());
+    return new Promise((resolve, reject) => {
+      const waiter = (conn: Conn | undefined): void => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve(conn);
+      };
+      const onAbort = (): void => {
+        const i = this.waiting.indexOf(waiter);
+        if (i >= 0) this.waiting.splice(i, 1);
+        reject(abortError());
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.waiting.push(waiter);
+    });
   }
 
   /** A socket whose exchange is over and that can carry another. */

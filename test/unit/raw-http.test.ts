@@ -187,6 +187,34 @@ describe('raw HTTP handler', { concurrency: false }, () => {
     assert.equal((await drain(again.response.body)).toString(), 'fine');
   });
 
+  test('a request waiting for a socket leaves the queue when aborted; the sockets go to those still waiting', async () => {
+    fresh();
+    // Answers wait until released: both sockets (maxSockets 2) stay busy meanwhile.
+    const held: (() => void)[] = [];
+    srv.answer = (_h, s) => held.push(() => s.write(lengthResponse(Buffer.from('ok'), '200 OK')));
+    const body = async (p: ReturnType<RawHttpHandler['handle']>) => (await drain((await p).response.body)).toString();
+    const busy = [body(handler.handle(request(srv.port))), body(handler.handle(request(srv.port)))];
+    const gaveUp = new AbortController();
+    const abandoned = handler.handle(request(srv.port), { abortSignal: gaveUp.signal });
+    const waiting = body(handler.handle(request(srv.port)));
+    await new Promise((r) => setTimeout(r, 50));
+    gaveUp.abort();
+    await assert.rejects(abandoned, { name: 'AbortError' });
+    assert.equal(srv.requests.length, 2, 'the aborted request was never sent');
+    for (const release of held.splice(0)) release();
+    assert.deepEqual(await Promise.all(busy), ['ok', 'ok']);
+    // The next socket given back goes to the request still waiting, not to the aborted one.
+    await new Promise((r) => setTimeout(r, 50));
+    for (const release of held.splice(0)) release();
+    assert.equal(await waiting, 'ok');
+    assert.equal(srv.requests.length, 3);
+    // An already aborted signal fails at once, sending nothing.
+    await assert.rejects(handler.handle(request(srv.port), { abortSignal: AbortSignal.abort() }), {
+      name: 'AbortError',
+    });
+    assert.equal(srv.requests.length, 3);
+  });
+
   test('refused: a body longer than the buffer, a header with a line break, a head without an end', async () => {
     fresh();
     srv.answer = (_h, s) => s.write(lengthResponse(Buffer.alloc(100)));
