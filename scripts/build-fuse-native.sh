@@ -24,10 +24,11 @@ for tool in cc make python3 patch; do
   command -v "$tool" >/dev/null || fail "$tool is missing; install a C toolchain (apt-get install g++ make python3 patch) and run: bash scripts/build-fuse-native.sh"
 done
 
-if patch -d "$pkg" -p1 -R --dry-run -s <"$patch_file" >/dev/null 2>&1; then
-  : # already applied (a build that failed half-way)
-elif ! patch -d "$pkg" -p1 --forward -s <"$patch_file"; then
-  fail "the patch does not apply to fuse-native $(node -p "require('./$pkg/package.json').version"); it was made for 2.2.6"
+# Always patch the package's own source: patch -b keeps it as fuse-native.c.orig, so a build that
+# failed half-way, or one made with an older version of the patch, starts over from it.
+[[ -f $pkg/fuse-native.c.orig ]] && cp "$pkg/fuse-native.c.orig" "$pkg/fuse-native.c"
+if ! patch -d "$pkg" -p1 --forward -b -s <"$patch_file"; then
+  fail "the patch does not apply to fuse-native $(node -p "require('./$pkg/package.json').version") (made for 2.2.6); reinstall it: rm -rf $pkg && npm ci"
 fi
 
 # Node's headers from its own installation (nodedir), when they are there; node-gyp downloads them otherwise.

@@ -35,6 +35,14 @@ describe('FUSE worker threads', { concurrency: false }, () => {
   });
 
   test('threads started in bursts take over the slots of ended ones instead of adding new ones', async () => {
+    // /metrics is scraped all along: the counts are read on the main thread while new FUSE threads
+    // wait for it to set them up, which must not block either side.
+    let scraping = true;
+    const scrapes = (async () => {
+      let n = 0;
+      for (; scraping; n++) await m.metricsText();
+      return n;
+    })();
     for (let b = 0; b < BURSTS; b++) {
       const names = Array.from({ length: READERS }, (_, i) => `f${b * READERS + i}`);
       const texts = await Promise.all(names.map((n) => readFile(path.join(m.mountpoint, n), 'utf8')));
@@ -44,6 +52,8 @@ describe('FUSE worker threads', { concurrency: false }, () => {
       );
       await sleep(50); // the burst drains: all but ten of its threads end
     }
+    scraping = false;
+    assert.ok((await scrapes) > BURSTS, 'metrics were scraped during the bursts');
     const text = await m.metricsText();
     const started = sumMetric(text, 'bucketfs_fuse_threads_started_total');
     const slots = sumMetric(text, 'bucketfs_fuse_thread_slots');
