@@ -31,6 +31,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { congestionThreshold } from '../src/fuse/mount.js';
 import { bigFile, putMany } from '../test/helpers/data.js';
 import { cleanEnv, freePort, sumMetric } from '../test/helpers/mount.js';
 import { startServer } from '../test/helpers/servers.js';
@@ -171,7 +172,7 @@ function setMaxBackground(mnt: string, n: number): void {
   const minor = mountDevice(mnt).split(':')[1];
   const dir = `/sys/fs/fuse/connections/${minor}`;
   writeFileSync(`${dir}/max_background`, String(n));
-  writeFileSync(`${dir}/congestion_threshold`, String(Math.max(1, Math.floor((n * 3) / 4))));
+  writeFileSync(`${dir}/congestion_threshold`, String(congestionThreshold(n)));
   log(`max_background of FUSE connection ${minor} set to ${readFileSync(`${dir}/max_background`, 'utf8').trim()}`);
 }
 

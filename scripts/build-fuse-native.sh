@@ -20,7 +20,7 @@ fail() {
   echo "build-fuse-native: $1" >&2
   exit 1
 }
-for tool in cc make python3 patch; do
+for tool in cc c++ make python3 patch; do # node-gyp compiles with cc and links with c++
   command -v "$tool" >/dev/null || fail "$tool is missing; install a C toolchain (apt-get install g++ make python3 patch) and run: bash scripts/build-fuse-native.sh"
 done
 

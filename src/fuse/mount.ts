@@ -28,7 +28,10 @@ export interface MountOptions {
 /** Background FUSE requests (read-ahead) the kernel keeps in flight on the mount; see fuseOptionList. */
 export const MAX_BACKGROUND = 64;
 /** Background requests past which the kernel stops reading ahead: three quarters of the limit. */
-export const CONGESTION_THRESHOLD = (MAX_BACKGROUND * 3) / 4;
+export function congestionThreshold(maxBackground: number): number {
+  return Math.max(1, Math.floor((maxBackground * 3) / 4));
+}
+export const CONGESTION_THRESHOLD = congestionThreshold(MAX_BACKGROUND);
 
 /**
  * fuse-native builds its -o string from a fixed list that lacks ro, negative_timeout,
@@ -42,10 +45,6 @@ class BucketFuse extends Fuse {
   }
   override _fuseOptions(): string {
     return this.optionString;
-  }
-  /** fuse-native's per-mount native state (allocated at mount). */
-  get nativeState(): Buffer | null {
-    return (this as unknown as { _thread: Buffer | null })._thread;
   }
 }
 
@@ -111,7 +110,7 @@ export class FuseMount {
 
   /** Reports libfuse's threads in the metrics, or warns once that fuse-native is the stock build. */
   private watchThreads(): void {
-    const state = this.fuse.nativeState;
+    const state = this.fuse._thread;
     if (patchedFuseNative && state) {
       this.metrics.fuseThreads = () => fuseThreadStats(state);
       return;

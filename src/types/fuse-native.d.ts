@@ -23,6 +23,8 @@ declare module 'fuse-native' {
     mount(cb: (err: Error | null) => void): void;
     unmount(cb: (err: Error | null) => void): void;
     _fuseOptions(): string;
+    /** The per-mount native state, allocated at mount (null before). */
+    _thread: Buffer | null;
     static unmount(mnt: string, cb: (err: Error | null) => void): void;
   }
 }
