@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for pkg in libfuse2 fuse g++ make patch python3 fio iproute2 python3-pip unzip openssl; do
+# systemd: its unit checker and fstab generator, for the deployment tests (nothing is started).
+for pkg in libfuse2 fuse g++ make patch python3 fio iproute2 python3-pip unzip openssl systemd; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need_apt+=("$pkg")
 done
 if ((${#need_apt[@]})); then

@@ -3,6 +3,7 @@
 import yargs, { type Argv } from 'yargs';
 import { OPTIONS } from '../config/options.js';
 import { BucketfsError, ErrorCodes, invalidArgument } from '../errors.js';
+import { expandMountOptions } from './mount-options.js';
 
 function usageError(message: string): BucketfsError {
   return new BucketfsError(ErrorCodes.InvalidArgument, message);
@@ -13,6 +14,8 @@ export interface ParsedArgs {
   mountpoint: string;
   /** Only flags present on the command line, keyed by option flag name, typed by the table. */
   flags: Record<string, string | number | boolean | undefined>;
+  /** Kernel mount restrictions from -o lists (noexec, nosuid, nodev). */
+  kernelFlags: string[];
 }
 
 export const USAGE = `bucketfs [options] <bucket> <mountpoint>
@@ -21,6 +24,8 @@ Mount an S3 or Google Cloud Storage bucket as a read-only directory.
 
   <bucket>      s3://bucket[/prefix/], gs://bucket[/prefix/], or a bare S3 bucket name
   <mountpoint>  an existing, empty or non-empty directory
+
+Options may also be given as -o name[=value],... (fstab, mount -t fuse.bucketfs): -o allow_other,cache_dir=/x.
 
 Unmount with: fusermount -u <mountpoint>   (or umount as root)`;
 
@@ -63,7 +68,8 @@ export function buildParser(argv: string[], version: string): Argv {
 }
 
 /** Parses argv; throws BucketfsError(InvalidArgument) with one line on any mistake. */
-export async function parseArgs(argv: string[], version: string): Promise<ParsedArgs | 'exit'> {
+export async function parseArgs(given: string[], version: string): Promise<ParsedArgs | 'exit'> {
+  const { argv, kernelFlags } = expandMountOptions(given);
   let failure: string | undefined;
   const parser = buildParser(argv, version).fail((msg, err) => {
     failure = msg ?? err?.message ?? 'invalid arguments';
@@ -100,5 +106,5 @@ export async function parseArgs(argv: string[], version: string): Promise<Parsed
       flags[o.flag] = v as string | boolean;
     }
   }
-  return { bucketUri: positional[0] as string, mountpoint: positional[1] as string, flags };
+  return { bucketUri: positional[0] as string, mountpoint: positional[1] as string, flags, kernelFlags };
 }

@@ -3,7 +3,7 @@
 // Every failure the user can cause ends as one line on stderr and a non-zero exit.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { closeSync, writeSync } from 'node:fs';
+import { closeSync, fstat, writeSync } from 'node:fs';
 import { open, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { type Config, resolveConfig } from '../config/config.js';
@@ -62,11 +62,28 @@ async function runForeground(config: Readonly<Config>): Promise<void> {
   reportToParent('ready');
 }
 
-/** Starts `bucketfs --foreground ...` detached and waits for its one-line report. */
+/**
+ * True when our stderr is systemd's journal (a Type=forking service): JOURNAL_STREAM names the
+ * device and inode of the stream systemd connected, and is inherited further than that stream may be.
+ */
+async function stderrIsJournal(): Promise<boolean> {
+  const stream = process.env.JOURNAL_STREAM;
+  if (!stream) return false;
+  const st = await new Promise<{ dev: number; ino: number } | undefined>((resolve) =>
+    fstat(2, (err, s) => resolve(err ? undefined : s)),
+  );
+  return st !== undefined && stream === `${st.dev}:${st.ino}`;
+}
+
+/**
+ * Starts `bucketfs --foreground ...` detached and waits for its one-line report. The daemon's
+ * output goes to --log-file, else to the journal when systemd started us, else nowhere: a terminal
+ * or a pipe someone waits on (ssh, mount(8)) must not be held open by it.
+ */
 async function runDaemon(argv: string[], config: Readonly<Config>): Promise<void> {
   const script = fileURLToPath(new URL('../../../bin/bucketfs', import.meta.url));
   const logTarget = config.logFile ? await open(config.logFile, 'a') : undefined;
-  const out = logTarget ? logTarget.fd : 'ignore';
+  const out = logTarget ? logTarget.fd : (await stderrIsJournal()) ? 2 : 'ignore';
   const child = spawn(process.execPath, [script, ...argv, '--foreground'], {
     detached: true,
     stdio: ['ignore', out, out, 'pipe'],

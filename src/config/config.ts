@@ -33,6 +33,8 @@ export interface Config {
   fileMode: number;
   dirMode: number;
   allowOther: boolean;
+  /** Kernel mount restrictions given in -o lists (noexec, nosuid, nodev). */
+  kernelFlags: string[];
   /** FUSE direct_io: no kernel page cache for file data. */
   directIo: boolean;
   allowRoot: boolean;
@@ -170,6 +172,8 @@ export interface ResolveInput {
   /** Only the flags the user actually gave (no defaults filled in). */
   flags: Raw;
   env?: NodeJS.ProcessEnv;
+  /** From -o lists: noexec, nosuid, nodev. */
+  kernelFlags?: string[];
 }
 
 export async function resolveConfig(input: ResolveInput): Promise<Readonly<Config>> {
@@ -237,6 +241,7 @@ export async function resolveConfig(input: ResolveInput): Promise<Readonly<Confi
     fileMode: parseMode('file-mode', String(raw['file-mode'])),
     dirMode: parseMode('dir-mode', String(raw['dir-mode'])),
     allowOther: bool('allow-other'),
+    kernelFlags: input.kernelFlags ?? [],
     directIo: bool('direct-io'),
     allowRoot: bool('allow-root'),
     foreground: bool('foreground'),

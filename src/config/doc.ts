@@ -24,6 +24,8 @@ export function renderConfigDoc(): string {
     'Every option can be given on the command line (`--flag value`) and, where a YAML key is listed,',
     'in the file named by `--config-file`. Precedence: built-in defaults, then the YAML file, then flags.',
     'Unknown YAML keys and values of the wrong type are rejected with the key named.',
+    'In an fstab line or `mount -t fuse.bucketfs`, options go in the `-o` list by name:',
+    '`-o allow_other,cache_dir=/var/cache/bucketfs` (docs/deployment.md).',
     '',
     'TTLs follow gcsfuse: `0` revalidates on every use, `-1` never expires, `N` is seconds.',
     'Sizes are MiB; `-1` means no bound.',

@@ -16,6 +16,8 @@ export interface MountOptions {
   allowRoot: boolean;
   /** No kernel page cache for file data: every read comes to us (mount option direct_io). */
   directIo: boolean;
+  /** Kernel mount restrictions (noexec, nosuid, nodev) from -o lists. */
+  kernelFlags?: readonly string[];
   /** Kernel caching of attributes and names, in seconds (derived from the metadata TTLs). */
   attrTimeoutSecs: number;
   entryTimeoutSecs: number;
@@ -74,6 +76,7 @@ export function fuseOptionList(o: MountOptions): string[] {
   if (o.allowRoot) opts.push('allow_root');
   if (o.directIo) opts.push('direct_io');
   if (o.debug) opts.push('debug');
+  for (const f of o.kernelFlags ?? []) opts.push(f);
   return opts;
 }
 

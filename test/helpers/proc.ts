@@ -45,3 +45,13 @@ export async function runOk(cmd: string, args: string[], opts: Parameters<typeof
   if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.code ?? r.signal}: ${r.stderr.trim()}`);
   return r.stdout.toString('utf8');
 }
+
+/** Whether a process (a detached daemon) still runs. */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -15,7 +15,7 @@ import {
   mountBucket,
   serverArgs,
 } from '../helpers/mount.js';
-import { run } from '../helpers/proc.js';
+import { isAlive, run } from '../helpers/proc.js';
 import { startServer, type TestServer } from '../helpers/servers.js';
 
 interface Case {
@@ -211,15 +211,6 @@ describe('bad input gives one clear line and mounts nothing', { concurrency: fal
     assert.equal(isAlive(pid), false, 'daemon exited after fusermount -u');
   });
 });
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe('bad input on gs:// gives the same kind of line', { concurrency: false }, () => {
   let server: TestServer;
