@@ -7,7 +7,7 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { Errno, type ErrnoName, errnoName, PosixError } from '../vfs/errno.js';
 import type { Vfs } from '../vfs/vfs.js';
-import { fuseThreadStats, patchedFuseNative } from './threads.js';
+import { fuseThreadStats, keepCacheSupported, patchedFuseNative } from './native.js';
 
 export interface MountOptions {
   mountpoint: string;
@@ -47,6 +47,15 @@ class BucketFuse extends Fuse {
   }
   override _fuseOptions(): string {
     return this.optionString;
+  }
+  /** fuse-native's own passes on only the handle; bucketfs's build also takes keep_cache. */
+  _op_open(signal: (err: number, fd?: number, keepCache?: boolean) => void, path: string, flags: number): void {
+    const open = this.ops.open as (
+      p: string,
+      f: number,
+      cb: (err: number, fd?: number, keep?: boolean) => void,
+    ) => void;
+    open(path, flags, (err, fd, keep) => signal(err, fd, keep));
   }
 }
 
@@ -184,8 +193,13 @@ export class FuseMount {
           () => vfs.readdir(path),
           (err, v) => cb(err, v?.names, v?.attrs),
         ),
-      open: (path: string, flags: number, cb: (err: number, fd?: number) => void) =>
-        this.run('open', path, () => vfs.open(path, flags), cb),
+      open: (path: string, flags: number, cb: (err: number, fd?: number, keepCache?: boolean) => void) =>
+        this.run(
+          'open',
+          path,
+          () => vfs.open(path, flags),
+          (err, o) => cb(err, o?.fh, o?.keepCache === true && keepCacheSupported),
+        ),
       read: (path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (n: number) => void) =>
         this.run(
           'read',

@@ -2,7 +2,7 @@
 // increment; nothing else creates metrics. One registry per mount (not prom-client's global
 // one) so unit tests can build as many mounts as they like.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import type { FuseThreadStats } from '../fuse/threads.js';
+import type { FuseThreadStats } from '../fuse/native.js';
 
 export class Metrics {
   readonly registry = new Registry();
@@ -47,6 +47,11 @@ export class Metrics {
   readonly bytesServed = new Counter({
     name: 'bucketfs_read_bytes_served_total',
     help: 'Bytes returned to FUSE read calls',
+    registers: [this.registry],
+  });
+  readonly pageCacheKeptOpens = new Counter({
+    name: 'bucketfs_page_cache_kept_opens_total',
+    help: "Opens that let the kernel keep the file's cached pages: the same version as the path's last open, no other open",
     registers: [this.registry],
   });
   readonly openHandles = new Gauge({
@@ -124,7 +129,7 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  /** The mount's FUSE thread counts (src/fuse/threads.ts), once mounted on the patched fuse-native. */
+  /** The mount's FUSE thread counts (src/fuse/native.ts), once mounted on the patched fuse-native. */
   fuseThreads: (() => FuseThreadStats | undefined) | undefined;
   readonly fuseThreadsStarted = new Counter({
     name: 'bucketfs_fuse_threads_started_total',

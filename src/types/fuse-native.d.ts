@@ -20,6 +20,8 @@ declare module 'fuse-native' {
     constructor(mnt: string, ops: FuseOps, opts?: FuseOpts);
     mnt: string;
     opts: FuseOpts;
+    /** The operations given to the constructor. */
+    ops: FuseOps;
     mount(cb: (err: Error | null) => void): void;
     unmount(cb: (err: Error | null) => void): void;
     _fuseOptions(): string;

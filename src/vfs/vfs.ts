@@ -8,6 +8,7 @@ import type { FileReader, ReaderFactory } from '../read/types.js';
 import type { ObjectMeta } from '../store/types.js';
 import { PosixError } from './errno.js';
 import type { Entry, Namespace } from './namespace.js';
+import { PageCacheVersions, versionKey } from './page-cache.js';
 
 export interface Attr {
   mode: number;
@@ -45,10 +46,17 @@ const IO_SIZE = 128 * 1024;
 interface Handle {
   path: string;
   meta: ObjectMeta;
+  version: string;
   reader: FileReader;
 }
 
-export type VfsConfig = Pick<Config, 'uid' | 'gid' | 'fileMode' | 'dirMode'>;
+/** An open file: its handle number, and whether the kernel may keep the pages it cached of it. */
+export interface Opened {
+  fh: number;
+  keepCache: boolean;
+}
+
+export type VfsConfig = Pick<Config, 'uid' | 'gid' | 'fileMode' | 'dirMode' | 'directIo'>;
 
 export class Vfs {
   private readonly ns: Namespace;
@@ -58,6 +66,7 @@ export class Vfs {
   private readonly log: Logger;
   private readonly handles = new Map<number, Handle>();
   private nextHandle = 1;
+  private readonly pageCache = new PageCacheVersions();
   /** Directories have no mtime in an object store; they show the mount time. */
   private readonly mountTime = new Date();
 
@@ -113,7 +122,7 @@ export class Vfs {
     return { names, attrs };
   }
 
-  async open(path: string, flags: number): Promise<number> {
+  async open(path: string, flags: number): Promise<Opened> {
     if ((flags & O_ACCMODE) !== 0 || flags & (O_TRUNC | O_APPEND)) {
       throw new PosixError('EROFS', `read-only mount: cannot open ${path} for writing`);
     }
@@ -121,10 +130,14 @@ export class Vfs {
     if (!entry) throw new PosixError('ENOENT', `no such file: ${path}`);
     if (entry.type !== 'file') throw new PosixError('EISDIR', `is a directory: ${path}`);
     const fh = this.nextHandle++;
+    const version = versionKey(entry.meta);
     // The reader is pinned to the version seen now: a later overwrite gives ESTALE, not mixed bytes.
-    this.handles.set(fh, { path, meta: entry.meta, reader: this.readers(entry.meta) });
+    this.handles.set(fh, { path, meta: entry.meta, version, reader: this.readers(entry.meta) });
     this.metrics.openHandles.set(this.handles.size);
-    return fh;
+    // With direct_io the kernel caches no pages: nothing to keep.
+    const keepCache = !this.config.directIo && this.pageCache.opened(path, version);
+    if (keepCache) this.metrics.pageCacheKeptOpens.inc();
+    return { fh, keepCache };
   }
 
   async read(fh: number, offset: number, length: number): Promise<Buffer> {
@@ -144,6 +157,7 @@ export class Vfs {
     const h = this.handles.get(fh);
     if (!h) return;
     this.handles.delete(fh);
+    if (!this.config.directIo) this.pageCache.closed(h.path, h.version);
     h.reader.close();
     this.metrics.openHandles.set(this.handles.size);
   }

@@ -2,7 +2,7 @@
 // and starts one whenever none is, so bursts of readers start threads all the time. bucketfs's
 // build of fuse-native (scripts/build-fuse-native.sh) hands each ended thread's slot (a libuv handle
 // the main thread scans on every wakeup) to the next thread: the slots stay at the most threads
-// busy at once instead of growing with every thread ever started (src/fuse/threads.ts).
+// busy at once instead of growing with every thread ever started (src/fuse/native.ts).
 // Kernel- and FUSE-facing, the same on every backend: tested on MinIO only.
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';

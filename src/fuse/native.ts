@@ -1,5 +1,6 @@
-// libfuse's worker threads as fuse-native sees them, from bucketfs's build of fuse-native
-// (scripts/build-fuse-native.sh, patches/fuse-native-thread-locals.patch).
+// What bucketfs's build of fuse-native adds (scripts/build-fuse-native.sh, patches/): libfuse's
+// worker threads as fuse-native sees them (fuse-native-thread-locals.patch), and opens that keep
+// the kernel's page cache (fuse-native-keep-cache.patch; src/vfs/page-cache.ts).
 //
 // libfuse 2 starts a worker whenever none is idle and ends one whenever more than ten are: a busy
 // mount starts about one thread per ten files that 16 readers open. Stock fuse-native gives every
@@ -20,6 +21,7 @@ export interface FuseThreadStats {
 
 interface Binding {
   fuse_native_thread_stats?: (thread: Buffer, which: number) => number;
+  fuse_native_keep_cache_supported?: () => boolean;
 }
 
 const require = createRequire(import.meta.url);
@@ -34,6 +36,9 @@ const binding = loadBinding();
 
 /** Whether the loaded fuse-native is bucketfs's patched build. */
 export const patchedFuseNative = typeof binding.fuse_native_thread_stats === 'function';
+
+/** Whether an open can ask the kernel to keep the file's cached pages (stock fuse-native ignores it). */
+export const keepCacheSupported = typeof binding.fuse_native_keep_cache_supported === 'function';
 
 /** The counts of a mounted fuse-native instance (its `_thread` buffer); undefined on a stock build. */
 export function fuseThreadStats(thread: Buffer): FuseThreadStats | undefined {

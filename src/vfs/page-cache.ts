@@ -1,0 +1,51 @@
+// When an open may keep the kernel's page cache of a file. FUSE drops a file's cached pages at
+// every open unless the open says keep_cache: a file read twice would come to bucketfs (and the
+// disk or the store) twice. Keeping them is right only when every page the kernel may hold is of
+// the version this open reads. Pages come only from reads through open handles, and each handle
+// reads the version it opened (src/vfs/vfs.ts), so per path we remember the version of the last
+// open, and forget it whenever handles of another version were open at the same time: such a
+// handle may have filled pages with its older bytes, and the next open then drops them again.
+import { LRUCache } from 'lru-cache';
+import type { ObjectMeta } from '../store/types.js';
+
+/** Paths whose last open is remembered; one forgotten is only an open that drops the cache. */
+const MAX_PATHS = 100_000;
+
+/** What identifies the bytes of one version of an object. */
+export function versionKey(meta: Pick<ObjectMeta, 'etag' | 'generation' | 'size'>): string {
+  return `${meta.generation ?? meta.etag}:${meta.size}`;
+}
+
+export class PageCacheVersions {
+  /** Per path: the version the kernel's cached pages hold, when that is known to be the only one. */
+  private readonly cached = new LRUCache<string, string>({ max: MAX_PATHS });
+  /** Per path: open handles by version. */
+  private readonly open = new Map<string, Map<string, number>>();
+
+  /** A handle of `version` is being opened on `path`: whether it may keep the cached pages. */
+  opened(path: string, version: string): boolean {
+    const handles = this.open.get(path) ?? new Map<string, number>();
+    this.open.set(path, handles);
+    handles.set(version, (handles.get(version) ?? 0) + 1);
+    if (handles.size > 1) {
+      // Another version is open too: whatever it reads goes into the same pages.
+      this.cached.delete(path);
+      return false;
+    }
+    const keep = this.cached.get(path) === version;
+    this.cached.set(path, version);
+    return keep;
+  }
+
+  /** A handle of `version` on `path` was released. */
+  closed(path: string, version: string): void {
+    const handles = this.open.get(path);
+    const n = handles?.get(version);
+    if (!handles || n === undefined) return;
+    if (n > 1) handles.set(version, n - 1);
+    else handles.delete(version);
+    if (handles.size === 0) this.open.delete(path);
+    // An older version's handle may have left its pages behind.
+    if (this.cached.get(path) !== version) this.cached.delete(path);
+  }
+}

@@ -1,0 +1,54 @@
+// When an open may keep the kernel's cached pages of a file (src/vfs/page-cache.ts).
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { PageCacheVersions, versionKey } from '../../src/vfs/page-cache.js';
+
+const v1 = versionKey({ etag: '"a"', size: 10 });
+const v2 = versionKey({ etag: '"b"', size: 10 });
+
+describe('page cache kept across opens', () => {
+  test('the same version as the last open keeps it; a first open or a new version drops it', () => {
+    const p = new PageCacheVersions();
+    assert.equal(p.opened('/f', v1), false, 'first open: nothing known of the pages');
+    p.closed('/f', v1);
+    assert.equal(p.opened('/f', v1), true);
+    assert.equal(p.opened('/f', v1), true, 'two handles of one version');
+    p.closed('/f', v1);
+    p.closed('/f', v1);
+    assert.equal(p.opened('/f', v2), false, 'changed: the old pages go');
+    p.closed('/f', v2);
+    assert.equal(p.opened('/f', v2), true);
+    assert.equal(p.opened('/g', v2), false, 'per path');
+  });
+
+  test('a generation tells versions apart where the ETag does not', () => {
+    assert.notEqual(
+      versionKey({ etag: 'x', generation: '1', size: 1 }),
+      versionKey({ etag: 'x', generation: '2', size: 1 }),
+    );
+  });
+
+  test('after two versions were open at once, the next open drops the pages whatever its version', () => {
+    const p = new PageCacheVersions();
+    p.opened('/f', v1); // A, still open
+    assert.equal(p.opened('/f', v2), false, 'B: another version is open');
+    p.closed('/f', v2); // B closes; A may still fill pages with v1
+    assert.equal(p.opened('/f', v2), false, 'C: A (v1) is still open');
+    p.closed('/f', v2);
+    p.closed('/f', v1); // A closes, its pages may remain
+    assert.equal(p.opened('/f', v2), false, 'D: drops what A left');
+    p.closed('/f', v2);
+    assert.equal(p.opened('/f', v2), true, 'E: only v2 was read since D dropped the pages');
+  });
+
+  test('an older handle closing after a newer open forgets the version', () => {
+    const p = new PageCacheVersions();
+    p.opened('/f', v1);
+    p.closed('/f', v1);
+    p.opened('/f', v1); // A
+    assert.equal(p.opened('/f', v2), false);
+    p.closed('/f', v2);
+    p.closed('/f', v1);
+    assert.equal(p.opened('/f', v1), false, 'v1 again, but v2 pages may be cached');
+  });
+});
