@@ -2,7 +2,7 @@
 // mount behind: SIGTERM, then fusermount -u, then lazy unmount as the last resort.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { cp, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -154,6 +154,14 @@ export async function forceUnmount(mountpoint: string): Promise<void> {
   if (!(await isMounted(mountpoint))) return;
   await run('fusermount', ['-u', mountpoint]);
   if (await isMounted(mountpoint)) await run('fusermount', ['-uz', mountpoint]);
+}
+
+/**
+ * Drops the kernel's clean cached pages (root), as memory pressure would: the next read of a file
+ * that an open kept in the page cache (src/vfs/page-cache.ts) comes to bucketfs again.
+ */
+export function dropPageCache(): Promise<void> {
+  return writeFile('/proc/sys/vm/drop_caches', '1');
 }
 
 export function sleep(ms: number): Promise<void> {

@@ -274,6 +274,7 @@ const AHEAD_BLOCKS = 4;
 /** Wraps the direct reader factory: every handle first tries the file cache. */
 export function cachedReaderFactory(cache: FileCache, direct: ReaderFactory): ReaderFactory {
   return (meta) => {
+    cache.opened(meta);
     cache.nextFiles.opened(meta.key);
     return new CachedFileReader(meta, cache, () => direct(meta));
   };

@@ -208,6 +208,16 @@ export class FileCache {
     return e;
   }
 
+  /**
+   * An open of this version: a use of its cached copy, also when the kernel then serves every byte
+   * from the pages it kept (src/vfs/page-cache.ts) and no read comes here. Without it a file hot in
+   * the page cache would age out of the disk cache.
+   */
+  opened(meta: ObjectMeta): void {
+    const e = this.entries.get(this.idOf(meta.key));
+    if (e?.complete && !e.dropped && sameVersion(e.meta, meta)) this.touch(e);
+  }
+
   /** The download in progress for exactly this version, if any. */
   runningJob(meta: ObjectMeta): DownloadJob | undefined {
     const job = this.jobs.get(this.idOf(meta.key));
