@@ -198,7 +198,12 @@ export class FuseMount {
           'open',
           path,
           () => vfs.open(path, flags),
-          (err, o) => cb(err, o?.fh, o?.keepCache === true && keepCacheSupported),
+          (err, o) => {
+            // A stock fuse-native would ignore it: counted only when the kernel is told.
+            const keep = o?.keepCache === true && keepCacheSupported;
+            if (keep) this.metrics.pageCacheKeptOpens.inc();
+            cb(err, o?.fh, keep);
+          },
         ),
       read: (path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (n: number) => void) =>
         this.run(

@@ -136,7 +136,6 @@ export class Vfs {
     this.metrics.openHandles.set(this.handles.size);
     // With direct_io the kernel caches no pages: nothing to keep.
     const keepCache = !this.config.directIo && this.pageCache.opened(path, version);
-    if (keepCache) this.metrics.pageCacheKeptOpens.inc();
     return { fh, keepCache };
   }
 
