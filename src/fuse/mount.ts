@@ -7,7 +7,7 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { Errno, type ErrnoName, errnoName, PosixError } from '../vfs/errno.js';
 import type { Vfs } from '../vfs/vfs.js';
-import { fuseThreadStats, keepCacheSupported, patchedFuseNative } from './native.js';
+import { fuseThreadStats, OPEN_DIRECT_IO, OPEN_KEEP_CACHE, openFlagsSupported, patchedFuseNative } from './native.js';
 
 export interface MountOptions {
   mountpoint: string;
@@ -48,14 +48,10 @@ class BucketFuse extends Fuse {
   override _fuseOptions(): string {
     return this.optionString;
   }
-  /** fuse-native's own passes on only the handle; bucketfs's build also takes keep_cache. */
-  _op_open(signal: (err: number, fd?: number, keepCache?: boolean) => void, path: string, flags: number): void {
-    const open = this.ops.open as (
-      p: string,
-      f: number,
-      cb: (err: number, fd?: number, keep?: boolean) => void,
-    ) => void;
-    open(path, flags, (err, fd, keep) => signal(err, fd, keep));
+  /** fuse-native's own passes on only the handle; bucketfs's build also takes open flags. */
+  _op_open(signal: (err: number, fd?: number, openFlags?: number) => void, path: string, flags: number): void {
+    type OpenOp = (p: string, f: number, cb: (err: number, fd?: number, openFlags?: number) => void) => void;
+    (this.ops.open as OpenOp)(path, flags, (err, fd, openFlags) => signal(err, fd, openFlags));
   }
 }
 
@@ -193,16 +189,16 @@ export class FuseMount {
           () => vfs.readdir(path),
           (err, v) => cb(err, v?.names, v?.attrs),
         ),
-      open: (path: string, flags: number, cb: (err: number, fd?: number, keepCache?: boolean) => void) =>
+      open: (path: string, flags: number, cb: (err: number, fd?: number, openFlags?: number) => void) =>
         this.run(
           'open',
           path,
           () => vfs.open(path, flags),
           (err, o) => {
-            // A stock fuse-native would ignore it: counted only when the kernel is told.
-            const keep = o?.keepCache === true && keepCacheSupported;
-            if (keep) this.metrics.pageCacheKeptOpens.inc();
-            cb(err, o?.fh, keep);
+            // A stock fuse-native ignores the flags: counted only when the kernel is told.
+            const use = openFlagsSupported ? o?.pageCache : undefined;
+            if (use === 'keep' || use === 'bypass') this.metrics.pageCacheOpens.inc({ use });
+            cb(err, o?.fh, use === 'keep' ? OPEN_KEEP_CACHE : use === 'bypass' ? OPEN_DIRECT_IO : 0);
           },
         ),
       read: (path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (n: number) => void) =>

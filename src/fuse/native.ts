@@ -1,6 +1,6 @@
 // What bucketfs's build of fuse-native adds (scripts/build-fuse-native.sh, patches/): libfuse's
 // worker threads as fuse-native sees them (fuse-native-thread-locals.patch), and opens that keep
-// the kernel's page cache (fuse-native-keep-cache.patch; src/vfs/page-cache.ts).
+// or bypass the kernel's page cache (fuse-native-open-flags.patch; src/vfs/page-cache.ts).
 //
 // libfuse 2 starts a worker whenever none is idle and ends one whenever more than ten are: a busy
 // mount starts about one thread per ten files that 16 readers open. Stock fuse-native gives every
@@ -21,7 +21,7 @@ export interface FuseThreadStats {
 
 interface Binding {
   fuse_native_thread_stats?: (thread: Buffer, which: number) => number;
-  fuse_native_keep_cache_supported?: () => boolean;
+  fuse_native_open_flags_supported?: () => boolean;
 }
 
 const require = createRequire(import.meta.url);
@@ -37,8 +37,12 @@ const binding = loadBinding();
 /** Whether the loaded fuse-native is bucketfs's patched build. */
 export const patchedFuseNative = typeof binding.fuse_native_thread_stats === 'function';
 
-/** Whether an open can ask the kernel to keep the file's cached pages (stock fuse-native ignores it). */
-export const keepCacheSupported = typeof binding.fuse_native_keep_cache_supported === 'function';
+/** Whether an open can keep or bypass the kernel's cached pages of the file (stock fuse-native ignores it). */
+export const openFlagsSupported = typeof binding.fuse_native_open_flags_supported === 'function';
+
+/** Flags of an open's answer in bucketfs's build (fuse-native-open-flags.patch). */
+export const OPEN_KEEP_CACHE = 1;
+export const OPEN_DIRECT_IO = 2;
 
 /** The counts of a mounted fuse-native instance (its `_thread` buffer); undefined on a stock build. */
 export function fuseThreadStats(thread: Buffer): FuseThreadStats | undefined {

@@ -49,9 +49,10 @@ export class Metrics {
     help: 'Bytes returned to FUSE read calls',
     registers: [this.registry],
   });
-  readonly pageCacheKeptOpens = new Counter({
-    name: 'bucketfs_page_cache_kept_opens_total',
-    help: "Opens that let the kernel keep the file's cached pages: the same version as the path's last open, no other open",
+  readonly pageCacheOpens = new Counter({
+    name: 'bucketfs_page_cache_opens_total',
+    help: "Opens that kept the kernel's cached pages of the file (use=keep: the version of the path's last open) or bypassed them (use=bypass: another version open)",
+    labelNames: ['use'] as const,
     registers: [this.registry],
   });
   readonly openHandles = new Gauge({

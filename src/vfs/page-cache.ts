@@ -1,10 +1,12 @@
-// When an open may keep the kernel's page cache of a file. FUSE drops a file's cached pages at
-// every open unless the open says keep_cache: a file read twice would come to bucketfs (and the
-// disk or the store) twice. Keeping them is right only when every page the kernel may hold is of
-// the version this open reads. Pages come only from reads through open handles, and each handle
-// reads the version it opened (src/vfs/vfs.ts), so per path we remember the version of the last
-// open, and forget it whenever handles of another version were open at the same time: such a
-// handle may have filled pages with its older bytes, and the next open then drops them again.
+// How an open uses the kernel's page cache of a file. FUSE drops a file's cached pages at every
+// open unless the open says keep_cache: a file read twice would come to bucketfs (and the disk or
+// the store) twice. Keeping them is right only when every page the kernel may hold is of the
+// version this open reads. Pages come only from reads through open handles, and each handle reads
+// the version it opened (src/vfs/vfs.ts), so per path we remember the version of the last open,
+// and forget it whenever handles of another version were open at the same time: such a handle may
+// fill pages with its older bytes (it reads them from the file cache), and the next open then drops
+// them again. While two versions are open at once, the newer opens bypass the page cache
+// (direct_io for that handle alone), so they never read a page an older handle left.
 import { LRUCache } from 'lru-cache';
 import type { ObjectMeta } from '../store/types.js';
 
@@ -16,25 +18,28 @@ export function versionKey(meta: Pick<ObjectMeta, 'etag' | 'generation' | 'size'
   return `${meta.generation ?? meta.etag}:${meta.size}`;
 }
 
+/** keep: the cached pages are this version's; drop: start afresh; bypass: another version is open. */
+export type PageCacheUse = 'keep' | 'drop' | 'bypass';
+
 export class PageCacheVersions {
   /** Per path: the version the kernel's cached pages hold, when that is known to be the only one. */
   private readonly cached = new LRUCache<string, string>({ max: MAX_PATHS });
   /** Per path: open handles by version. */
   private readonly open = new Map<string, Map<string, number>>();
 
-  /** A handle of `version` is being opened on `path`: whether it may keep the cached pages. */
-  opened(path: string, version: string): boolean {
+  /** A handle of `version` is being opened on `path`: how it uses the cached pages. */
+  opened(path: string, version: string): PageCacheUse {
     const handles = this.open.get(path) ?? new Map<string, number>();
     this.open.set(path, handles);
     handles.set(version, (handles.get(version) ?? 0) + 1);
     if (handles.size > 1) {
       // Another version is open too: whatever it reads goes into the same pages.
       this.cached.delete(path);
-      return false;
+      return 'bypass';
     }
     const keep = this.cached.get(path) === version;
     this.cached.set(path, version);
-    return keep;
+    return keep ? 'keep' : 'drop';
   }
 
   /** A handle of `version` on `path` was released. */

@@ -8,7 +8,7 @@ import type { FileReader, ReaderFactory } from '../read/types.js';
 import type { ObjectMeta } from '../store/types.js';
 import { PosixError } from './errno.js';
 import type { Entry, Namespace } from './namespace.js';
-import { PageCacheVersions, versionKey } from './page-cache.js';
+import { type PageCacheUse, PageCacheVersions, versionKey } from './page-cache.js';
 
 export interface Attr {
   mode: number;
@@ -50,10 +50,10 @@ interface Handle {
   reader: FileReader;
 }
 
-/** An open file: its handle number, and whether the kernel may keep the pages it cached of it. */
+/** An open file: its handle number, and how it uses the kernel's cached pages of the file. */
 export interface Opened {
   fh: number;
-  keepCache: boolean;
+  pageCache: PageCacheUse;
 }
 
 export type VfsConfig = Pick<Config, 'uid' | 'gid' | 'fileMode' | 'dirMode' | 'directIo'>;
@@ -134,9 +134,9 @@ export class Vfs {
     // The reader is pinned to the version seen now: a later overwrite gives ESTALE, not mixed bytes.
     this.handles.set(fh, { path, meta: entry.meta, version, reader: this.readers(entry.meta) });
     this.metrics.openHandles.set(this.handles.size);
-    // With direct_io the kernel caches no pages: nothing to keep.
-    const keepCache = !this.config.directIo && this.pageCache.opened(path, version);
-    return { fh, keepCache };
+    // With direct_io the kernel caches no pages: nothing to keep or bypass.
+    const pageCache = this.config.directIo ? 'drop' : this.pageCache.opened(path, version);
+    return { fh, pageCache };
   }
 
   async read(fh: number, offset: number, length: number): Promise<Buffer> {

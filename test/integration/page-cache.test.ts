@@ -1,4 +1,4 @@
-// The kernel's page cache kept across opens (src/vfs/page-cache.ts, fuse-native-keep-cache.patch):
+// The kernel's page cache kept across opens (src/vfs/page-cache.ts, fuse-native-open-flags.patch):
 // a file read again, unchanged, is served by the kernel without a FUSE read or a store request; a
 // changed one is read anew; pages a handle of an older version may have left never reach a newer
 // open. Real mounts; request and FUSE read counts from the daemon's metrics.
@@ -12,7 +12,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { sha256 } from '../helpers/data.js';
 import { type Mounted, mountBucket, sumMetric } from '../helpers/mount.js';
-import { run, runOk } from '../helpers/proc.js';
+import { runOk } from '../helpers/proc.js';
 import { ALL_BACKENDS, startServer, type TestServer } from '../helpers/servers.js';
 
 const MiB = 1024 * 1024;
@@ -21,6 +21,7 @@ interface Counts {
   fuseReads: number;
   gets: number;
   kept: number;
+  bypassed: number;
 }
 
 async function counts(m: Mounted): Promise<Counts> {
@@ -28,7 +29,8 @@ async function counts(m: Mounted): Promise<Counts> {
   return {
     fuseReads: sumMetric(text, 'bucketfs_fuse_ops_total', { op: 'read' }),
     gets: sumMetric(text, 'bucketfs_store_requests_total', { kind: 'GET' }),
-    kept: sumMetric(text, 'bucketfs_page_cache_kept_opens_total'),
+    kept: sumMetric(text, 'bucketfs_page_cache_opens_total', { use: 'keep' }),
+    bypassed: sumMetric(text, 'bucketfs_page_cache_opens_total', { use: 'bypass' }),
   };
 }
 
@@ -110,7 +112,43 @@ process.stdin.on('data', (d) => {
   }
 });`;
 
-describe('page cache: an older handle never leaves its pages to a newer open', { concurrency: false }, () => {
+interface Holder {
+  child: ReturnType<typeof spawn>;
+  /** Resolves once the file is open. */
+  ready: Promise<void>;
+  /** Sends one command and resolves to its answer line. */
+  ask(cmd: string): Promise<string>;
+}
+
+function holder(file: string): Holder {
+  const child = spawn(process.execPath, ['-e', HOLDER, file], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines: string[] = [];
+  let buffered = '';
+  const stdout = child.stdout as NodeJS.ReadableStream;
+  stdout.setEncoding('utf8');
+  stdout.on('data', (d: string) => {
+    buffered += d;
+    const parts = buffered.split('\n');
+    buffered = parts.pop() ?? '';
+    lines.push(...parts);
+  });
+  const lineAt = async (n: number): Promise<string> => {
+    while (lines.length <= n) await once(stdout, 'data');
+    return lines[n] as string;
+  };
+  let next = 1; // line 0 is "open"
+  return {
+    child,
+    ready: lineAt(0).then(() => undefined),
+    async ask(cmd: string): Promise<string> {
+      const n = next++;
+      child.stdin?.write(`${cmd}\n`);
+      return lineAt(n);
+    },
+  };
+}
+
+describe('page cache: an older handle never leaves its pages to a newer one', { concurrency: false }, () => {
   let server: TestServer;
   let m: Mounted;
   const size = 4 * MiB;
@@ -136,36 +174,28 @@ describe('page cache: an older handle never leaves its pages to a newer open', {
     await rm(cacheDir, { recursive: true, force: true });
   });
 
-  test('pages of v1 read by an old handle after v2 was opened are dropped at the next open', async () => {
+  test('an old handle reading v1 after v2 was opened: the v2 handle and later opens never see its pages', async () => {
     const file = path.join(m.mountpoint, 'f.bin');
-    const holder = spawn(process.execPath, ['-e', HOLDER, file], { stdio: ['pipe', 'pipe', 'inherit'] });
-    const lines: string[] = [];
-    let buffered = '';
-    holder.stdout.setEncoding('utf8');
-    holder.stdout.on('data', (d: string) => {
-      buffered += d;
-      const parts = buffered.split('\n');
-      buffered = parts.pop() ?? '';
-      lines.push(...parts);
-    });
-    const answer = async (cmd: string): Promise<string> => {
-      const seen = lines.length;
-      holder.stdin.write(`${cmd}\n`);
-      while (lines.length <= seen) await once(holder.stdout, 'data');
-      return lines[seen] as string;
-    };
+    const a = holder(file);
+    let b: Holder | undefined;
     try {
-      while (lines.length === 0) await once(holder.stdout, 'data');
+      await a.ready;
       // A reads all of v1: the file cache holds it, and so do the kernel's pages.
-      assert.equal(await answer(`read 0 ${size}`), sha256(v1));
+      assert.equal(await a.ask(`read 0 ${size}`), sha256(v1));
       await server.putObject('pages', 'f.bin', v2);
-      // B opens v2 (the pages are dropped) and reads only the head.
-      const head = await run('head', ['-c', '4096', file]);
-      assert.equal(sha256(head.stdout), sha256(v2.subarray(0, 4096)));
-      // A reads the tail again: not in the kernel's pages any more, so from its own version, v1,
-      // on the cache's disk; those pages are the inode's now.
-      assert.equal(await answer(`read ${tail} ${size - tail}`), sha256(v1.subarray(tail)));
-      assert.equal(await answer('close'), 'closed');
+      // B opens v2 while A is open: B bypasses the pages.
+      const c0 = await counts(m);
+      b = holder(file);
+      await b.ready;
+      assert.equal((await counts(m)).bypassed, c0.bypassed + 1, 'B bypasses the page cache');
+      assert.equal(await b.ask('read 0 4096'), sha256(v2.subarray(0, 4096)));
+      // A reads the tail again: its open dropped nothing since, but B's did, so from its own
+      // version, v1, on the cache's disk; those pages are the inode's now.
+      assert.equal(await a.ask(`read ${tail} ${size - tail}`), sha256(v1.subarray(tail)));
+      // B reads the same tail: v2, not the pages A just left.
+      assert.equal(await b.ask(`read ${tail} ${size - tail}`), sha256(v2.subarray(tail)), 'B reads v2');
+      assert.equal(await b.ask('close'), 'closed');
+      assert.equal(await a.ask('close'), 'closed');
       // C: the last open was v2 and so is this one, but A's v1 pages must not be served.
       assert.equal(await fileSha(file), sha256(v2), 'v2 whole: no page of v1 kept');
       // Now that only v2 was read since C's open dropped them, the next open keeps the pages.
@@ -175,7 +205,8 @@ describe('page cache: an older handle never leaves its pages to a newer open', {
       assert.equal(afterRead.kept, before.kept + 1);
       assert.equal(afterRead.fuseReads, before.fuseReads);
     } finally {
-      holder.kill();
+      a.child.kill();
+      b?.child.kill();
     }
   });
 });

@@ -1,4 +1,4 @@
-// When an open may keep the kernel's cached pages of a file (src/vfs/page-cache.ts).
+// How an open uses the kernel's cached pages of a file (src/vfs/page-cache.ts).
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { PageCacheVersions, versionKey } from '../../src/vfs/page-cache.js';
@@ -6,19 +6,19 @@ import { PageCacheVersions, versionKey } from '../../src/vfs/page-cache.js';
 const v1 = versionKey({ etag: '"a"', size: 10 });
 const v2 = versionKey({ etag: '"b"', size: 10 });
 
-describe('page cache kept across opens', () => {
+describe('page cache across opens', () => {
   test('the same version as the last open keeps it; a first open or a new version drops it', () => {
     const p = new PageCacheVersions();
-    assert.equal(p.opened('/f', v1), false, 'first open: nothing known of the pages');
+    assert.equal(p.opened('/f', v1), 'drop', 'first open: nothing known of the pages');
     p.closed('/f', v1);
-    assert.equal(p.opened('/f', v1), true);
-    assert.equal(p.opened('/f', v1), true, 'two handles of one version');
+    assert.equal(p.opened('/f', v1), 'keep');
+    assert.equal(p.opened('/f', v1), 'keep', 'two handles of one version');
     p.closed('/f', v1);
     p.closed('/f', v1);
-    assert.equal(p.opened('/f', v2), false, 'changed: the old pages go');
+    assert.equal(p.opened('/f', v2), 'drop', 'changed: the old pages go');
     p.closed('/f', v2);
-    assert.equal(p.opened('/f', v2), true);
-    assert.equal(p.opened('/g', v2), false, 'per path');
+    assert.equal(p.opened('/f', v2), 'keep');
+    assert.equal(p.opened('/g', v2), 'drop', 'per path');
   });
 
   test('a generation tells versions apart where the ETag does not', () => {
@@ -28,17 +28,17 @@ describe('page cache kept across opens', () => {
     );
   });
 
-  test('after two versions were open at once, the next open drops the pages whatever its version', () => {
+  test('while two versions are open the newer opens bypass the pages; afterwards the next open drops them', () => {
     const p = new PageCacheVersions();
-    p.opened('/f', v1); // A, still open
-    assert.equal(p.opened('/f', v2), false, 'B: another version is open');
+    assert.equal(p.opened('/f', v1), 'drop'); // A, still open
+    assert.equal(p.opened('/f', v2), 'bypass', 'B: another version is open');
     p.closed('/f', v2); // B closes; A may still fill pages with v1
-    assert.equal(p.opened('/f', v2), false, 'C: A (v1) is still open');
+    assert.equal(p.opened('/f', v2), 'bypass', 'C: A (v1) is still open');
     p.closed('/f', v2);
     p.closed('/f', v1); // A closes, its pages may remain
-    assert.equal(p.opened('/f', v2), false, 'D: drops what A left');
+    assert.equal(p.opened('/f', v2), 'drop', 'D: drops what A left');
     p.closed('/f', v2);
-    assert.equal(p.opened('/f', v2), true, 'E: only v2 was read since D dropped the pages');
+    assert.equal(p.opened('/f', v2), 'keep', 'E: only v2 was read since D dropped the pages');
   });
 
   test('an older handle closing after a newer open forgets the version', () => {
@@ -46,9 +46,9 @@ describe('page cache kept across opens', () => {
     p.opened('/f', v1);
     p.closed('/f', v1);
     p.opened('/f', v1); // A
-    assert.equal(p.opened('/f', v2), false);
+    assert.equal(p.opened('/f', v2), 'bypass');
     p.closed('/f', v2);
     p.closed('/f', v1);
-    assert.equal(p.opened('/f', v1), false, 'v1 again, but v2 pages may be cached');
+    assert.equal(p.opened('/f', v1), 'drop', 'v1 again, but v2 pages may be cached');
   });
 });
