@@ -8,7 +8,7 @@
 // hits them alike. As root, after npm run build:
 //
 //   node dist/bench/profile-seq.js [--prof] [--shaped] [--sdk] [--size-mb 2048] [--rounds 2]
-//     [--workload seq-1t]... [--small N] [--cap SECS] [--variant NAME=DIST_DIR[@FLAGS]]...
+//     [--workload seq-1t]... [--small N] [--epochs [--warm]] [--cap SECS] [--variant NAME=DIST_DIR[@FLAGS]]...
 //     [--args 'bucketfs flags'] [--out DIR]
 //
 // DIST_DIR is a tsc output dir holding src/cli/main.js (default: this repo's dist); FLAGS are extra
@@ -20,10 +20,11 @@
 // front of MinIO: +20 ms per response, 100 MB/s per connection. --epochs gives each run an empty
 // --cache-dir (under --out, on the machine's disk), runs the job once unmeasured (epoch 1) on a mount
 // of its own, waits for the cache's downloads and unmounts, drops the page cache, then mounts again
-// on that cache and measures the job (epoch 2, after a restart: a profile holds epoch 2 only). --sdk adds the direct-SDK rate
+// on that cache and measures the job (epoch 2, after a restart: a profile holds epoch 2 only;
+// --warm leaves the page cache alone, so the cache files are read from RAM: the daemon without the disk). --sdk adds the direct-SDK rate
 // (4 parallel 8 MiB GETs, bench/sdk-read.ts) to each round. Every mount is unmounted and every
 // process stopped at the end, also on failure or Ctrl-C.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -64,6 +65,7 @@ const { values: opt } = parseArgs({
     perf: { type: 'boolean', default: false },
     small: { type: 'string', default: '0' },
     epochs: { type: 'boolean', default: false },
+    warm: { type: 'boolean', default: false },
   },
 });
 
@@ -140,6 +142,20 @@ function threadTicks(pid: number, tid: number): number {
     return (f[11] ?? 0) + (f[12] ?? 0);
   } catch {
     return Number.NaN;
+  }
+}
+
+/**
+ * The main thread's time on a CPU and waiting in the run queue for one (ns, /proc/.../schedstat).
+ * A main thread that waits for a CPU while the machine is full is bounded by the machine, not by
+ * its own work: the V8 profile cannot tell the two apart (it counts the wait as the JS it was in).
+ */
+function mainSchedNs(pid: number): { onCpu: number; waiting: number } {
+  try {
+    const [onCpu, waiting] = readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').trim().split(' ').map(Number);
+    return { onCpu: onCpu ?? Number.NaN, waiting: waiting ?? Number.NaN };
+  } catch {
+    return { onCpu: Number.NaN, waiting: Number.NaN };
   }
 }
 
@@ -276,7 +292,11 @@ interface RunResult {
   mainThreadCpu: number;
   /** Percent of a core per thread (V8 workers, libuv workers, libfuse threads). */
   threads: Record<string, number>;
+  /** % of the run the main thread spent runnable but waiting for a CPU. */
+  mainThreadWaiting: number;
   serverCpu: number;
+  /** Share of the machine's CPU time (all cores) that was busy, anyone's. */
+  machineBusy: number;
   gets: number;
   fuseReads: number;
   fetchedPerServed: number;
@@ -288,6 +308,15 @@ interface RunResult {
   /** Per FUSE operation: how many, and the mean time the daemon took to answer one. */
   ops: Record<string, { n: number; ms: number }>;
   profile?: ProfileSummary;
+}
+
+/**
+ * As bench.ts does for the small-file jobs: list the directories first, as a data loader builds
+ * its file index, so fio's stat of every file is answered from the listing. Before the meters
+ * start: the listing is not the job.
+ */
+function listSmallDirs(workload: string, mnt: string): void {
+  if (workload.startsWith('small')) for (let d = 0; d < SMALL_DIRS; d++) readdirSync(path.join(mnt, 'small', `d${d}`));
 }
 
 /** fio's read side of one job file (group reporting) against the mount. */
@@ -308,9 +337,6 @@ async function fio(
     BENCH_SMALL_PER_DIR: String(Number(opt.small)),
     BENCH_SMALL_DIR_BYTES: String(Number(opt.small) * SMALL_BYTES),
   };
-  // As bench.ts does for the small-file jobs: list the directories first, as a data loader
-  // builds its file index, so fio's stat of every file is answered from the listing.
-  if (workload.startsWith('small')) for (let d = 0; d < SMALL_DIRS; d++) readdirSync(path.join(mnt, 'small', `d${d}`));
   const r = await procs.runBounded(
     'fio',
     ['--output-format=json', `--output=${out}`, path.join(ROOT, 'bench', 'fio', `${workload}.fio`)],
@@ -386,13 +412,16 @@ async function runBucketfs(
     const port1 = await freePort();
     const first = await start(v.nodeFlags, port1, `${tag}-epoch1`);
     try {
+      listSmallDirs(workload, mnt);
       const e1 = await fio(workload, mnt, ctx.sizeBytes, Number(opt.cap));
       log(`${tag} epoch 1: ${e1.mbps.toFixed(0)} MB/s (not measured further)`);
       await procs.downloadsSettled(port1, 300_000);
     } finally {
       await first.stop();
     }
-    procs.dropCaches();
+    // Written back either way, so the measured run does not share the machine with the writeback.
+    if (opt.warm) spawnSync('sync', { stdio: 'ignore' });
+    else procs.dropCaches();
   }
   const daemon = await start(nodeFlags, port, tag);
   const pid = daemon.child.pid as number;
@@ -404,9 +433,11 @@ async function runBucketfs(
     await procs.runBounded('taskset', ['-a', '-c', '-p', v.cpus, String(pid)], { timeoutMs: 10_000, label: 'taskset' });
   let result: RunResult;
   try {
+    listSmallDirs(workload, mnt);
     const before = await metrics(port);
     const meter = procs.cpuMeter({ daemon: pid, ...Object.fromEntries(ctx.serverPids.map((p, i) => [`s${i}`, p])) });
     const threads0 = ticksByThread(pid);
+    const sched0 = mainSchedNs(pid);
     const perf = opt.perf
       ? spawn(
           'perf',
@@ -425,6 +456,7 @@ async function runBucketfs(
       log(`perf data: ${path.join(OUT, `${tag}.perf.data`)}`);
     }
     const threads1 = ticksByThread(pid);
+    const sched1 = mainSchedNs(pid);
     const threads: Record<string, number> = {};
     for (const [name, t] of threads1) threads[name] = (100 * (t - (threads0.get(name) ?? 0))) / CLK_TCK / secs;
     const cpu = meter();
@@ -441,8 +473,10 @@ async function runBucketfs(
       seconds: r.secs,
       daemonCpu: cpu.procs.daemon ?? Number.NaN,
       mainThreadCpu: threads.main ?? Number.NaN,
+      mainThreadWaiting: (100 * (sched1.waiting - sched0.waiting)) / 1e9 / secs,
       threads,
       serverCpu,
+      machineBusy: cpu.machine,
       gets: d('GET'),
       fuseReads: d('fuseReads'),
       fetchedPerServed: d('bytesIn') / Math.max(1, d('bytesServed')),
@@ -498,8 +532,9 @@ async function runSdk(endpoint: string, env: Record<string, string>, sizeBytes: 
 function printRun(r: RunResult): void {
   log(
     `${r.variant} ${r.workload} round ${r.round}: ${r.mbps.toFixed(0)} MB/s in ${r.seconds.toFixed(1)} s; ` +
-      `daemon ${r.daemonCpu.toFixed(0)}% of a core (main thread ${r.mainThreadCpu.toFixed(0)}%), ` +
-      `store side ${r.serverCpu.toFixed(0)}%; ${r.gets} GETs, ${r.fuseReads} FUSE reads ` +
+      `daemon ${r.daemonCpu.toFixed(0)}% of a core (main thread ${r.mainThreadCpu.toFixed(0)}%, ` +
+      `waiting for a CPU ${r.mainThreadWaiting.toFixed(0)}% of the time), ` +
+      `store side ${r.serverCpu.toFixed(0)}%, machine ${r.machineBusy.toFixed(0)}% busy; ${r.gets} GETs, ${r.fuseReads} FUSE reads ` +
       `(${((1000 * r.seconds) / Math.max(1, r.fuseReads)).toFixed(3)} ms apart, answered in ${r.readMs.toFixed(3)} ms), ` +
       `fetched ${r.fetchedPerServed.toFixed(2)}x served` +
       (opt.epochs ? `; disk read ${(r.diskRead / 1e6).toFixed(0)} MB, ${r.filesReadAhead} files read ahead` : ''),
