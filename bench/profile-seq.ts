@@ -146,16 +146,16 @@ function threadTicks(pid: number, tid: number): number {
 }
 
 /**
- * The main thread's time on a CPU and waiting in the run queue for one (ns, /proc/.../schedstat).
- * A main thread that waits for a CPU while the machine is full is bounded by the machine, not by
- * its own work: the V8 profile cannot tell the two apart (it counts the wait as the JS it was in).
+ * Nanoseconds the main thread has spent runnable but waiting in the run queue for a CPU
+ * (/proc/.../schedstat). A main thread that waits for a CPU while the machine is full is bounded by
+ * the machine, not by its own work: the V8 profile cannot tell the two apart (it counts the wait as
+ * the JS it was in).
  */
-function mainSchedNs(pid: number): { onCpu: number; waiting: number } {
+function mainThreadWaitNs(pid: number): number {
   try {
-    const [onCpu, waiting] = readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').trim().split(' ').map(Number);
-    return { onCpu: onCpu ?? Number.NaN, waiting: waiting ?? Number.NaN };
+    return Number(readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').trim().split(' ')[1]);
   } catch {
-    return { onCpu: Number.NaN, waiting: Number.NaN };
+    return Number.NaN;
   }
 }
 
@@ -437,7 +437,7 @@ async function runBucketfs(
     const before = await metrics(port);
     const meter = procs.cpuMeter({ daemon: pid, ...Object.fromEntries(ctx.serverPids.map((p, i) => [`s${i}`, p])) });
     const threads0 = ticksByThread(pid);
-    const sched0 = mainSchedNs(pid);
+    const wait0 = mainThreadWaitNs(pid);
     const perf = opt.perf
       ? spawn(
           'perf',
@@ -456,7 +456,7 @@ async function runBucketfs(
       log(`perf data: ${path.join(OUT, `${tag}.perf.data`)}`);
     }
     const threads1 = ticksByThread(pid);
-    const sched1 = mainSchedNs(pid);
+    const wait1 = mainThreadWaitNs(pid);
     const threads: Record<string, number> = {};
     for (const [name, t] of threads1) threads[name] = (100 * (t - (threads0.get(name) ?? 0))) / CLK_TCK / secs;
     const cpu = meter();
@@ -473,7 +473,7 @@ async function runBucketfs(
       seconds: r.secs,
       daemonCpu: cpu.procs.daemon ?? Number.NaN,
       mainThreadCpu: threads.main ?? Number.NaN,
-      mainThreadWaiting: (100 * (sched1.waiting - sched0.waiting)) / 1e9 / secs,
+      mainThreadWaiting: (100 * (wait1 - wait0)) / 1e9 / secs,
       threads,
       serverCpu,
       machineBusy: cpu.machine,

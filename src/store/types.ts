@@ -14,6 +14,22 @@ export interface ObjectMeta {
   generation?: string;
 }
 
+type VersionFields = Pick<ObjectMeta, 'etag' | 'generation' | 'size'>;
+
+/**
+ * One rule for "the same object version", used by the file cache and the page cache: the
+ * generation where the store has one (GCS), else ETag and size.
+ */
+export function sameVersion(a: VersionFields, b: VersionFields): boolean {
+  if (a.generation !== undefined && b.generation !== undefined) return a.generation === b.generation;
+  return a.etag === b.etag && a.size === b.size;
+}
+
+/** The same rule as a string, for maps: equal keys for metas of one store mean sameVersion. */
+export function versionKey(meta: VersionFields): string {
+  return meta.generation !== undefined ? `g:${meta.generation}` : `e:${meta.etag}:${meta.size}`;
+}
+
 export interface ListPage {
   objects: ObjectMeta[];
   /** Common prefixes (each ends with the delimiter), only when a delimiter was given. */

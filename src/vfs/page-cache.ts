@@ -8,15 +8,9 @@
 // them again. While two versions are open at once, the newer opens bypass the page cache
 // (direct_io for that handle alone), so they never read a page an older handle left.
 import { LRUCache } from 'lru-cache';
-import type { ObjectMeta } from '../store/types.js';
 
 /** Paths whose last open is remembered; one forgotten is only an open that drops the cache. */
 const MAX_PATHS = 100_000;
-
-/** What identifies the bytes of one version of an object. */
-export function versionKey(meta: Pick<ObjectMeta, 'etag' | 'generation' | 'size'>): string {
-  return `${meta.generation ?? meta.etag}:${meta.size}`;
-}
 
 /** keep: the cached pages are this version's; drop: start afresh; bypass: another version is open. */
 export type PageCacheUse = 'keep' | 'drop' | 'bypass';
@@ -27,10 +21,10 @@ export class PageCacheVersions {
   /** Per path: open handles by version. */
   private readonly open = new Map<string, Map<string, number>>();
 
-  /** A handle of `version` is being opened on `path`: how it uses the cached pages. */
+  /** A handle of `version` (versionKey) is being opened on `path`: how it uses the cached pages. */
   opened(path: string, version: string): PageCacheUse {
-    const handles = this.open.get(path) ?? new Map<string, number>();
-    this.open.set(path, handles);
+    let handles = this.open.get(path);
+    if (!handles) this.open.set(path, (handles = new Map()));
     handles.set(version, (handles.get(version) ?? 0) + 1);
     if (handles.size > 1) {
       // Another version is open too: whatever it reads goes into the same pages.
@@ -51,6 +45,6 @@ export class PageCacheVersions {
     else handles.delete(version);
     if (handles.size === 0) this.open.delete(path);
     // An older version's handle may have left its pages behind.
-    if (this.cached.get(path) !== version) this.cached.delete(path);
+    if (this.cached.peek(path) !== version) this.cached.delete(path);
   }
 }

@@ -5,10 +5,10 @@ import type { Config } from '../config/config.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { FileReader, ReaderFactory } from '../read/types.js';
-import type { ObjectMeta } from '../store/types.js';
+import { type ObjectMeta, versionKey } from '../store/types.js';
 import { PosixError } from './errno.js';
 import type { Entry, Namespace } from './namespace.js';
-import { type PageCacheUse, PageCacheVersions, versionKey } from './page-cache.js';
+import { type PageCacheUse, PageCacheVersions } from './page-cache.js';
 
 export interface Attr {
   mode: number;

@@ -1,7 +1,8 @@
 // How an open uses the kernel's cached pages of a file (src/vfs/page-cache.ts).
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { PageCacheVersions, versionKey } from '../../src/vfs/page-cache.js';
+import { sameVersion, versionKey } from '../../src/store/types.js';
+import { PageCacheVersions } from '../../src/vfs/page-cache.js';
 
 const v1 = versionKey({ etag: '"a"', size: 10 });
 const v2 = versionKey({ etag: '"b"', size: 10 });
@@ -21,11 +22,20 @@ describe('page cache across opens', () => {
     assert.equal(p.opened('/g', v2), 'drop', 'per path');
   });
 
-  test('a generation tells versions apart where the ETag does not', () => {
-    assert.notEqual(
-      versionKey({ etag: 'x', generation: '1', size: 1 }),
-      versionKey({ etag: 'x', generation: '2', size: 1 }),
-    );
+  test('versionKey follows the one version rule (sameVersion): generation on GCS, else ETag and size', () => {
+    const s3 = [
+      { etag: '"a"', size: 10 },
+      { etag: '"a"', size: 11 },
+      { etag: '"b"', size: 10 },
+    ];
+    const gcs = [
+      { etag: 'x', generation: '1', size: 1 },
+      { etag: 'x', generation: '2', size: 1 },
+      { etag: 'y', generation: '1', size: 1 },
+    ];
+    for (const metas of [s3, gcs])
+      for (const a of metas)
+        for (const b of metas) assert.equal(versionKey(a) === versionKey(b), sameVersion(a, b), JSON.stringify([a, b]));
   });
 
   test('while two versions are open the newer opens bypass the pages; afterwards the next open drops them', () => {

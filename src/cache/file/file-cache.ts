@@ -18,13 +18,14 @@ import {
   writeFile,
 } from 'node:fs/promises';
 import path from 'node:path';
+import { LRUCache } from 'lru-cache';
 import { BucketfsError, describe, ErrorCodes } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { Metrics } from '../../metrics/metrics.js';
 import type { MemoryBudget } from '../../read/memory-budget.js';
 import { PartPool } from '../../read/part-pool.js';
 import type { RangeDownloader } from '../../read/range-downloader.js';
-import type { ObjectMeta } from '../../store/types.js';
+import { type ObjectMeta, sameVersion } from '../../store/types.js';
 import { chunkSize, DownloadJob } from './download-job.js';
 import { CacheEntry, type DiskBlock } from './entry.js';
 import {
@@ -37,7 +38,6 @@ import {
   entryPaths,
   FORMAT_DIR,
   parseRecord,
-  sameVersion,
 } from './layout.js';
 import { type CacheDirLock, lockCacheDir } from './lock.js';
 import { NextFiles } from './next-files.js';
@@ -96,6 +96,8 @@ export class FileCache {
   /** Complete entries and downloads in progress, least recently used first. */
   private readonly entries = new Map<string, CacheEntry>();
   private readonly jobs = new Map<string, DownloadJob>();
+  /** Recent keys' entry ids (idOf). */
+  private readonly ids = new LRUCache<string, string>({ max: 4096 });
   private readonly starting = new Map<string, Promise<DownloadJob | undefined>>();
   /** Files of dropped entries still being unlinked, by id: a new download of the id waits for them. */
   private readonly removing = new Map<string, Promise<void>>();
@@ -338,8 +340,17 @@ export class FileCache {
     );
   }
 
+  /**
+   * An open asks for its key's id several times (the open itself, the first read, the next files
+   * read ahead), and each is a SHA-256: the recent ones are remembered.
+   */
   private idOf(key: string): string {
-    return entryId(this.opts.backend, this.opts.bucket, key);
+    let id = this.ids.get(key);
+    if (id === undefined) {
+      id = entryId(this.opts.backend, this.opts.bucket, key);
+      this.ids.set(key, id);
+    }
+    return id;
   }
 
   private async begin(id: string, meta: ObjectMeta): Promise<DownloadJob | undefined> {

@@ -12,7 +12,6 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { crc32 } from 'node:zlib';
-import type { ObjectMeta } from '../../store/types.js';
 
 /** Checksum granularity: every read from disk verifies the whole blocks it touches. */
 export const BLOCK_BYTES = 1024 * 1024;
@@ -79,12 +78,6 @@ export function decodeChecksums(text: string, blocks: number): Uint32Array | und
   const out = new Uint32Array(blocks);
   for (let i = 0; i < blocks; i++) out[i] = buf.readUInt32LE(i * 4);
   return out;
-}
-
-/** The same object version: generation where the store has one (GCS), else ETag and size. */
-export function sameVersion(a: Pick<ObjectMeta, 'etag' | 'generation' | 'size'>, b: typeof a): boolean {
-  if (a.generation !== undefined && b.generation !== undefined) return a.generation === b.generation;
-  return a.etag === b.etag && a.size === b.size;
 }
 
 /** Parses a record, or undefined when it is not one this version wrote. */
