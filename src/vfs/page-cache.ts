@@ -24,7 +24,10 @@ export class PageCacheVersions {
   /** A handle of `version` (versionKey) is being opened on `path`: how it uses the cached pages. */
   opened(path: string, version: string): PageCacheUse {
     let handles = this.open.get(path);
-    if (!handles) this.open.set(path, (handles = new Map()));
+    if (!handles) {
+      handles = new Map();
+      this.open.set(path, handles);
+    }
     handles.set(version, (handles.get(version) ?? 0) + 1);
     if (handles.size > 1) {
       // Another version is open too: whatever it reads goes into the same pages.
