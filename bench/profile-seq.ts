@@ -33,6 +33,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { congestionThreshold } from '../src/fuse/mount.js';
+import { parseMountInfo } from '../src/fuse/mountinfo.js';
 import { bigFile, putMany } from '../test/helpers/data.js';
 import { cleanEnv, freePort, sumMetric } from '../test/helpers/mount.js';
 import { startServer } from '../test/helpers/servers.js';
@@ -194,10 +195,7 @@ function setMaxBackground(mnt: string, n: number): void {
 
 /** The device (major:minor) mounted at `mnt`, from /proc/self/mountinfo. */
 function mountDevice(mnt: string): string {
-  const line = readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .find((l) => l.split(' ')[4] === mnt);
-  const dev = line?.split(' ')[2];
+  const dev = parseMountInfo(readFileSync('/proc/self/mountinfo', 'utf8')).get(mnt);
   if (!dev) throw new Error(`${mnt} is not in /proc/self/mountinfo`);
   return dev;
 }

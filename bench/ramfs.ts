@@ -6,7 +6,9 @@
 import { randomFillSync } from 'node:crypto';
 import { writeSync } from 'node:fs';
 import Fuse from 'fuse-native';
-import { CONGESTION_THRESHOLD, MAX_BACKGROUND } from '../src/fuse/mount.js';
+import { optionDefault } from '../src/config/options.js';
+import { setKernelReadAhead } from '../src/fuse/kernel-read-ahead.js';
+import { CONGESTION_THRESHOLD, MAX_BACKGROUND, MAX_READ_BYTES } from '../src/fuse/mount.js';
 import { bigKey, type Layout, layoutFromEnv, smallKey } from './layout.js';
 
 const S_IFREG = 0o100000;
@@ -66,8 +68,8 @@ function attr(node: Node): Record<string, unknown> {
 }
 
 /**
- * The kernel-facing options bucketfs passes (src/fuse/mount.ts): read-only, 128 KiB reads and
- * read-ahead, 64 background requests. Names and sizes never change here, so the kernel may cache them for a minute.
+ * The kernel-facing options bucketfs passes (src/fuse/mount.ts): read-only, reads of up to 1 MiB
+ * (with the kernel's read-ahead widened as bucketfs widens it by default), 64 background requests. Names and sizes never change here, so the kernel may cache them for a minute.
  */
 const OPTIONS = [
   'fsname=bench-ramfs',
@@ -76,7 +78,7 @@ const OPTIONS = [
   'default_permissions',
   'attr_timeout=60',
   'entry_timeout=60',
-  'max_read=131072',
+  `max_read=${MAX_READ_BYTES}`,
   'max_readahead=131072',
   `max_background=${MAX_BACKGROUND}`,
   `congestion_threshold=${CONGESTION_THRESHOLD}`,
@@ -141,7 +143,15 @@ function main(): void {
       process.stderr.write(`ramfs: mount failed: ${err.message}\n`);
       process.exit(1);
     }
-    if (process.env.BENCH_READY_FD) writeSync(Number(process.env.BENCH_READY_FD), 'ready\n');
+    setKernelReadAhead(mnt, Number(optionDefault('kernel-read-ahead-kb'))).then(
+      () => {
+        if (process.env.BENCH_READY_FD) writeSync(Number(process.env.BENCH_READY_FD), 'ready\n');
+      },
+      (e: Error) => {
+        process.stderr.write(`ramfs: cannot set the kernel's read-ahead: ${e.message}\n`);
+        fuse.unmount(() => process.exit(1));
+      },
+    );
   });
   let stopping = false;
   const stop = () => {

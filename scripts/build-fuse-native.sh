@@ -3,14 +3,17 @@
 # - patches/fuse-native-thread-locals.patch: without it, every FUSE thread libfuse starts leaks a
 #   libuv handle that the main thread then scans on each wakeup, and a long-running mount slows down;
 # - patches/fuse-native-open-flags.patch: lets an open keep the kernel's page cache of the file, or
-#   bypass it (keep_cache, direct_io).
+#   bypass it (keep_cache, direct_io);
+# - patches/fuse-native-max-pages.patch: read requests of up to 1 MiB (max_read) where libfuse 2
+#   stops at 128 KiB, by extending libfuse's INIT reply with FUSE_MAX_PAGES.
 # Runs as npm's postinstall; safe to run again (does nothing when the patched build is in place).
 # Needs a C compiler, make and python3 (scripts/setup.sh installs them), and Node's headers: those
 # installed beside node are used, so nothing is downloaded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pkg=node_modules/fuse-native
-patch_files=("$PWD/patches/fuse-native-thread-locals.patch" "$PWD/patches/fuse-native-open-flags.patch")
+patch_files=("$PWD/patches/fuse-native-thread-locals.patch" "$PWD/patches/fuse-native-open-flags.patch"
+  "$PWD/patches/fuse-native-max-pages.patch")
 [[ -d $pkg ]] || exit 0 # installed without dependencies: nothing to build
 stamp=$pkg/build/Release/bucketfs-patch.sha256
 want=$(cat "${patch_files[@]}" | sha256sum | cut -d' ' -f1)

@@ -108,6 +108,7 @@ export async function startMount(config: Readonly<Config>, log: Logger, onStoppe
       allowOther: config.allowOther,
       allowRoot: config.allowRoot,
       directIo: config.directIo,
+      kernelReadAheadKb: config.kernelReadAheadKb,
       kernelFlags: config.kernelFlags,
       attrTimeoutSecs: kernelTimeout(config.statTtl),
       entryTimeoutSecs: kernelTimeout(config.statTtl),

@@ -1,19 +1,14 @@
 // Checks made before anything is mounted, so bad input fails with one clear line and leaves
 // nothing behind: the mountpoint is usable, and the bucket answers with these credentials.
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import type { Config } from '../config/config.js';
 import { BucketfsError, describe, ErrorCodes } from '../errors.js';
+import { mountInfo } from '../fuse/mountinfo.js';
 import type { ObjectStore } from '../store/types.js';
 
-/** Mount points listed in /proc/self/mountinfo (field 5, octal escapes decoded). */
+/** Mount points listed in /proc/self/mountinfo. */
 export async function mountedPaths(): Promise<Set<string>> {
-  const text = await readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
-  const out = new Set<string>();
-  for (const line of text.split('\n')) {
-    const field = line.split(' ')[4];
-    if (field) out.add(field.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8))));
-  }
-  return out;
+  return new Set((await mountInfo()).keys());
 }
 
 export async function checkMountpoint(mountpoint: string): Promise<void> {

@@ -37,6 +37,8 @@ export interface Config {
   kernelFlags: string[];
   /** FUSE direct_io: no kernel page cache for file data. */
   directIo: boolean;
+  /** The kernel's read-ahead window for the mount in KiB; 0 leaves it alone (src/fuse/kernel-read-ahead.ts). */
+  kernelReadAheadKb: number;
   allowRoot: boolean;
   foreground: boolean;
   fuseOpTimeoutMs: number;
@@ -243,6 +245,7 @@ export async function resolveConfig(input: ResolveInput): Promise<Readonly<Confi
     allowOther: bool('allow-other'),
     kernelFlags: input.kernelFlags ?? [],
     directIo: bool('direct-io'),
+    kernelReadAheadKb: num('kernel-read-ahead-kb'),
     allowRoot: bool('allow-root'),
     foreground: bool('foreground'),
     fuseOpTimeoutMs,

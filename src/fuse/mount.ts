@@ -2,12 +2,20 @@
 // -errno, never an Error), times and counts every op, and unmounts. Knows nothing of S3/GCS.
 import { execFile } from 'node:child_process';
 import Fuse from 'fuse-native';
-import { BucketfsError, ErrorCodes } from '../errors.js';
+import { BucketfsError, describe, ErrorCodes } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { Errno, type ErrnoName, errnoName, PosixError } from '../vfs/errno.js';
 import type { Vfs } from '../vfs/vfs.js';
-import { fuseThreadStats, OPEN_DIRECT_IO, OPEN_KEEP_CACHE, openFlagsSupported, patchedFuseNative } from './native.js';
+import { setKernelReadAhead } from './kernel-read-ahead.js';
+import {
+  fuseMaxReadBytes,
+  fuseThreadStats,
+  OPEN_DIRECT_IO,
+  OPEN_KEEP_CACHE,
+  openFlagsSupported,
+  patchedFuseNative,
+} from './native.js';
 
 export interface MountOptions {
   mountpoint: string;
@@ -16,6 +24,8 @@ export interface MountOptions {
   allowRoot: boolean;
   /** No kernel page cache for file data: every read comes to us (mount option direct_io). */
   directIo: boolean;
+  /** The kernel's read-ahead window for the mount in KiB, set once mounted; 0 leaves it alone. */
+  kernelReadAheadKb: number;
   /** Kernel mount restrictions (noexec, nosuid, nodev) from -o lists. */
   kernelFlags?: readonly string[];
   /** Kernel caching of attributes and names, in seconds (derived from the metadata TTLs). */
@@ -26,6 +36,9 @@ export interface MountOptions {
   opTimeoutMs: number;
   debug: boolean;
 }
+
+/** The largest FUSE read the mount asks the kernel for. */
+export const MAX_READ_BYTES = 1024 * 1024;
 
 /** Background FUSE requests (read-ahead) the kernel keeps in flight on the mount; see fuseOptionList. */
 export const MAX_BACKGROUND = 64;
@@ -66,7 +79,10 @@ export function fuseOptionList(o: MountOptions): string[] {
     `attr_timeout=${o.attrTimeoutSecs}`,
     `entry_timeout=${o.entryTimeoutSecs}`,
     `negative_timeout=${o.negativeTimeoutSecs}`,
-    'max_read=131072',
+    // Reads of up to 1 MiB per request: libfuse 2 grants 128 KiB at most, bucketfs's build of
+    // fuse-native takes the size from here (src/fuse/native.ts), and the kernel sends requests
+    // that large when its read-ahead window allows (src/fuse/kernel-read-ahead.ts).
+    `max_read=${MAX_READ_BYTES}`,
     'max_readahead=131072',
     // The kernel sends read-ahead as background requests and keeps at most max_background (12 by
     // default) in flight per mount; past the congestion threshold it stops reading ahead, and
@@ -94,6 +110,7 @@ export class FuseMount {
   private readonly log: Logger;
   private readonly debug: boolean;
   readonly mountpoint: string;
+  private readonly readAheadKb: number;
 
   constructor(vfs: Vfs, opts: MountOptions, metrics: Metrics, log: Logger) {
     this.vfs = vfs;
@@ -101,11 +118,12 @@ export class FuseMount {
     this.log = log;
     this.debug = opts.debug;
     this.mountpoint = opts.mountpoint;
+    this.readAheadKb = opts.kernelReadAheadKb;
     this.fuse = new BucketFuse(opts.mountpoint, this.ops(), opts.opTimeoutMs, fuseOptionList(opts));
   }
 
-  mount(): Promise<void> {
-    return new Promise((resolve, reject) => {
+  async mount(): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
       this.fuse.mount((err) => {
         if (!err) {
           this.watchThreads();
@@ -114,6 +132,25 @@ export class FuseMount {
         reject(new BucketfsError(ErrorCodes.MountFailed, `FUSE mount of ${this.mountpoint} failed: ${err.message}`));
       });
     });
+    await this.widenReadAhead();
+  }
+
+  /** Sets the kernel's read-ahead window, so that sequential reads come in requests of up to 1 MiB. */
+  private async widenReadAhead(): Promise<void> {
+    const kb = this.readAheadKb;
+    if (kb === 0) return;
+    try {
+      const set = await setKernelReadAhead(this.mountpoint, kb);
+      const maxRead = this.fuse._thread ? fuseMaxReadBytes(this.fuse._thread) : undefined;
+      this.log.info(
+        { device: set.device, readAheadKb: set.kb, maxReadKb: maxRead && maxRead / 1024 },
+        'kernel read-ahead set',
+      );
+    } catch (err) {
+      this.log.warn(
+        `kernel read-ahead left at its default (128 KiB): ${describe(err)}; sequential reads reach bucketfs in 128 KiB requests. Run bucketfs as root for a ${kb} KiB window, or pass --kernel-read-ahead-kb 0 to silence this`,
+      );
+    }
   }
 
   /** Reports libfuse's threads in the metrics, or warns once that fuse-native is the stock build. */

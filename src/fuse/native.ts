@@ -1,6 +1,7 @@
 // What bucketfs's build of fuse-native adds (scripts/build-fuse-native.sh, patches/): libfuse's
-// worker threads as fuse-native sees them (fuse-native-thread-locals.patch), and opens that keep
-// or bypass the kernel's page cache (fuse-native-open-flags.patch; src/vfs/page-cache.ts).
+// worker threads as fuse-native sees them (fuse-native-thread-locals.patch), opens that keep or
+// bypass the kernel's page cache (fuse-native-open-flags.patch; src/vfs/page-cache.ts), and reads
+// of up to 1 MiB per request where libfuse 2 stops at 128 KiB (fuse-native-max-pages.patch).
 //
 // libfuse 2 starts a worker whenever none is idle and ends one whenever more than ten are: a busy
 // mount starts about one thread per ten files that 16 readers open. Stock fuse-native gives every
@@ -22,6 +23,7 @@ export interface FuseThreadStats {
 interface Binding {
   fuse_native_thread_stats?: (thread: Buffer, which: number) => number;
   fuse_native_open_flags_supported?: () => boolean;
+  fuse_native_max_read?: (thread: Buffer) => number;
 }
 
 const require = createRequire(import.meta.url);
@@ -50,4 +52,15 @@ export function fuseThreadStats(thread: Buffer): FuseThreadStats | undefined {
   if (!stats) return undefined;
   const slots = stats(thread, 0);
   return { slots, started: slots + stats(thread, 1) };
+}
+
+/**
+ * The largest read request the kernel sends a mounted instance, in bytes, as its INIT reply set
+ * it: up to 1 MiB with bucketfs's build (as the max_read mount option asks), 128 KiB with stock
+ * fuse-native; undefined until the kernel's INIT has been answered.
+ */
+export function fuseMaxReadBytes(thread: Buffer): number | undefined {
+  const maxRead = binding.fuse_native_max_read;
+  if (!maxRead) return 128 * 1024;
+  return maxRead(thread) || undefined;
 }

@@ -1,46 +1,90 @@
-// What the kernel was told at mount, read back from the FUSE control file system (fusectl,
-// /sys/fs/fuse/connections/<device minor>): the background-request limit that lets read-ahead of
-// many files at once stay read-ahead (src/fuse/mount.ts). Kernel-facing, the same on every backend:
-// tested on MinIO only. Skipped where fusectl is not mounted (scripts/setup.sh mounts it as root).
+// What the kernel was told at mount, read back from the kernel: the background-request limit that
+// lets read-ahead of many files at once stay read-ahead (fusectl, /sys/fs/fuse/connections/<minor>),
+// and the read-ahead window and request size that let a sequential read arrive in 1 MiB requests
+// (/sys/class/bdi/<device>, src/fuse/kernel-read-ahead.ts). Kernel-facing, the same on every
+// backend: tested on MinIO only. Skipped where fusectl is not mounted or the tests are not root
+// (scripts/setup.sh mounts fusectl as root; only root may widen read-ahead).
 import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { CONGESTION_THRESHOLD, MAX_BACKGROUND } from '../../src/fuse/mount.js';
-import { type Mounted, mountBucket } from '../helpers/mount.js';
+import { mountInfo } from '../../src/fuse/mountinfo.js';
+import { sha256 } from '../helpers/data.js';
+import { type Mounted, mountBucket, sumMetric } from '../helpers/mount.js';
 import { startServer, type TestServer } from '../helpers/servers.js';
 
-/** The fusectl directory of the FUSE connection mounted at `mountpoint`. */
-async function connectionDir(mountpoint: string): Promise<string> {
-  const line = (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').find((l) => l.split(' ')[4] === mountpoint);
-  const minor = line?.split(' ')[2]?.split(':')[1];
-  assert.ok(minor, `${mountpoint} is not in /proc/self/mountinfo`);
-  return `/sys/fs/fuse/connections/${minor}`;
+/** The device (major:minor) of the mount at `mountpoint`. */
+async function deviceOf(mountpoint: string): Promise<string> {
+  const device = (await mountInfo()).get(mountpoint);
+  assert.ok(device, `${mountpoint} is not in /proc/self/mountinfo`);
+  return device;
 }
 
 async function fusectlMounted(): Promise<boolean> {
   return (await readFile('/proc/mounts', 'utf8')).includes(' /sys/fs/fuse/connections fusectl ');
 }
 
+async function readAheadKb(m: Mounted): Promise<number> {
+  return Number((await readFile(`/sys/class/bdi/${await deviceOf(m.mountpoint)}/read_ahead_kb`, 'utf8')).trim());
+}
+
+/** Reads a file front to back in 1 MiB reads (through the page cache) and returns its SHA-256. */
+async function readSequentially(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(file, { highWaterMark: 1024 * 1024 })) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+const fuseReads = async (m: Mounted) => sumMetric(await m.metricsText(), 'bucketfs_fuse_ops_total', { op: 'read' });
+
+const BIG = 16 * 1024 * 1024;
+
 describe('kernel settings of a mount', { concurrency: false }, () => {
   let server: TestServer;
   let m: Mounted;
+  let narrow: Mounted;
+  const big = randomBytes(BIG);
 
   before(async () => {
     server = await startServer('minio');
     await server.createBucket('kernel');
     await server.putObject('kernel', 'a.txt', 'a');
+    await server.putObject('kernel', 'big.bin', big);
     m = await mountBucket(server, 'kernel');
+    narrow = await mountBucket(server, 'kernel', { args: ['--kernel-read-ahead-kb', '0'] });
   });
 
   after(async () => {
     await m?.unmount();
+    await narrow?.unmount();
     await server?.stop();
   });
 
   test('the kernel keeps up to 64 background requests (read-ahead) in flight', async (t) => {
     if (!(await fusectlMounted())) return t.skip('fusectl is not mounted at /sys/fs/fuse/connections');
-    const dir = await connectionDir(m.mountpoint);
+    const dir = `/sys/fs/fuse/connections/${(await deviceOf(m.mountpoint)).split(':')[1]}`;
     assert.equal((await readFile(`${dir}/max_background`, 'utf8')).trim(), String(MAX_BACKGROUND));
     assert.equal((await readFile(`${dir}/congestion_threshold`, 'utf8')).trim(), String(CONGESTION_THRESHOLD));
+  });
+
+  test('a sequential read reaches bucketfs in 1 MiB requests: a 1 MiB read-ahead window and 1 MiB reads', async (t) => {
+    if (process.getuid?.() !== 0) return t.skip('only root may widen the kernel read-ahead');
+    assert.equal(await readAheadKb(m), 1024);
+    const before = await fuseReads(m);
+    assert.equal(await readSequentially(path.join(m.mountpoint, 'big.bin')), sha256(big));
+    const reads = (await fuseReads(m)) - before;
+    // 16 reads of 1 MiB, and a few smaller ones while the kernel's window grows from the first read.
+    assert.ok(reads >= BIG / (1024 * 1024) && reads <= 24, `${reads} FUSE reads for 16 MiB`);
+  });
+
+  test('--kernel-read-ahead-kb 0 leaves the kernel its 128 KiB window, and reads come in 128 KiB', async () => {
+    assert.equal(await readAheadKb(narrow), 128);
+    const before = await fuseReads(narrow);
+    assert.equal(await readSequentially(path.join(narrow.mountpoint, 'big.bin')), sha256(big));
+    const reads = (await fuseReads(narrow)) - before;
+    assert.ok(reads >= BIG / (128 * 1024), `${reads} FUSE reads for 16 MiB`);
   });
 });
