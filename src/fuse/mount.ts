@@ -83,6 +83,7 @@ export function fuseOptionList(o: MountOptions): string[] {
     // fuse-native takes the size from here (src/fuse/native.ts), and the kernel sends requests
     // that large when its read-ahead window allows (src/fuse/kernel-read-ahead.ts).
     `max_read=${MAX_READ_BYTES}`,
+    // INIT can only narrow the kernel's read-ahead window (128 KiB); widenReadAhead widens it once mounted.
     'max_readahead=131072',
     // The kernel sends read-ahead as background requests and keeps at most max_background (12 by
     // default) in flight per mount; past the congestion threshold it stops reading ahead, and
