@@ -185,7 +185,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     backend: 'both',
     group: G_MOUNT,
     describe:
-      "Bypass the kernel's page cache (FUSE direct_io; Mountpoint's default without a cache): every read reaches bucketfs, and cold reads skip filling the page cache, faster where that is costly (docs/benchmarks.md). Re-reads are not cached by the kernel, and shared mmap fails with ENODEV.",
+      "Bypass the kernel's page cache (FUSE direct_io; Mountpoint's default without a cache): every read reaches bucketfs, and cold reads skip filling the page cache, faster where that is costly (docs/benchmarks.md). Re-reads are not cached by the kernel; shared mmap works from Linux 6.6 (ENODEV before).",
   },
   {
     flag: 'kernel-read-ahead-kb',
