@@ -1,6 +1,6 @@
 // The single typed Config: defaults <- YAML file (--config-file) <- command-line flags.
 // Values are validated once here, against the option table, and the result is frozen.
-import { readFile } from 'node:fs/promises';
+import { readFile, realpath } from 'node:fs/promises';
 import { totalmem } from 'node:os';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
@@ -178,6 +178,16 @@ export interface ResolveInput {
   kernelFlags?: string[];
 }
 
+/**
+ * The mountpoint as the kernel lists it in /proc/self/mountinfo, where the daemon looks for its own
+ * mount (to notice an external unmount, to find its device): absolute, symlinks resolved. A path
+ * that cannot be resolved (missing, a dead mount) stays as given, for checkMountpoint to report.
+ */
+async function realMountpoint(given: string): Promise<string> {
+  const abs = path.resolve(given);
+  return realpath(abs).catch(() => abs);
+}
+
 export async function resolveConfig(input: ResolveInput): Promise<Readonly<Config>> {
   const env = input.env ?? process.env;
   const fileValues =
@@ -229,7 +239,7 @@ export async function resolveConfig(input: ResolveInput): Promise<Readonly<Confi
     backend: uri.backend,
     bucket: uri.bucket,
     prefix,
-    mountpoint: path.resolve(input.mountpoint),
+    mountpoint: await realMountpoint(input.mountpoint),
     endpoint: str('endpoint-url'),
     region: str('region') ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? 'us-east-1',
     forcePathStyle: bool('force-path-style'),

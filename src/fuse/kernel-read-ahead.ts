@@ -5,8 +5,7 @@
 // 1 MiB lets the kernel send it: a sequential GiB in 1,024 round trips through the daemon instead
 // of 8,192. The window is a property of the mount's backing device (/sys/class/bdi/<dev>), which
 // only root may change, and it ends with the mount.
-import { readFile, realpath, writeFile } from 'node:fs/promises';
-import path from 'node:path';
+import { readFile, writeFile } from 'node:fs/promises';
 import { mountInfo } from './mountinfo.js';
 
 const BDI_ROOT = '/sys/class/bdi';
@@ -20,12 +19,7 @@ export interface ReadAheadSet {
 
 /** Sets the read-ahead window of the mount at `mountpoint`; throws when it cannot (not root, no sysfs). */
 export async function setKernelReadAhead(mountpoint: string, kb: number, bdiRoot = BDI_ROOT): Promise<ReadAheadSet> {
-  const mounts = await mountInfo();
-  // mountinfo names the path the kernel resolved: look a path given through a symlink up by its
-  // parent's real path (not the mountpoint's own: resolving that would ask this mount).
-  const device =
-    mounts.get(mountpoint) ??
-    mounts.get(path.join(await realpath(path.dirname(mountpoint)).catch(() => ''), path.basename(mountpoint)));
+  const device = (await mountInfo()).get(mountpoint);
   if (!device) throw new Error(`${mountpoint} is not in /proc/self/mountinfo`);
   const file = `${bdiRoot}/${device}/read_ahead_kb`;
   await writeFile(file, String(kb));

@@ -7,13 +7,14 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { CONGESTION_THRESHOLD, MAX_BACKGROUND } from '../../src/fuse/mount.js';
 import { mountInfo } from '../../src/fuse/mountinfo.js';
 import { sha256 } from '../helpers/data.js';
-import { type Mounted, mountBucket, sumMetric } from '../helpers/mount.js';
+import { forceUnmount, type Mounted, mountBucket, sleep, sumMetric } from '../helpers/mount.js';
 import { startServer, type TestServer } from '../helpers/servers.js';
 
 /** The device (major:minor) of the mount at `mountpoint`. */
@@ -27,8 +28,8 @@ async function fusectlMounted(): Promise<boolean> {
   return (await readFile('/proc/mounts', 'utf8')).includes(' /sys/fs/fuse/connections fusectl ');
 }
 
-async function readAheadKb(m: Mounted): Promise<number> {
-  return Number((await readFile(`/sys/class/bdi/${await deviceOf(m.mountpoint)}/read_ahead_kb`, 'utf8')).trim());
+async function readAheadKb(mountpoint: string): Promise<number> {
+  return Number((await readFile(`/sys/class/bdi/${await deviceOf(mountpoint)}/read_ahead_kb`, 'utf8')).trim());
 }
 
 /** Reads a file front to back in 1 MiB reads (through the page cache) and returns its SHA-256. */
@@ -72,7 +73,7 @@ describe('kernel settings of a mount', { concurrency: false }, () => {
 
   test('a sequential read reaches bucketfs in 1 MiB requests: a 1 MiB read-ahead window and 1 MiB reads', async (t) => {
     if (process.getuid?.() !== 0) return t.skip('only root may widen the kernel read-ahead');
-    assert.equal(await readAheadKb(m), 1024);
+    assert.equal(await readAheadKb(m.mountpoint), 1024);
     const before = await fuseReads(m);
     assert.equal(await readSequentially(path.join(m.mountpoint, 'big.bin')), sha256(big));
     const reads = (await fuseReads(m)) - before;
@@ -81,10 +82,29 @@ describe('kernel settings of a mount', { concurrency: false }, () => {
   });
 
   test('--kernel-read-ahead-kb 0 leaves the kernel its 128 KiB window, and reads come in 128 KiB', async () => {
-    assert.equal(await readAheadKb(narrow), 128);
+    assert.equal(await readAheadKb(narrow.mountpoint), 128);
     const before = await fuseReads(narrow);
     assert.equal(await readSequentially(path.join(narrow.mountpoint, 'big.bin')), sha256(big));
     const reads = (await fuseReads(narrow)) - before;
     assert.ok(reads >= BIG / (128 * 1024), `${reads} FUSE reads for 16 MiB`);
+  });
+
+  test('a mountpoint named through a symlink: the daemon finds its mount, stays up and widens its read-ahead', async () => {
+    const real = await mkdtemp(path.join(os.tmpdir(), 'bucketfs-real-'));
+    const link = `${real}-link`;
+    await mkdir(path.join(real, 'mnt'));
+    await symlink(real, link);
+    const viaLink = await mountBucket(server, 'kernel', { mountpoint: path.join(link, 'mnt') });
+    try {
+      await sleep(2500); // past the daemon's once-a-second look for an external unmount
+      assert.equal(viaLink.child.exitCode, null, 'the daemon is still running');
+      assert.equal(await readFile(path.join(link, 'mnt', 'a.txt'), 'utf8'), 'a');
+      if (process.getuid?.() === 0) assert.equal(await readAheadKb(path.join(real, 'mnt')), 1024);
+    } finally {
+      await viaLink.unmount();
+      await forceUnmount(path.join(real, 'mnt'));
+      await rm(link, { force: true });
+      await rm(real, { recursive: true, force: true });
+    }
   });
 });
