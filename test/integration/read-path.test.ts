@@ -182,8 +182,11 @@ for (const backend of ALL_BACKENDS) {
       assert.equal(got.sha256, big.sha256);
       const gets = (await m.requests('GET')) - getsBefore;
       const fetched = (await bytesIn(m)) - inBefore;
-      // The first parts are smaller while the window ramps up (1.125, 2.25, 4.5 MiB...).
-      assert.ok(gets >= BIG / PART && gets <= BIG / PART + 6, `${gets} GETs for ${BIG / PART} parts`);
+      // The first parts are smaller while the window ramps up (1.125, 2.25, 4.5 MiB...), and how
+      // many there are depends on how the reads interleave with the window's growth: 37 GETs for
+      // 256 MiB when the kernel sends 128 KiB reads, 38-39 with its 1 MiB reads (MinIO, 10 passes
+      // each), the same bytes fetched once either way.
+      assert.ok(gets >= BIG / PART && gets <= BIG / PART + 8, `${gets} GETs for ${BIG / PART} parts`);
       assert.ok(fetched >= BIG && fetched <= BIG + PART, `fetched ${fetched} bytes for ${BIG}`);
     });
 
