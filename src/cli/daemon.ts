@@ -3,6 +3,7 @@
 import { availableParallelism } from 'node:os';
 import { cachedReaderFactory } from '../cache/file/cached-reader.js';
 import { FileCache } from '../cache/file/file-cache.js';
+import { attachEntry, attachVerifiedCopy } from '../cache/file/verified-copy.js';
 import { warmMetadata } from '../cache/meta/warmer.js';
 import type { Config } from '../config/config.js';
 import { FuseMount } from '../fuse/mount.js';
@@ -14,6 +15,7 @@ import { createReaderFactory } from '../read/prefetcher.js';
 import { RangeDownloader } from '../read/range-downloader.js';
 import { createStore } from '../store/index.js';
 import { Namespace } from '../vfs/namespace.js';
+import { PassthroughOpens } from '../vfs/passthrough.js';
 import { Vfs } from '../vfs/vfs.js';
 import { checkBucket, checkMountpoint, mountedPaths } from './preflight.js';
 
@@ -95,12 +97,33 @@ export async function startMount(config: Readonly<Config>, log: Logger, onStoppe
       )
     : undefined;
   const readers = fileCache ? cachedReaderFactory(fileCache, direct) : direct;
-  const vfs = new Vfs(ns, readers, config, metrics, log);
+  const passthroughMax = config.fileCachePassthroughMaxBytes;
+  // The mount's backing files exist once it is mounted; opens come only after that.
+  let mount: FuseMount | undefined;
+  const passthrough =
+    fileCache && passthroughMax > 0
+      ? new PassthroughOpens(
+          (meta, backing) => attachVerifiedCopy(fileCache, meta, passthroughMax, backing),
+          () => mount?.backingFiles,
+          log,
+        )
+      : undefined;
+  if (fileCache && passthrough) {
+    fileCache.nextFiles.usePassthrough({
+      eligible: (e) => e.size <= passthroughMax && mount?.backingFiles !== undefined,
+      attach: (e) => {
+        const backing = mount?.backingFiles;
+        return backing ? attachEntry(fileCache, e, backing) : Promise.resolve(undefined);
+      },
+      close: (id) => mount?.backingFiles?.close(id),
+    });
+  }
+  const vfs = new Vfs(ns, readers, config, metrics, log, passthrough);
   const metricsServer =
     config.metricsPort !== undefined
       ? await startMetricsServer(metrics, config.metricsHost, config.metricsPort)
       : undefined;
-  const mount = new FuseMount(
+  mount = new FuseMount(
     vfs,
     {
       mountpoint: config.mountpoint,
@@ -108,6 +131,7 @@ export async function startMount(config: Readonly<Config>, log: Logger, onStoppe
       allowOther: config.allowOther,
       allowRoot: config.allowRoot,
       directIo: config.directIo,
+      passthrough: passthrough !== undefined,
       kernelReadAheadKb: config.kernelReadAheadKb,
       kernelFlags: config.kernelFlags,
       attrTimeoutSecs: kernelTimeout(config.statTtl),

@@ -68,6 +68,8 @@ export interface Config {
   /** Ranged GETs in flight for one large object being cached (1 = sequential). */
   fileCacheParallelDownloads: number;
   fileCacheParallelThresholdBytes: number;
+  /** Cached files up to this size are opened in passthrough (src/vfs/passthrough.ts); 0: never. */
+  fileCachePassthroughMaxBytes: number;
   /** Next files (numbered order) whose cached copies are read ahead from disk; 0 = off. */
   fileCacheReadAheadFiles: number;
 
@@ -282,6 +284,7 @@ export async function resolveConfig(input: ResolveInput): Promise<Readonly<Confi
       ? num('file-cache-parallel-downloads-per-file')
       : 1,
     fileCacheParallelThresholdBytes: Math.floor(num('file-cache-parallel-download-threshold-mb') * MiB),
+    fileCachePassthroughMaxBytes: Math.floor(num('file-cache-passthrough-max-mb') * MiB),
     fileCacheReadAheadFiles: num('file-cache-read-ahead-files'),
     retry,
     requestTimeoutMs,

@@ -448,6 +448,17 @@ export const OPTIONS: readonly OptionSpec[] = [
     describe:
       'When the files of a directory are opened in numbered order (f1, f2, ...), read this many next files ahead from the cache on disk (never from the store); 0: off.',
   },
+  {
+    flag: 'file-cache-passthrough-max-mb',
+    yaml: 'file-cache.passthrough-max-mb',
+    type: 'number',
+    default: 4,
+    min: 0,
+    backend: 'both',
+    group: G_FILE,
+    describe:
+      'Cached files up to this size (MiB) are read by the kernel straight from their copy on disk (FUSE passthrough: Linux 6.9+, root), verified whole at each open; 0: off.',
+  },
   // Requests
   {
     flag: 'max-attempts',

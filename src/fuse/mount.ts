@@ -6,15 +6,22 @@ import { BucketfsError, describe, ErrorCodes } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { Errno, type ErrnoName, errnoName, PosixError } from '../vfs/errno.js';
+import type { BackingFiles } from '../vfs/passthrough.js';
 import type { Vfs } from '../vfs/vfs.js';
 import { setKernelReadAhead } from './kernel-read-ahead.js';
 import {
+  backingClose,
+  backingOpen,
+  backingOpenPath,
   fuseMaxReadBytes,
   fuseThreadStats,
   OPEN_DIRECT_IO,
   OPEN_KEEP_CACHE,
+  OPEN_PASSTHROUGH,
   openFlagsSupported,
+  passthroughAnnounced,
   patchedFuseNative,
+  requestPassthrough,
 } from './native.js';
 
 export interface MountOptions {
@@ -26,6 +33,8 @@ export interface MountOptions {
   directIo: boolean;
   /** The kernel's read-ahead window for the mount in KiB, set once mounted; 0 leaves it alone. */
   kernelReadAheadKb: number;
+  /** Announce FUSE passthrough in the INIT reply, for opens the kernel reads from cached copies itself. */
+  passthrough: boolean;
   /** Kernel mount restrictions (noexec, nosuid, nodev) from -o lists. */
   kernelFlags?: readonly string[];
   /** Kernel caching of attributes and names, in seconds (derived from the metadata TTLs). */
@@ -52,19 +61,25 @@ export const CONGESTION_THRESHOLD = congestionThreshold(MAX_BACKGROUND);
  * fuse-native builds its -o string from a fixed list that lacks ro, negative_timeout,
  * max_readahead and nonempty, and drops uid/gid 0. We build the string ourselves.
  */
+type OpenCallback = (err: number, fd?: number, openFlags?: number, backingId?: number) => void;
+
 class BucketFuse extends Fuse {
   private readonly optionString: string;
-  constructor(mnt: string, ops: Record<string, unknown>, timeout: number, options: string[]) {
+  private readonly passthrough: boolean;
+  constructor(mnt: string, ops: Record<string, unknown>, timeout: number, options: string[], passthrough: boolean) {
     super(mnt, ops, { timeout });
     this.optionString = `-o${options.join(',')}`;
+    this.passthrough = passthrough;
   }
+  /** fuse-native calls this once its state buffer exists and before mounting: the time to ask for passthrough. */
   override _fuseOptions(): string {
+    if (this.passthrough && this._thread) requestPassthrough(this._thread);
     return this.optionString;
   }
-  /** fuse-native's own passes on only the handle; bucketfs's build also takes open flags. */
-  _op_open(signal: (err: number, fd?: number, openFlags?: number) => void, path: string, flags: number): void {
-    type OpenOp = (p: string, f: number, cb: (err: number, fd?: number, openFlags?: number) => void) => void;
-    (this.ops.open as OpenOp)(path, flags, (err, fd, openFlags) => signal(err, fd, openFlags));
+  /** fuse-native's own passes on only the handle; bucketfs's build also takes open flags and a backing id. */
+  _op_open(signal: OpenCallback, path: string, flags: number): void {
+    type OpenOp = (p: string, f: number, cb: OpenCallback) => void;
+    (this.ops.open as OpenOp)(path, flags, (err, fd, openFlags, backingId) => signal(err, fd, openFlags, backingId));
   }
 }
 
@@ -112,6 +127,7 @@ export class FuseMount {
   private readonly debug: boolean;
   readonly mountpoint: string;
   private readonly readAheadKb: number;
+  private unmounted = false;
 
   constructor(vfs: Vfs, opts: MountOptions, metrics: Metrics, log: Logger) {
     this.vfs = vfs;
@@ -120,7 +136,21 @@ export class FuseMount {
     this.debug = opts.debug;
     this.mountpoint = opts.mountpoint;
     this.readAheadKb = opts.kernelReadAheadKb;
-    this.fuse = new BucketFuse(opts.mountpoint, this.ops(), opts.opTimeoutMs, fuseOptionList(opts));
+    this.fuse = new BucketFuse(opts.mountpoint, this.ops(), opts.opTimeoutMs, fuseOptionList(opts), opts.passthrough);
+  }
+
+  /** The mount's backing files, when mounted and the kernel agreed to passthrough. */
+  get backingFiles(): BackingFiles | undefined {
+    const thread = this.fuse._thread;
+    if (!thread || this.unmounted || !passthroughAnnounced(thread)) return undefined;
+    return {
+      open: (fd) => backingOpen(thread, fd),
+      openPath: (file, into) => backingOpenPath(thread, file, into),
+      close: (id) => {
+        // Not after unmount: the device is closed and the ids are gone with it.
+        if (!this.unmounted) backingClose(thread, id);
+      },
+    };
   }
 
   async mount(): Promise<void> {
@@ -169,6 +199,7 @@ export class FuseMount {
   /** Unmounts (lazily if busy, so a stuck reader cannot keep the daemon alive). */
   async unmount(): Promise<void> {
     this.vfs.closeAll();
+    this.unmounted = true;
     await new Promise<void>((resolve) => {
       this.fuse.unmount((err) => {
         if (err) this.log.warn({ err: err.message }, 'unmount reported an error');
@@ -227,16 +258,23 @@ export class FuseMount {
           () => vfs.readdir(path),
           (err, v) => cb(err, v?.names, v?.attrs),
         ),
-      open: (path: string, flags: number, cb: (err: number, fd?: number, openFlags?: number) => void) =>
+      open: (path: string, flags: number, cb: OpenCallback) =>
         this.run(
           'open',
           path,
           () => vfs.open(path, flags),
           (err, o) => {
+            // Nothing but the error: fuse-native's build reads a handle from any value after it,
+            // and a missing one threw in the daemon (a crash, not an errno) before.
+            if (err !== 0 || !o) return cb(err);
+            if (o.backingId !== undefined) {
+              this.metrics.pageCacheOpens.inc({ use: 'passthrough' });
+              return cb(0, o.fh, OPEN_PASSTHROUGH, o.backingId);
+            }
             // A stock fuse-native ignores the flags: counted only when the kernel is told.
-            const use = openFlagsSupported ? o?.pageCache : undefined;
+            const use = openFlagsSupported ? o.pageCache : undefined;
             if (use === 'keep' || use === 'bypass') this.metrics.pageCacheOpens.inc({ use });
-            cb(err, o?.fh, use === 'keep' ? OPEN_KEEP_CACHE : use === 'bypass' ? OPEN_DIRECT_IO : 0);
+            cb(0, o.fh, use === 'keep' ? OPEN_KEEP_CACHE : use === 'bypass' ? OPEN_DIRECT_IO : 0);
           },
         ),
       read: (path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (n: number) => void) =>

@@ -24,6 +24,16 @@ interface Binding {
   fuse_native_thread_stats?: (thread: Buffer, which: number) => number;
   fuse_native_open_flags_supported?: () => boolean;
   fuse_native_max_read?: (thread: Buffer) => number;
+  fuse_native_want_passthrough?: (thread: Buffer) => void;
+  fuse_native_passthrough?: (thread: Buffer) => number;
+  fuse_native_backing_open?: (thread: Buffer, fd: number) => number;
+  fuse_native_backing_close?: (thread: Buffer, id: number) => number;
+  fuse_native_backing_open_path?: (
+    thread: Buffer,
+    path: string,
+    into: Buffer,
+    cb: (err: number, bytes: number, id: number) => void,
+  ) => void;
 }
 
 const require = createRequire(import.meta.url);
@@ -45,6 +55,8 @@ export const openFlagsSupported = typeof binding.fuse_native_open_flags_supporte
 /** Flags of an open's answer in bucketfs's build (fuse-native-open-flags.patch). */
 export const OPEN_KEEP_CACHE = 1;
 export const OPEN_DIRECT_IO = 2;
+/** The kernel reads this handle's data from a backing file itself (with a backing id). */
+export const OPEN_PASSTHROUGH = 4;
 
 /** The counts of a mounted fuse-native instance (its `_thread` buffer); undefined on a stock build. */
 export function fuseThreadStats(thread: Buffer): FuseThreadStats | undefined {
@@ -63,4 +75,49 @@ export function fuseMaxReadBytes(thread: Buffer): number | undefined {
   const maxRead = binding.fuse_native_max_read;
   if (!maxRead) return 128 * 1024;
   return maxRead(thread) || undefined;
+}
+
+/** Asks the kernel for passthrough in the INIT reply; call before the mount starts (fuse-native-max-pages.patch). */
+export function requestPassthrough(thread: Buffer): boolean {
+  const want = binding.fuse_native_want_passthrough;
+  if (!want) return false;
+  want(thread);
+  return true;
+}
+
+/** Whether the INIT reply of a mounted instance announced passthrough. */
+export function passthroughAnnounced(thread: Buffer): boolean {
+  return (binding.fuse_native_passthrough?.(thread) ?? 0) === 1;
+}
+
+/**
+ * Registers an open file descriptor as a backing file of the mount: its id (> 0), or -errno (EPERM
+ * when not root). An ioctl on /dev/fuse that only takes a reference to the file: it waits for no
+ * disk or network.
+ */
+export function backingOpen(thread: Buffer, fd: number): number {
+  return binding.fuse_native_backing_open?.(thread, fd) ?? -95; // EOPNOTSUPP
+}
+
+/** Drops a backing id: 0 or -errno. Handles open on it keep reading the file. */
+export function backingClose(thread: Buffer, id: number): number {
+  return binding.fuse_native_backing_close?.(thread, id) ?? -95;
+}
+
+/** What backingOpenPath did: `error` 0 or -errno (open, read), `id` > 0 or -errno (registration). */
+export interface BackingOpenResult {
+  error: number;
+  bytes: number;
+  id: number;
+}
+
+/**
+ * Opens `file`, reads it whole into `into` (its first bytes), registers it as a backing file and
+ * closes it: one job on libuv's thread pool. The caller checks the bytes and drops the id if they
+ * are wrong.
+ */
+export function backingOpenPath(thread: Buffer, file: string, into: Buffer): Promise<BackingOpenResult> {
+  const openPath = binding.fuse_native_backing_open_path;
+  if (!openPath) return Promise.resolve({ error: 0, bytes: 0, id: -95 });
+  return new Promise((resolve) => openPath(thread, file, into, (error, bytes, id) => resolve({ error, bytes, id })));
 }

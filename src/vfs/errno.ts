@@ -8,6 +8,7 @@ export const Errno = {
   EIO: 5,
   EBADF: 9,
   EACCES: 13,
+  EBUSY: 16,
   ENOTDIR: 20,
   EISDIR: 21,
   EINVAL: 22,

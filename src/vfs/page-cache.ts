@@ -39,6 +39,11 @@ export class PageCacheVersions {
     return keep ? 'keep' : 'drop';
   }
 
+  /** Whether handles of `path` are open (through bucketfs). */
+  isOpen(path: string): boolean {
+    return this.open.has(path);
+  }
+
   /** A handle of `version` on `path` was released. */
   closed(path: string, version: string): void {
     const handles = this.open.get(path);

@@ -9,6 +9,7 @@ import { type ObjectMeta, versionKey } from '../store/types.js';
 import { PosixError } from './errno.js';
 import type { Entry, Namespace } from './namespace.js';
 import { type PageCacheUse, PageCacheVersions } from './page-cache.js';
+import type { PassthroughOpens } from './passthrough.js';
 
 export interface Attr {
   mode: number;
@@ -48,12 +49,18 @@ interface Handle {
   meta: ObjectMeta;
   version: string;
   reader: FileReader;
+  /** The kernel reads this handle from a cached copy itself (passthrough.ts). */
+  passthrough: boolean;
 }
 
-/** An open file: its handle number, and how it uses the kernel's cached pages of the file. */
+/**
+ * An open file: its handle number, and how it uses the kernel's cached pages of the file, or the
+ * backing id of the cached copy the kernel reads instead (passthrough).
+ */
 export interface Opened {
   fh: number;
   pageCache: PageCacheUse;
+  backingId?: number;
 }
 
 export type VfsConfig = Pick<Config, 'uid' | 'gid' | 'fileMode' | 'dirMode' | 'directIo'>;
@@ -67,11 +74,20 @@ export class Vfs {
   private readonly handles = new Map<number, Handle>();
   private nextHandle = 1;
   private readonly pageCache = new PageCacheVersions();
+  private readonly passthrough: PassthroughOpens | undefined;
   /** Directories have no mtime in an object store; they show the mount time. */
   private readonly mountTime = new Date();
 
-  constructor(ns: Namespace, readers: ReaderFactory, config: VfsConfig, metrics: Metrics, log: Logger) {
+  constructor(
+    ns: Namespace,
+    readers: ReaderFactory,
+    config: VfsConfig,
+    metrics: Metrics,
+    log: Logger,
+    passthrough?: PassthroughOpens,
+  ) {
     this.ns = ns;
+    this.passthrough = passthrough;
     this.readers = readers;
     this.config = config;
     this.metrics = metrics;
@@ -129,11 +145,23 @@ export class Vfs {
     const entry = await this.ns.lookup(path, undefined, true);
     if (!entry) throw new PosixError('ENOENT', `no such file: ${path}`);
     if (entry.type !== 'file') throw new PosixError('EISDIR', `is a directory: ${path}`);
-    const fh = this.nextHandle++;
     const version = versionKey(entry.meta);
     // The reader is pinned to the version seen now: a later overwrite gives ESTALE, not mixed bytes.
-    this.handles.set(fh, { path, meta: entry.meta, version, reader: this.readers(entry.meta) });
+    // Made first, also when the kernel will read the cached copy itself: making it starts the
+    // file cache's read-ahead of the next files (src/cache/file/next-files.ts).
+    const reader = this.readers(entry.meta);
+    let backingId: number | undefined;
+    try {
+      backingId = await this.passthrough?.opened(path, entry.meta, version, this.pageCache.isOpen(path));
+    } catch (err) {
+      reader.close();
+      throw err;
+    }
+    const fh = this.nextHandle++;
+    const passthrough = backingId !== undefined;
+    this.handles.set(fh, { path, meta: entry.meta, version, reader, passthrough });
     this.metrics.openHandles.set(this.handles.size);
+    if (passthrough) return { fh, pageCache: 'drop', backingId };
     // With direct_io the kernel caches no pages: nothing to keep or bypass.
     const pageCache = this.config.directIo ? 'drop' : this.pageCache.opened(path, version);
     return { fh, pageCache };
@@ -156,7 +184,8 @@ export class Vfs {
     const h = this.handles.get(fh);
     if (!h) return;
     this.handles.delete(fh);
-    if (!this.config.directIo) this.pageCache.closed(h.path, h.version);
+    if (h.passthrough) this.passthrough?.released(h.path);
+    else if (!this.config.directIo) this.pageCache.closed(h.path, h.version);
     h.reader.close();
     this.metrics.openHandles.set(this.handles.size);
   }

@@ -163,8 +163,10 @@ describe('page cache: an older handle never leaves its pages to a newer one', { 
     await server.createBucket('pages');
     await server.putObject('pages', 'f.bin', v1);
     // The file cache lets the old handle go on reading its version after the object changed.
+    // Passthrough off: cached copies would be read by the kernel itself, past the page cache
+    // this is about (test/integration/passthrough.test.ts).
     m = await mountBucket(server, 'pages', {
-      args: ['--metadata-ttl', '0', '--cache-dir', cacheDir],
+      args: ['--metadata-ttl', '0', '--cache-dir', cacheDir, '--file-cache-passthrough-max-mb', '0'],
     });
   });
 

@@ -142,7 +142,7 @@ export class FileCache {
     const buf = this.blockPool.take();
     try {
       const data = await entry.readBlock(fh, index, buf, background);
-      this.metrics.fileCacheDiskReadBytes.inc(data.length);
+      this.diskRead(data.length);
       return { index, data, buf };
     } catch (err) {
       this.blockPool.releaseLater(buf);
@@ -294,6 +294,11 @@ export class FileCache {
   /** Counts a read served from disk. */
   served(bytes: number): void {
     this.metrics.fileCacheBytesServed.inc(bytes);
+  }
+
+  /** Counts bytes read from the cache's disk. */
+  diskRead(bytes: number): void {
+    this.metrics.fileCacheDiskReadBytes.inc(bytes);
   }
 
   /** Counts a file whose first block was read ahead of its open. */

@@ -37,6 +37,23 @@ interface Held {
   at: number;
 }
 
+interface HeldBacking {
+  id: Promise<number | undefined>;
+  at: number;
+}
+
+/**
+ * Copies the kernel will read itself (passthrough, src/vfs/passthrough.ts): for those, reading
+ * ahead is verifying the copy and registering it as a backing file, so that their open needs no
+ * trip through the thread pool, and the disk works on the next files while the current ones are read.
+ */
+export interface AheadAttacher {
+  eligible(entry: CacheEntry): boolean;
+  /** The backing id of the verified copy, or undefined. */
+  attach(entry: CacheEntry): Promise<number | undefined>;
+  close(id: number): void;
+}
+
 export class NextFiles {
   private readonly cache: FileCache;
   /** Files after the one opened to read ahead (0: off). */
@@ -45,11 +62,19 @@ export class NextFiles {
   private readonly expected = new Map<string, string>();
   /** First blocks read ahead, oldest first, until their file is opened. */
   private readonly held = new Map<CacheEntry, Held>();
+  /** Backing ids of copies registered ahead, oldest first, until their file is opened. */
+  private readonly heldIds = new Map<CacheEntry, HeldBacking>();
+  private attacher: AheadAttacher | undefined;
   private inFlight = 0;
 
   constructor(cache: FileCache, files: number) {
     this.cache = cache;
     this.files = files;
+  }
+
+  /** Reads ahead the copies `attacher` finds eligible by registering them as backing files. */
+  usePassthrough(attacher: AheadAttacher): void {
+    this.attacher = attacher;
   }
 
   /** A handle on `key` was opened: reads ahead when it continues a numbered run. */
@@ -71,25 +96,69 @@ export class NextFiles {
 
   /**
    * The first block of `entry` read ahead, if any, now the caller's (its buffer goes back to the
-   * block pool through the caller). Resolves to undefined when the read failed.
+   * block pool through the caller). Resolves to undefined when the read failed. The cache file
+   * stays open until the next turn of the event loop: a caller that acquires the entry at once
+   * gets it without opening it again.
    */
   claim(entry: CacheEntry): Promise<DiskBlock | undefined> | undefined {
     const h = this.held.get(entry);
     if (!h) return undefined;
     this.held.delete(entry);
-    return h.block;
+    return h.block.then((b) => {
+      if (b) setImmediate(() => entry.release());
+      return b;
+    });
   }
 
-  /** Gives every held block back (unmount). */
+  /** The backing id of `entry`'s copy registered ahead, if any, now the caller's. */
+  claimBacking(entry: CacheEntry): Promise<number | undefined> | undefined {
+    const h = this.heldIds.get(entry);
+    if (!h) return undefined;
+    this.heldIds.delete(entry);
+    return h.id;
+  }
+
+  /** Gives every held block and backing id back (unmount). */
   clear(): void {
-    for (const h of this.held.values()) void h.block.then((b) => b && this.cache.blockPool.release(b.buf));
+    for (const [entry, h] of this.held) this.drop(entry, h);
     this.held.clear();
+    for (const h of this.heldIds.values()) this.dropBacking(h);
+    this.heldIds.clear();
+  }
+
+  private dropBacking(h: HeldBacking): void {
+    void h.id.then((id) => id !== undefined && this.attacher?.close(id));
+  }
+
+  /** Gives a held block back, unclaimed, and lets go of its cache file. */
+  private drop(entry: CacheEntry, h: Held): void {
+    void h.block.then((b) => {
+      if (!b) return;
+      this.cache.blockPool.release(b.buf);
+      entry.release();
+    });
   }
 
   private readAhead(key: string): void {
     if (this.inFlight >= MAX_IN_FLIGHT) return;
     const entry = this.cache.completeEntry(key);
-    if (!entry || entry.size === 0 || this.held.has(entry) || !this.makeRoom()) return;
+    if (!entry || entry.size === 0 || this.held.has(entry) || this.heldIds.has(entry)) return;
+    const attacher = this.attacher;
+    if (attacher?.eligible(entry)) {
+      if (!this.makeRoomForBacking()) return;
+      this.inFlight++;
+      const id = attacher
+        .attach(entry)
+        .then((got) => {
+          if (got !== undefined) this.cache.readAheadFile();
+          return got;
+        })
+        .catch(() => undefined) // the open meets it again
+        .finally(() => this.inFlight--);
+      this.heldIds.set(entry, { id, at: Date.now() });
+      return;
+    }
+    if (!this.makeRoom()) return;
     this.inFlight++;
     const block = this.load(entry).finally(() => this.inFlight--);
     this.held.set(entry, { block, at: Date.now() });
@@ -101,11 +170,24 @@ export class NextFiles {
     const [entry, oldest] = this.held.entries().next().value as [CacheEntry, Held];
     if (Date.now() - oldest.at < STALE_MS) return false;
     this.held.delete(entry);
-    void oldest.block.then((b) => b && this.cache.blockPool.release(b.buf));
+    this.drop(entry, oldest);
     return true;
   }
 
-  /** Reads and verifies the first block; undefined on any failure, which the file's reader meets again. */
+  /** As makeRoom, for backing ids. */
+  private makeRoomForBacking(): boolean {
+    if (this.heldIds.size < MAX_HELD) return true;
+    const [entry, oldest] = this.heldIds.entries().next().value as [CacheEntry, HeldBacking];
+    if (Date.now() - oldest.at < STALE_MS) return false;
+    this.heldIds.delete(entry);
+    this.dropBacking(oldest);
+    return true;
+  }
+
+  /**
+   * Reads and verifies the first block, and keeps the cache file open with it (until claimed or
+   * dropped); undefined on any failure, which the file's reader meets again.
+   */
   private async load(entry: CacheEntry): Promise<DiskBlock | undefined> {
     try {
       const fh = await entry.acquire();
@@ -113,8 +195,9 @@ export class NextFiles {
         const block = await this.cache.loadBlock(entry, fh, 0, true);
         this.cache.readAheadFile();
         return block;
-      } finally {
+      } catch (err) {
         entry.release();
+        throw err;
       }
     } catch {
       return undefined; // gone meanwhile (evicted), or a disk problem the file's reader meets again

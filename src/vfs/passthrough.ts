@@ -1,0 +1,117 @@
+// Passthrough opens: for a file whose cached copy is on local disk (--cache-dir), the kernel reads
+// the handle's bytes from that copy itself, with no read request to bucketfs (FUSE passthrough,
+// Linux 6.9 and later, root only). Epoch 2 of many small files then costs bucketfs a lookup, an
+// open and a release per file, and its main thread is out of the data path.
+//
+// The kernel's rule for one inode: while a handle is open in passthrough, every other open of it
+// must be passthrough onto the same backing file (or fails with EIO), and a handle open through
+// bucketfs keeps passthrough out. So per path: one backing id, for one version, shared by its
+// passthrough handles and dropped with the last; an open while handles of the path are open
+// through bucketfs is served through bucketfs too.
+
+import { BackingRefused } from '../cache/file/verified-copy.js';
+import type { Logger } from '../log.js';
+import type { ObjectMeta } from '../store/types.js';
+import { PosixError } from './errno.js';
+
+/** The mount's registry of backing files (ioctls on /dev/fuse). */
+export interface BackingFiles {
+  /** Registers an open file descriptor: its backing id, or -errno. */
+  open(fd: number): number;
+  /**
+   * Opens a file, reads it whole into `into`, registers it and closes it, in one trip through the
+   * thread pool: `error` 0 or -errno (open, read); `id` > 0 or -errno (registration).
+   */
+  openPath(path: string, into: Buffer): Promise<{ error: number; bytes: number; id: number }>;
+  /** Drops a backing id; handles open on it keep reading. */
+  close(id: number): void;
+}
+
+/**
+ * Registers exactly this version's cached copy, verified, as a backing file: its id, or undefined
+ * (no usable copy). Throws BackingRefused (src/cache/file/verified-copy.ts) when the kernel refuses.
+ */
+export type CopyAttacher = (meta: ObjectMeta, backing: BackingFiles) => Promise<number | undefined>;
+
+interface PathBacking {
+  version: string;
+  /** The backing id; undefined when the copy could not be used (the opens go through bucketfs). */
+  id: Promise<number | undefined>;
+  handles: number;
+}
+
+export class PassthroughOpens {
+  private readonly attachCopy: CopyAttacher;
+  private readonly backing: () => BackingFiles | undefined;
+  private readonly log: Logger;
+  private readonly paths = new Map<string, PathBacking>();
+  /** The kernel refused a backing file (not root, no kernel support): no more tries. */
+  private off = false;
+
+  /** `backing`: the mount's registry, once mounted with passthrough announced. */
+  constructor(attachCopy: CopyAttacher, backing: () => BackingFiles | undefined, log: Logger) {
+    this.attachCopy = attachCopy;
+    this.backing = backing;
+    this.log = log;
+  }
+
+  /**
+   * The backing id for a new handle of `version` on `path`, or undefined: serve it through
+   * bucketfs. `throughBucketfs`: handles of the path are open through bucketfs now. Each handle
+   * that gets an id is given back with `released`.
+   */
+  async opened(path: string, meta: ObjectMeta, version: string, throughBucketfs: boolean): Promise<number | undefined> {
+    let p = this.paths.get(path);
+    if (!p) {
+      const backing = this.backing();
+      if (this.off || throughBucketfs || !backing) return undefined;
+      p = { version, id: this.attach(backing, meta), handles: 0 };
+      const mine = p;
+      this.paths.set(path, mine);
+      void mine.id.then((id) => {
+        if (id === undefined && this.paths.get(path) === mine) this.paths.delete(path);
+      });
+    } else if (p.version !== version) {
+      // The kernel takes one backing file per inode while it is open: the newer version cannot be
+      // opened, through bucketfs or onto another copy, until the older one's handles are closed.
+      throw new PosixError(
+        'EBUSY',
+        `${path} changed in the bucket while handles of its older version are open; open it again once they are closed`,
+      );
+    }
+    p.handles++;
+    const id = await p.id;
+    if (id === undefined) p.handles--;
+    return id;
+  }
+
+  /** A handle that `opened` gave a backing id was released. */
+  released(path: string): void {
+    const p = this.paths.get(path);
+    if (!p || --p.handles > 0) return;
+    this.paths.delete(path);
+    void p.id.then((id) => {
+      if (id !== undefined) this.backing()?.close(id);
+    });
+  }
+
+  /** Never rejects: whatever goes wrong, the open is served through bucketfs. */
+  private async attach(backing: BackingFiles, meta: ObjectMeta): Promise<number | undefined> {
+    try {
+      return await this.attachCopy(meta, backing);
+    } catch (err) {
+      if (err instanceof BackingRefused) {
+        if (!this.off) {
+          this.off = true;
+          this.log.info(
+            { errno: err.errno },
+            'the kernel refused a backing file: cached files are served through bucketfs (passthrough needs root and Linux 6.9)',
+          );
+        }
+      } else {
+        this.log.warn({ key: meta.key, err: (err as Error).message }, 'cached copy not usable for passthrough');
+      }
+      return undefined;
+    }
+  }
+}

@@ -1,0 +1,163 @@
+// FUSE passthrough of cached copies (src/vfs/passthrough.ts) on a real mount: the kernel reads
+// small cached files itself, so epoch 2 sends bucketfs no read at all; every copy is verified at
+// open; and the kernel's rule of one backing file per open inode holds with handles open through
+// bucketfs, through passthrough, and across a change of the object. Needs root and Linux 6.9.
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { mkdtemp, open, readdir, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { sha256 } from '../helpers/data.js';
+import { dropPageCache, type Mounted, mountBucket, requestCounts, sleep, sumMetric } from '../helpers/mount.js';
+import { run, runOk } from '../helpers/proc.js';
+import { startServer, type TestServer } from '../helpers/servers.js';
+
+const MiB = 1024 * 1024;
+const FILES = 200;
+
+function kernelHasPassthrough(): boolean {
+  const [major = 0, minor = 0] = os.release().split('.').map(Number);
+  return process.getuid?.() === 0 && (major > 6 || (major === 6 && minor >= 9));
+}
+
+async function catHash(file: string): Promise<string> {
+  return (await runOk('sha256sum', [file])).split(' ')[0] as string;
+}
+
+/** A child process holding `file` open for reading until it is killed. */
+async function holdOpen(file: string): Promise<ChildProcess> {
+  const child = spawn('sh', ['-c', 'exec 3<"$1" && echo open && exec sleep 600', 'sh', file], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const [line] = (await once(child.stdout as NodeJS.ReadableStream, 'data')) as [Buffer];
+  assert.equal(line.toString().trim(), 'open');
+  return child;
+}
+
+async function release(child: ChildProcess): Promise<void> {
+  child.kill('SIGKILL');
+  if (child.exitCode === null && child.signalCode === null) await once(child, 'exit');
+  await sleep(200); // the kernel's RELEASE reaches bucketfs after the process is gone
+}
+
+describe('passthrough of cached copies', { skip: !kernelHasPassthrough() && 'needs root and Linux 6.9' }, () => {
+  let server: TestServer;
+  let work: string;
+  const mounts: Mounted[] = [];
+  const objects = new Map<string, Buffer>();
+
+  const mount = async (cacheDir: string, args: string[] = []): Promise<Mounted> => {
+    const m = await mountBucket(server, 'ptcache', { args: ['--cache-dir', cacheDir, ...args] });
+    mounts.push(m);
+    return m;
+  };
+  const opens = async (m: Mounted, use: string) =>
+    sumMetric(await m.metricsText(), 'bucketfs_page_cache_opens_total', { use });
+  const fuseReads = async (m: Mounted) => sumMetric(await m.metricsText(), 'bucketfs_fuse_ops_total', { op: 'read' });
+  const file = (m: Mounted, key: string) => path.join(m.mountpoint, key);
+  const want = (key: string) => sha256(objects.get(key) as Buffer);
+
+  before(async () => {
+    work = await mkdtemp(path.join(os.tmpdir(), 'bucketfs-pt-it-'));
+    const seed: [string, Buffer][] = [];
+    for (let i = 0; i < FILES; i++)
+      seed.push([`small/f${String(i).padStart(3, '0')}.bin`, randomBytes(1000 + i * 700)]);
+    seed.push(['mid/three-blocks.bin', randomBytes(3 * MiB + 5)]);
+    seed.push(['big/over-limit.bin', randomBytes(6 * MiB)]);
+    seed.push(['one/changing.txt', Buffer.from('first version')]);
+    for (const [k, v] of seed) objects.set(k, v);
+    server = await startServer('minio', { bucket: 'ptcache', objects: seed });
+  });
+
+  after(async () => {
+    for (const m of mounts) await m.unmount();
+    await server?.stop();
+    await rm(work, { recursive: true, force: true });
+  });
+
+  test('epoch 2 of cached files up to the limit sends bucketfs no read and the store nothing', async () => {
+    const m = await mount(await mkdtemp(path.join(work, 'cache-')));
+    const keys = [...objects.keys()].filter((k) => !k.startsWith('one/'));
+    for (const k of keys) assert.equal(await catHash(file(m, k)), want(k), `epoch 1: ${k}`);
+    await sleep(300); // the last downloads settle
+    await dropPageCache();
+    const c1 = await requestCounts(m);
+    const reads1 = await fuseReads(m);
+    const pt1 = await opens(m, 'passthrough');
+    for (const k of keys) {
+      if (k.startsWith('big/')) continue;
+      assert.equal(await catHash(file(m, k)), want(k), `epoch 2: ${k}`);
+    }
+    assert.equal((await requestCounts(m)).GET - c1.GET, 0, 'epoch 2 GETs');
+    assert.equal((await fuseReads(m)) - reads1, 0, 'FUSE reads in epoch 2');
+    assert.equal((await opens(m, 'passthrough')) - pt1, FILES + 1, 'opens in passthrough');
+    // Larger than --file-cache-passthrough-max-mb (4): read through bucketfs, from the cache.
+    assert.equal(await catHash(file(m, 'big/over-limit.bin')), want('big/over-limit.bin'));
+    assert.ok((await fuseReads(m)) > reads1, 'the large file was read through bucketfs');
+    assert.equal((await requestCounts(m)).GET - c1.GET, 0, 'no GET for it either');
+  });
+
+  test('a flipped byte in a one-block or a three-block copy is caught at open and never served', async () => {
+    const cacheDir = await mkdtemp(path.join(work, 'cache-'));
+    const m = await mount(cacheDir);
+    const keys = ['small/f010.bin', 'mid/three-blocks.bin'];
+    for (const k of keys) assert.equal(await catHash(file(m, k)), want(k));
+    await sleep(300);
+    const dir = path.join(cacheDir, 'v1');
+    const data = (await readdir(dir)).filter((n) => n.endsWith('.data'));
+    assert.equal(data.length, 2, 'both cached');
+    for (const name of data) {
+      const fh = await open(path.join(dir, name), 'r+');
+      const { size } = await fh.stat();
+      const at = size - 3; // in the last block
+      const one = Buffer.alloc(1);
+      await fh.read(one, 0, 1, at);
+      one[0] = (one[0] as number) ^ 0x80;
+      await fh.write(one, 0, 1, at);
+      await fh.close();
+    }
+    await dropPageCache();
+    const g0 = (await requestCounts(m)).GET;
+    for (const k of keys) assert.equal(await catHash(file(m, k)), want(k), `${k}: the right bytes`);
+    assert.ok((await requestCounts(m)).GET - g0 >= 2, 'both fetched from the store again');
+    assert.equal(sumMetric(await m.metricsText(), 'bucketfs_file_cache_corrupt_total'), 2);
+  });
+
+  test('handles open through bucketfs and in passthrough on one file never mix: every open reads right', async () => {
+    const m = await mount(await mkdtemp(path.join(work, 'cache-')));
+    const k = 'small/f100.bin';
+    // Opened before it is cached: this handle goes through bucketfs, and the download starts.
+    const early = await holdOpen(file(m, k));
+    await runOk('head', ['-c', '1', file(m, k)]);
+    await sleep(300);
+    // Now cached, but a handle through bucketfs is open: the kernel would refuse passthrough.
+    const pt0 = await opens(m, 'passthrough');
+    assert.equal(await catHash(file(m, k)), want(k));
+    assert.equal((await opens(m, 'passthrough')) - pt0, 0, 'not in passthrough beside a bucketfs handle');
+    await release(early);
+    // Alone again: passthrough, and further opens beside it share its backing file.
+    const held = await holdOpen(file(m, k));
+    assert.equal((await opens(m, 'passthrough')) - pt0, 1);
+    for (let i = 0; i < 3; i++) assert.equal(await catHash(file(m, k)), want(k));
+    assert.equal((await opens(m, 'passthrough')) - pt0, 4);
+    await release(held);
+    assert.equal(await catHash(file(m, k)), want(k));
+  });
+
+  test('a newer version cannot be opened while the cached older one is open in passthrough', async () => {
+    const m = await mount(await mkdtemp(path.join(work, 'cache-')), ['--metadata-ttl', '0']);
+    const f = file(m, 'one/changing.txt');
+    assert.equal((await runOk('cat', [f])).toString(), 'first version');
+    await sleep(300);
+    const held = await holdOpen(f);
+    await server.putObject('ptcache', 'one/changing.txt', 'second version, longer');
+    const r = await run('cat', [f]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /Device or resource busy/);
+    await release(held);
+    assert.equal((await runOk('cat', [f])).toString(), 'second version, longer');
+  });
+});

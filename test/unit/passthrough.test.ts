@@ -1,0 +1,75 @@
+// PassthroughOpens: one backing id per path, shared by its passthrough handles and dropped with the
+// last; no passthrough beside handles open through bucketfs; EBUSY for a newer version while an
+// older one is open; a kernel that refuses turns it off. The kernel side is faked here; the real
+// thing is in test/integration/passthrough.test.ts.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { BackingRefused } from '../../src/cache/file/verified-copy.js';
+import { silentLogger } from '../../src/log.js';
+import type { ObjectMeta } from '../../src/store/types.js';
+import { type BackingFiles, PassthroughOpens } from '../../src/vfs/passthrough.js';
+
+const meta = (etag: string): ObjectMeta => ({ key: 'd/f', size: 10, mtime: new Date(0), etag });
+
+function setup(attach: (m: ObjectMeta) => Promise<number | undefined>) {
+  const closed: number[] = [];
+  let attaches = 0;
+  const backing: BackingFiles = {
+    open: () => 1,
+    openPath: async () => ({ error: 0, bytes: 0, id: 1 }),
+    close: (id) => closed.push(id),
+  };
+  const p = new PassthroughOpens(
+    (m) => {
+      attaches++;
+      return attach(m);
+    },
+    () => backing,
+    silentLogger(),
+  );
+  return { p, closed, attaches: () => attaches };
+}
+
+test('handles of one path share one backing id, closed with the last', async () => {
+  let next = 7;
+  const { p, closed, attaches } = setup(async () => next++);
+  const [a, b] = await Promise.all([p.opened('/f', meta('1'), '1', false), p.opened('/f', meta('1'), '1', false)]);
+  assert.equal(a, 7);
+  assert.equal(b, 7);
+  assert.equal(await p.opened('/f', meta('1'), '1', false), 7);
+  assert.equal(attaches(), 1, 'verified and registered once');
+  p.released('/f');
+  p.released('/f');
+  await Promise.resolve();
+  assert.deepEqual(closed, []);
+  p.released('/f');
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(closed, [7]);
+  assert.equal(await p.opened('/f', meta('1'), '1', false), 8, 'a fresh id after the last closed');
+});
+
+test('no passthrough beside handles open through bucketfs, nor without a usable copy', async () => {
+  const { p, attaches } = setup(async () => undefined);
+  assert.equal(await p.opened('/f', meta('1'), '1', true), undefined);
+  assert.equal(attaches(), 0);
+  assert.equal(await p.opened('/f', meta('1'), '1', false), undefined);
+  assert.equal(await p.opened('/f', meta('1'), '1', false), undefined, 'tried again: the copy may be complete now');
+  assert.equal(attaches(), 2);
+});
+
+test('a newer version is refused with EBUSY while an older one is open in passthrough', async () => {
+  const { p } = setup(async () => 3);
+  assert.equal(await p.opened('/f', meta('1'), '1', false), 3);
+  await assert.rejects(p.opened('/f', meta('2'), '2', false), { errno: 'EBUSY' });
+  p.released('/f');
+  assert.equal(await p.opened('/f', meta('2'), '2', false), 3);
+});
+
+test('a kernel that refuses a backing file turns passthrough off', async () => {
+  const { p, attaches } = setup(async () => {
+    throw new BackingRefused(1);
+  });
+  assert.equal(await p.opened('/f', meta('1'), '1', false), undefined);
+  assert.equal(await p.opened('/g', meta('1'), '1', false), undefined);
+  assert.equal(attaches(), 1, 'asked once');
+});
