@@ -51,7 +51,7 @@ export class Metrics {
   });
   readonly pageCacheOpens = new Counter({
     name: 'bucketfs_page_cache_opens_total',
-    help: "Opens that kept the kernel's cached pages of the file (use=keep: the version of the path's last open) or bypassed them (use=bypass: another version open)",
+    help: "Opens that kept the kernel's cached pages of the file (use=keep: the version of the path's last open) or bypassed them (use=bypass: another version open), or left them to a cached copy the kernel reads itself (use=passthrough)",
     labelNames: ['use'] as const,
     registers: [this.registry],
   });
