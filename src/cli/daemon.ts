@@ -3,7 +3,7 @@
 import { availableParallelism } from 'node:os';
 import { cachedReaderFactory } from '../cache/file/cached-reader.js';
 import { FileCache } from '../cache/file/file-cache.js';
-import { attachEntry, attachVerifiedCopy } from '../cache/file/verified-copy.js';
+import { cachePassthrough } from '../cache/file/verified-copy.js';
 import { warmMetadata } from '../cache/meta/warmer.js';
 import type { Config } from '../config/config.js';
 import { FuseMount } from '../fuse/mount.js';
@@ -15,7 +15,6 @@ import { createReaderFactory } from '../read/prefetcher.js';
 import { RangeDownloader } from '../read/range-downloader.js';
 import { createStore } from '../store/index.js';
 import { Namespace } from '../vfs/namespace.js';
-import { PassthroughOpens } from '../vfs/passthrough.js';
 import { Vfs } from '../vfs/vfs.js';
 import { checkBucket, checkMountpoint, mountedPaths } from './preflight.js';
 
@@ -102,22 +101,8 @@ export async function startMount(config: Readonly<Config>, log: Logger, onStoppe
   let mount: FuseMount | undefined;
   const passthrough =
     fileCache && passthroughMax > 0
-      ? new PassthroughOpens(
-          (meta, backing) => attachVerifiedCopy(fileCache, meta, passthroughMax, backing),
-          () => mount?.backingFiles,
-          log,
-        )
+      ? cachePassthrough(fileCache, passthroughMax, () => mount?.backingFiles, log)
       : undefined;
-  if (fileCache && passthrough) {
-    fileCache.nextFiles.usePassthrough({
-      eligible: (e) => e.size <= passthroughMax && mount?.backingFiles !== undefined,
-      attach: (e) => {
-        const backing = mount?.backingFiles;
-        return backing ? attachEntry(fileCache, e, backing) : Promise.resolve(undefined);
-      },
-      close: (id) => mount?.backingFiles?.close(id),
-    });
-  }
   const vfs = new Vfs(ns, readers, config, metrics, log, passthrough);
   const metricsServer =
     config.metricsPort !== undefined

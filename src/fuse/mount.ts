@@ -76,10 +76,16 @@ class BucketFuse extends Fuse {
     if (this.passthrough && this._thread) requestPassthrough(this._thread);
     return this.optionString;
   }
-  /** fuse-native's own passes on only the handle; bucketfs's build also takes open flags and a backing id. */
+  /**
+   * fuse-native's own passes on only the handle; bucketfs's build also takes open flags and a
+   * backing id. A failed open passes the error alone: the native side reads a handle from any value
+   * after it, and a missing one threw in the daemon (a crash, not an errno).
+   */
   _op_open(signal: OpenCallback, path: string, flags: number): void {
     type OpenOp = (p: string, f: number, cb: OpenCallback) => void;
-    (this.ops.open as OpenOp)(path, flags, (err, fd, openFlags, backingId) => signal(err, fd, openFlags, backingId));
+    (this.ops.open as OpenOp)(path, flags, (err, fd, openFlags, backingId) =>
+      err !== 0 ? signal(err) : signal(err, fd, openFlags, backingId),
+    );
   }
 }
 
@@ -128,6 +134,7 @@ export class FuseMount {
   readonly mountpoint: string;
   private readonly readAheadKb: number;
   private unmounted = false;
+  private backing: BackingFiles | undefined;
 
   constructor(vfs: Vfs, opts: MountOptions, metrics: Metrics, log: Logger) {
     this.vfs = vfs;
@@ -139,11 +146,16 @@ export class FuseMount {
     this.fuse = new BucketFuse(opts.mountpoint, this.ops(), opts.opTimeoutMs, fuseOptionList(opts), opts.passthrough);
   }
 
-  /** The mount's backing files, when mounted and the kernel agreed to passthrough. */
+  /**
+   * The mount's backing files, once mounted and the kernel agreed to passthrough (asked on every
+   * open: made once, when the INIT reply is known to have announced it).
+   */
   get backingFiles(): BackingFiles | undefined {
+    if (this.unmounted) return undefined;
+    if (this.backing) return this.backing;
     const thread = this.fuse._thread;
-    if (!thread || this.unmounted || !passthroughAnnounced(thread)) return undefined;
-    return {
+    if (!thread || !passthroughAnnounced(thread)) return undefined;
+    this.backing = {
       open: (fd) => backingOpen(thread, fd),
       openPath: (file, into) => backingOpenPath(thread, file, into),
       close: (id) => {
@@ -151,6 +163,7 @@ export class FuseMount {
         if (!this.unmounted) backingClose(thread, id);
       },
     };
+    return this.backing;
   }
 
   async mount(): Promise<void> {
@@ -264,8 +277,6 @@ export class FuseMount {
           path,
           () => vfs.open(path, flags),
           (err, o) => {
-            // Nothing but the error: fuse-native's build reads a handle from any value after it,
-            // and a missing one threw in the daemon (a crash, not an errno) before.
             if (err !== 0 || !o) return cb(err);
             if (o.backingId !== undefined) {
               this.metrics.pageCacheOpens.inc({ use: 'passthrough' });

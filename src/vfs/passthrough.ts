@@ -9,10 +9,19 @@
 // passthrough handles and dropped with the last; an open while handles of the path are open
 // through bucketfs is served through bucketfs too.
 
-import { BackingRefused } from '../cache/file/verified-copy.js';
 import type { Logger } from '../log.js';
 import type { ObjectMeta } from '../store/types.js';
 import { PosixError } from './errno.js';
+
+/** The kernel refused to register a backing file (not root, no kernel support): errno. */
+export class BackingRefused extends Error {
+  readonly errno: number;
+  constructor(errno: number) {
+    super(`the kernel refused a backing file (errno ${errno})`);
+    this.name = 'BackingRefused';
+    this.errno = errno;
+  }
+}
 
 /** The mount's registry of backing files (ioctls on /dev/fuse). */
 export interface BackingFiles {
@@ -29,7 +38,7 @@ export interface BackingFiles {
 
 /**
  * Registers exactly this version's cached copy, verified, as a backing file: its id, or undefined
- * (no usable copy). Throws BackingRefused (src/cache/file/verified-copy.ts) when the kernel refuses.
+ * (no usable copy). Throws BackingRefused when the kernel refuses (src/cache/file/verified-copy.ts).
  */
 export type CopyAttacher = (meta: ObjectMeta, backing: BackingFiles) => Promise<number | undefined>;
 

@@ -87,13 +87,19 @@ describe('passthrough of cached copies', { skip: !kernelHasPassthrough() && 'nee
     const c1 = await requestCounts(m);
     const reads1 = await fuseReads(m);
     const pt1 = await opens(m, 'passthrough');
-    for (const k of keys) {
-      if (k.startsWith('big/')) continue;
-      assert.equal(await catHash(file(m, k)), want(k), `epoch 2: ${k}`);
-    }
+    const metric = async (name: string) => sumMetric(await m.metricsText(), name);
+    const disk1 = await metric('bucketfs_file_cache_disk_read_bytes_total');
+    const ahead1 = await metric('bucketfs_file_cache_read_ahead_files_total');
+    const epoch2 = keys.filter((k) => !k.startsWith('big/'));
+    for (const k of epoch2) assert.equal(await catHash(file(m, k)), want(k), `epoch 2: ${k}`);
     assert.equal((await requestCounts(m)).GET - c1.GET, 0, 'epoch 2 GETs');
     assert.equal((await fuseReads(m)) - reads1, 0, 'FUSE reads in epoch 2');
     assert.equal((await opens(m, 'passthrough')) - pt1, FILES + 1, 'opens in passthrough');
+    // Opened in numbered order, most copies were verified and registered ahead of their open, and
+    // each copy was read from disk once: at its open or ahead of it, never both.
+    assert.ok((await metric('bucketfs_file_cache_read_ahead_files_total')) - ahead1 >= FILES / 2, 'registered ahead');
+    const bytes = epoch2.reduce((n, k) => n + (objects.get(k) as Buffer).length, 0);
+    assert.equal((await metric('bucketfs_file_cache_disk_read_bytes_total')) - disk1, bytes, 'bytes read from disk');
     // Larger than --file-cache-passthrough-max-mb (4): read through bucketfs, from the cache.
     assert.equal(await catHash(file(m, 'big/over-limit.bin')), want('big/over-limit.bin'));
     assert.ok((await fuseReads(m)) > reads1, 'the large file was read through bucketfs');

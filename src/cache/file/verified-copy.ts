@@ -3,34 +3,50 @@
 // comes to bucketfs to be checked, so every block is checked here, at each open, against the
 // checksums recorded when it was downloaded. A copy that fails is dropped (never served) and the
 // open is served through bucketfs as usual, from the store.
-import { constants } from 'node:os';
+import { getSystemErrorName } from 'node:util';
+import type { Logger } from '../../log.js';
 import type { ObjectMeta } from '../../store/types.js';
-import type { BackingFiles } from '../../vfs/passthrough.js';
+import { type BackingFiles, BackingRefused, PassthroughOpens } from '../../vfs/passthrough.js';
 import { type CacheEntry, CorruptBlockError } from './entry.js';
 import { type FileCache, isDiskError } from './file-cache.js';
 import { blockChecksum } from './layout.js';
 
-/** The kernel refused to register a backing file (not root, no kernel support): errno. */
-export class BackingRefused extends Error {
-  readonly errno: number;
-  constructor(errno: number) {
-    super(`the kernel refused a backing file (errno ${errno})`);
-    this.name = 'BackingRefused';
-    this.errno = errno;
-  }
+/**
+ * Passthrough for the cache's copies up to `maxBytes`: the registry the VFS asks at each open, and
+ * the read-ahead across files set to verify and register the next files' copies, where it would
+ * otherwise read their first block into memory. `backing`: the mount's, once mounted with it.
+ */
+export function cachePassthrough(
+  cache: FileCache,
+  maxBytes: number,
+  backing: () => BackingFiles | undefined,
+  log: Logger,
+): PassthroughOpens {
+  const eligible = (size: number): boolean => size <= maxBytes && backing() !== undefined;
+  cache.nextFiles.usePassthrough({
+    eligible: (entry) => eligible(entry.size),
+    attach: (entry) => {
+      const b = backing();
+      return b ? attachEntry(cache, entry, b) : Promise.resolve(undefined);
+    },
+    close: (id) => backing()?.close(id),
+  });
+  return new PassthroughOpens(
+    async (meta, b) => (eligible(meta.size) ? attachVerifiedCopy(cache, meta, b) : undefined),
+    backing,
+    log,
+  );
 }
 
 /**
  * The backing id of exactly this version's cached copy, every block verified; undefined when it is
- * not cached, larger than `maxBytes`, corrupt, or the disk fails. Throws BackingRefused.
+ * not cached, corrupt, or the disk fails. Throws BackingRefused.
  */
-export async function attachVerifiedCopy(
+async function attachVerifiedCopy(
   cache: FileCache,
   meta: ObjectMeta,
-  maxBytes: number,
   backing: BackingFiles,
 ): Promise<number | undefined> {
-  if (meta.size > maxBytes) return undefined;
   const entry = cache.lookup(meta);
   if (!entry) return undefined;
   // Registered ahead, as the next file of a directory read in numbered order (next-files.ts).
@@ -44,11 +60,7 @@ export async function attachVerifiedCopy(
  * Verifies a complete entry's copy and registers it as a backing file: its id, or undefined (the
  * copy is dropped when corrupt). Throws BackingRefused.
  */
-export async function attachEntry(
-  cache: FileCache,
-  entry: CacheEntry,
-  backing: BackingFiles,
-): Promise<number | undefined> {
+async function attachEntry(cache: FileCache, entry: CacheEntry, backing: BackingFiles): Promise<number | undefined> {
   let id: number | undefined;
   try {
     // The first block may be in memory already, verified, with the file open (next-files.ts).
@@ -59,7 +71,8 @@ export async function attachEntry(
       const buf = cache.blockPool.take();
       try {
         const r = await backing.openPath(entry.paths.data, buf.subarray(0, entry.size));
-        if (r.error < 0) throw Object.assign(new Error(`cache file: errno ${-r.error}`), { code: errnoCode(-r.error) });
+        if (r.error < 0)
+          throw Object.assign(new Error(`cache file: errno ${-r.error}`), { code: getSystemErrorName(r.error) });
         if (r.id < 0) throw new BackingRefused(-r.id);
         id = r.id;
         if (r.bytes !== entry.size) throw new CorruptBlockError(0, `short: ${r.bytes} of ${entry.size} bytes on disk`);
@@ -93,9 +106,4 @@ export async function attachEntry(
     } else throw err;
     return undefined;
   }
-}
-
-/** The name of an errno number (ENOENT for 2), as Node's errors carry it. */
-function errnoCode(n: number): string | undefined {
-  return Object.entries(constants.errno).find(([, v]) => v === n)?.[0];
 }
