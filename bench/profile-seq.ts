@@ -16,7 +16,7 @@
 // env:NAME=VALUE sets the daemon's environment (env:UV_THREADPOOL_SIZE=4), bin launches it through
 // bin/bucketfs (as installed) instead of loading DIST_DIR's main.js directly, and
 // ra:KB sets the mount's kernel read-ahead (/sys/class/bdi) once mounted, cpus:LIST pins every daemon
-// thread to those CPUs (taskset -a), bg:N sets the FUSE connection's max_background (fusectl). --shaped puts toxiproxy (as bench/run.sh builds it) in
+// thread to those CPUs (taskset -a), nice:N sets every daemon thread's nice value once mounted (renice), bg:N sets the FUSE connection's max_background (fusectl). --shaped puts toxiproxy (as bench/run.sh builds it) in
 // front of MinIO: +20 ms per response, 100 MB/s per connection. --epochs gives each run an empty
 // --cache-dir (under --out, on the machine's disk), runs the job once unmeasured (epoch 1) on a mount
 // of its own, waits for the cache's downloads and unmounts, drops the page cache, then mounts again
@@ -90,6 +90,8 @@ interface Variant {
   readAheadKb?: number;
   /** From the token cpus:LIST among the flags: the CPUs every daemon thread is pinned to (taskset -a). */
   cpus?: string;
+  /** From the token nice:N among the flags: every daemon thread's nice value, set once mounted. */
+  nice?: number;
   /** From the token bg:N: the FUSE connection's max_background (fusectl) the script sets after mounting. */
   maxBackground?: number;
 }
@@ -109,13 +111,21 @@ function variants(): Variant[] {
     const ra = words.find((w) => w.startsWith('ra:'));
     const cpus = words.find((w) => w.startsWith('cpus:'));
     const bg = words.find((w) => w.startsWith('bg:'));
+    const nice = words.find((w) => w.startsWith('nice:'));
     const nodeFlags = words.filter((w) => w.startsWith('node:')).map((w) => w.slice(5));
     const env = Object.fromEntries(words.filter((w) => w.startsWith('env:')).map((w) => splitOnce(w.slice(4), '=')));
     const v: Variant = {
       name,
       dist: path.resolve(dist),
       flags: words.filter(
-        (w) => w !== ra && w !== cpus && w !== bg && w !== 'bin' && !w.startsWith('node:') && !w.startsWith('env:'),
+        (w) =>
+          w !== ra &&
+          w !== cpus &&
+          w !== bg &&
+          w !== nice &&
+          w !== 'bin' &&
+          !w.startsWith('node:') &&
+          !w.startsWith('env:'),
       ),
       viaBin: words.includes('bin'),
       nodeFlags,
@@ -124,6 +134,7 @@ function variants(): Variant[] {
     if (ra) v.readAheadKb = Number(ra.slice(3));
     if (cpus) v.cpus = cpus.slice(5);
     if (bg) v.maxBackground = Number(bg.slice(3));
+    if (nice) v.nice = Number(nice.slice(5));
     return v;
   });
 }
@@ -429,6 +440,10 @@ async function runBucketfs(
   // Threads the daemon starts later (libfuse's workers) inherit the mask of the thread that starts them.
   if (v.cpus)
     await procs.runBounded('taskset', ['-a', '-c', '-p', v.cpus, String(pid)], { timeoutMs: 10_000, label: 'taskset' });
+  if (v.nice !== undefined) {
+    const tids = readdirSync(`/proc/${pid}/task`);
+    await procs.runBounded('renice', ['-n', String(v.nice), '-p', ...tids], { timeoutMs: 10_000, label: 'renice' });
+  }
   let result: RunResult;
   try {
     listSmallDirs(workload, mnt);

@@ -118,6 +118,7 @@ export async function startMount(config: Readonly<Config>, log: Logger, onStoppe
       directIo: config.directIo,
       passthrough: passthrough !== undefined,
       kernelReadAheadKb: config.kernelReadAheadKb,
+      eventLoopNice: config.eventLoopNice,
       kernelFlags: config.kernelFlags,
       attrTimeoutSecs: kernelTimeout(config.statTtl),
       entryTimeoutSecs: kernelTimeout(config.statTtl),

@@ -39,6 +39,7 @@ export interface Config {
   directIo: boolean;
   /** The kernel's read-ahead window for the mount in KiB; 0 leaves it alone (src/fuse/kernel-read-ahead.ts). */
   kernelReadAheadKb: number;
+  eventLoopNice: number;
   allowRoot: boolean;
   foreground: boolean;
   fuseOpTimeoutMs: number;
@@ -258,6 +259,7 @@ export async function resolveConfig(input: ResolveInput): Promise<Readonly<Confi
     kernelFlags: input.kernelFlags ?? [],
     directIo: bool('direct-io'),
     kernelReadAheadKb: num('kernel-read-ahead-kb'),
+    eventLoopNice: num('event-loop-nice'),
     allowRoot: bool('allow-root'),
     foreground: bool('foreground'),
     fuseOpTimeoutMs,

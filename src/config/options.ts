@@ -201,6 +201,19 @@ export const OPTIONS: readonly OptionSpec[] = [
       "The kernel's read-ahead window for this mount, in KiB (/sys/class/bdi/DEV/read_ahead_kb; needs root, otherwise one warning and the kernel's 128). At 1024 the kernel asks for sequential data in 1 MiB FUSE reads, eight times fewer round trips than at 128. 0 leaves the kernel's setting alone.",
   },
   {
+    flag: 'event-loop-nice',
+    yaml: 'file-system.event-loop-nice',
+    type: 'number',
+    default: -15,
+    integer: true,
+    min: -20,
+    max: 0,
+    backend: 'both',
+    group: G_MOUNT,
+    describe:
+      "Nice value of the one thread that answers every FUSE request (Node's event loop), set once mounted; lower runs it sooner when the machine is busy, so readers queue less behind it. That thread only: bucketfs's other threads and the readers keep theirs. Needs root (or CAP_SYS_NICE), otherwise one info line. 0 leaves it alone.",
+  },
+  {
     flag: 'foreground',
     type: 'boolean',
     default: false,

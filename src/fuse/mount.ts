@@ -8,6 +8,7 @@ import type { Metrics } from '../metrics/metrics.js';
 import { Errno, type ErrnoName, errnoName, PosixError } from '../vfs/errno.js';
 import type { BackingFiles } from '../vfs/passthrough.js';
 import type { Vfs } from '../vfs/vfs.js';
+import { raiseEventLoopPriority } from './event-loop-priority.js';
 import { setKernelReadAhead } from './kernel-read-ahead.js';
 import {
   backingClose,
@@ -33,6 +34,8 @@ export interface MountOptions {
   directIo: boolean;
   /** The kernel's read-ahead window for the mount in KiB, set once mounted; 0 leaves it alone. */
   kernelReadAheadKb: number;
+  /** The nice value for the thread that answers FUSE requests, set once mounted; 0 leaves it alone. */
+  eventLoopNice: number;
   /** Announce FUSE passthrough in the INIT reply, for opens the kernel reads from cached copies itself. */
   passthrough: boolean;
   /** Kernel mount restrictions (noexec, nosuid, nodev) from -o lists. */
@@ -133,6 +136,7 @@ export class FuseMount {
   private readonly debug: boolean;
   readonly mountpoint: string;
   private readonly readAheadKb: number;
+  private readonly eventLoopNice: number;
   private unmounted = false;
   private backing: BackingFiles | undefined;
 
@@ -143,6 +147,7 @@ export class FuseMount {
     this.debug = opts.debug;
     this.mountpoint = opts.mountpoint;
     this.readAheadKb = opts.kernelReadAheadKb;
+    this.eventLoopNice = opts.eventLoopNice;
     this.fuse = new BucketFuse(opts.mountpoint, this.ops(), opts.opTimeoutMs, fuseOptionList(opts), opts.passthrough);
   }
 
@@ -177,6 +182,17 @@ export class FuseMount {
       });
     });
     await this.widenReadAhead();
+    await this.raisePriority();
+  }
+
+  /** Runs the thread that answers FUSE requests ahead of others on a busy machine (event-loop-priority.ts). */
+  private async raisePriority(): Promise<void> {
+    const outcome = await raiseEventLoopPriority(this.eventLoopNice);
+    if ('raised' in outcome) this.log.info({ nice: outcome.raised }, 'event loop thread priority raised');
+    else if ('refused' in outcome)
+      this.log.info(
+        `event loop thread left at its priority (${outcome.refused}): raising it needs root or CAP_SYS_NICE; --event-loop-nice 0 silences this`,
+      );
   }
 
   /** Sets the kernel's read-ahead window, so that sequential reads come in requests of up to 1 MiB. */

@@ -1,13 +1,14 @@
 // What the kernel was told at mount, read back from the kernel: the background-request limit that
 // lets read-ahead of many files at once stay read-ahead (fusectl, /sys/fs/fuse/connections/<minor>),
-// and the read-ahead window and request size that let a sequential read arrive in 1 MiB requests
-// (/sys/class/bdi/<device>, src/fuse/kernel-read-ahead.ts). Kernel-facing, the same on every
+// the read-ahead window and request size that let a sequential read arrive in 1 MiB requests
+// (/sys/class/bdi/<device>, src/fuse/kernel-read-ahead.ts), and the scheduler's priority of the
+// thread that answers FUSE requests (/proc/PID/task, src/fuse/event-loop-priority.ts). Kernel-facing, the same on every
 // backend: tested on MinIO only. Skipped where fusectl is not mounted or the tests are not root
 // (scripts/setup.sh mounts fusectl as root; only root may widen read-ahead).
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -39,6 +40,19 @@ async function readSequentially(file: string): Promise<string> {
   return hash.digest('hex');
 }
 
+/** The nice value of every thread of a process, by thread id (field 19 of /proc/PID/task/TID/stat). */
+async function threadNices(pid: number): Promise<Map<number, number>> {
+  const nices = new Map<number, number>();
+  for (const tid of await readdir(`/proc/${pid}/task`)) {
+    const stat = await readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8').catch(() => undefined);
+    if (!stat) continue; // the thread ended meanwhile
+    // After "pid (comm)" the fields run from state (3rd) on: nice is the 19th.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    nices.set(Number(tid), Number(fields[19 - 3]));
+  }
+  return nices;
+}
+
 const fuseReads = async (m: Mounted) => sumMetric(await m.metricsText(), 'bucketfs_fuse_ops_total', { op: 'read' });
 
 const BIG = 16 * 1024 * 1024;
@@ -55,7 +69,7 @@ describe('kernel settings of a mount', { concurrency: false }, () => {
     await server.putObject('kernel', 'a.txt', 'a');
     await server.putObject('kernel', 'big.bin', big);
     m = await mountBucket(server, 'kernel');
-    narrow = await mountBucket(server, 'kernel', { args: ['--kernel-read-ahead-kb', '0'] });
+    narrow = await mountBucket(server, 'kernel', { args: ['--kernel-read-ahead-kb', '0', '--event-loop-nice', '0'] });
   });
 
   after(async () => {
@@ -87,6 +101,25 @@ describe('kernel settings of a mount', { concurrency: false }, () => {
     assert.equal(await readSequentially(path.join(narrow.mountpoint, 'big.bin')), sha256(big));
     const reads = (await fuseReads(narrow)) - before;
     assert.ok(reads >= BIG / (128 * 1024), `${reads} FUSE reads for 16 MiB`);
+  });
+
+  test('the thread that answers FUSE requests runs at nice -15 and no other thread does; --event-loop-nice 0 leaves it at 0', async (t) => {
+    if (process.getuid?.() !== 0) return t.skip('only root may raise a thread priority');
+    // Something to read first: libfuse starts its workers with the first requests.
+    assert.equal(await readFile(path.join(m.mountpoint, 'a.txt'), 'utf8'), 'a');
+    const pid = m.child.pid as number;
+    const nices = await threadNices(pid);
+    assert.equal(nices.get(pid), -15, 'the main thread (the event loop)');
+    const others = [...nices].filter(([tid]) => tid !== pid);
+    // libuv's pool (32 threads), libfuse's, V8's: all started at the normal priority.
+    assert.ok(others.length >= 32, `${others.length} other threads`);
+    assert.deepEqual(
+      others.filter(([, nice]) => nice !== 0),
+      [],
+      'threads other than the event loop keep nice 0',
+    );
+    const left = await threadNices(narrow.child.pid as number);
+    assert.deepEqual([...new Set(left.values())], [0], '--event-loop-nice 0: every thread at 0');
   });
 
   test('a mountpoint named through a symlink: the daemon finds its mount, stays up and widens its read-ahead', async () => {
