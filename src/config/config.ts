@@ -39,6 +39,7 @@ export interface Config {
   directIo: boolean;
   /** The kernel's read-ahead window for the mount in KiB; 0 leaves it alone (src/fuse/kernel-read-ahead.ts). */
   kernelReadAheadKb: number;
+  /** Nice value of the event loop's thread once mounted; 0 leaves it alone (src/fuse/event-loop-priority.ts). */
   eventLoopNice: number;
   allowRoot: boolean;
   foreground: boolean;
