@@ -493,6 +493,8 @@ export function renderMarkdown(r: RunReport, chart?: string): string {
     '- **FUSE limit**: `bench/ramfs.ts`, fuse-native serving the same tree from one preallocated',
     '  buffer (every read is one copy), with the kernel-facing settings bucketfs uses (read-only,',
     '  reads of up to 1 MiB, the same 1 MiB kernel read-ahead window, 64 background requests), in its own process.',
+    '  Its main thread keeps nice 0 where bucketfs raises its own (`--event-loop-nice`): the RAM fs',
+    '  read as fast either way (docs/architecture.md), so the limit is not a softer one.',
     `- **Shaped network**: ${f.shaper.replace(/^toxiproxy: /, '')}, by toxiproxy (Shopify, pinned ${f.toxiproxy}, built`,
     '  with `go install`). It listens on 127.0.0.1 in front of MinIO and runs its toxics on every TCP connection separately, so one',
     '  connection tops out at 100 MB/s and parallel connections add up, as with S3. This kernel is built',
