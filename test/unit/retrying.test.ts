@@ -53,7 +53,9 @@ test('an abort stops the retry loop', async () => {
     new Metrics(),
     silentLogger(),
   );
-  mem.failNext(ErrorCodes.ServerError);
+  // Every attempt fails: with full jitter one backoff may be shorter than the 20 ms before the
+  // abort (2% of runs with a single failure, where a retry then succeeded), nine in a row may not.
+  mem.failNext(...Array(10).fill(ErrorCodes.ServerError));
   const ac = new AbortController();
   setTimeout(() => ac.abort(), 20);
   await assert.rejects(slow.head('k', ac.signal), { code: ErrorCodes.Aborted });
