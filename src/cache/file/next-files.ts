@@ -54,6 +54,22 @@ export interface AheadAttacher {
   close(id: number): void;
 }
 
+/**
+ * Room for one more held item (a first block, or a backing id): a free place, or the oldest one's,
+ * dropped, if nobody claimed it lately.
+ */
+function makeRoom<T extends { at: number }>(
+  held: Map<CacheEntry, T>,
+  drop: (entry: CacheEntry, h: T) => void,
+): boolean {
+  if (held.size < MAX_HELD) return true;
+  const [entry, oldest] = held.entries().next().value as [CacheEntry, T];
+  if (Date.now() - oldest.at < STALE_MS) return false;
+  held.delete(entry);
+  drop(entry, oldest);
+  return true;
+}
+
 export class NextFiles {
   private readonly cache: FileCache;
   /** Files after the one opened to read ahead (0: off). */
@@ -145,7 +161,7 @@ export class NextFiles {
     if (!entry || entry.size === 0 || this.held.has(entry) || this.heldIds.has(entry)) return;
     const attacher = this.attacher;
     if (attacher?.eligible(entry)) {
-      if (!this.makeRoomForBacking()) return;
+      if (!makeRoom(this.heldIds, (_, h) => this.dropBacking(h))) return;
       this.inFlight++;
       const id = attacher
         .attach(entry)
@@ -158,30 +174,10 @@ export class NextFiles {
       this.heldIds.set(entry, { id, at: Date.now() });
       return;
     }
-    if (!this.makeRoom()) return;
+    if (!makeRoom(this.held, (e, h) => this.drop(e, h))) return;
     this.inFlight++;
     const block = this.load(entry).finally(() => this.inFlight--);
     this.held.set(entry, { block, at: Date.now() });
-  }
-
-  /** Room for one more held block: a free place, or the oldest one if nobody claimed it lately. */
-  private makeRoom(): boolean {
-    if (this.held.size < MAX_HELD) return true;
-    const [entry, oldest] = this.held.entries().next().value as [CacheEntry, Held];
-    if (Date.now() - oldest.at < STALE_MS) return false;
-    this.held.delete(entry);
-    this.drop(entry, oldest);
-    return true;
-  }
-
-  /** As makeRoom, for backing ids. */
-  private makeRoomForBacking(): boolean {
-    if (this.heldIds.size < MAX_HELD) return true;
-    const [entry, oldest] = this.heldIds.entries().next().value as [CacheEntry, HeldBacking];
-    if (Date.now() - oldest.at < STALE_MS) return false;
-    this.heldIds.delete(entry);
-    this.dropBacking(oldest);
-    return true;
   }
 
   /**
