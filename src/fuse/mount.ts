@@ -60,12 +60,12 @@ export function congestionThreshold(maxBackground: number): number {
 }
 export const CONGESTION_THRESHOLD = congestionThreshold(MAX_BACKGROUND);
 
+type OpenCallback = (err: number, fd?: number, openFlags?: number, backingId?: number) => void;
+
 /**
  * fuse-native builds its -o string from a fixed list that lacks ro, negative_timeout,
  * max_readahead and nonempty, and drops uid/gid 0. We build the string ourselves.
  */
-type OpenCallback = (err: number, fd?: number, openFlags?: number, backingId?: number) => void;
-
 class BucketFuse extends Fuse {
   private readonly optionString: string;
   private readonly passthrough: boolean;

@@ -12,6 +12,7 @@
 // thread to the next one, so the slots stay at the most threads ever busy at once.
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import type { BackingOpenResult } from '../vfs/passthrough.js';
 
 export interface FuseThreadStats {
   /** Slots allocated: the most worker threads ever busy at once. */
@@ -102,13 +103,6 @@ export function backingOpen(thread: Buffer, fd: number): number {
 /** Drops a backing id: 0 or -errno. Handles open on it keep reading the file. */
 export function backingClose(thread: Buffer, id: number): number {
   return binding.fuse_native_backing_close?.(thread, id) ?? -95;
-}
-
-/** What backingOpenPath did: `error` 0 or -errno (open, read), `id` > 0 or -errno (registration). */
-export interface BackingOpenResult {
-  error: number;
-  bytes: number;
-  id: number;
 }
 
 /**

@@ -10,7 +10,7 @@
 // through bucketfs is served through bucketfs too.
 
 import type { Logger } from '../log.js';
-import type { ObjectMeta } from '../store/types.js';
+import { type ObjectMeta, versionKey } from '../store/types.js';
 import { PosixError } from './errno.js';
 
 /** The kernel refused to register a backing file (not root, no kernel support): errno. */
@@ -23,15 +23,19 @@ export class BackingRefused extends Error {
   }
 }
 
+/** What BackingFiles.openPath did: `error` 0 or -errno (open, read), `id` > 0 or -errno (registration). */
+export interface BackingOpenResult {
+  error: number;
+  bytes: number;
+  id: number;
+}
+
 /** The mount's registry of backing files (ioctls on /dev/fuse). */
 export interface BackingFiles {
   /** Registers an open file descriptor: its backing id, or -errno. */
   open(fd: number): number;
-  /**
-   * Opens a file, reads it whole into `into`, registers it and closes it, in one trip through the
-   * thread pool: `error` 0 or -errno (open, read); `id` > 0 or -errno (registration).
-   */
-  openPath(path: string, into: Buffer): Promise<{ error: number; bytes: number; id: number }>;
+  /** Opens a file, reads it whole into `into`, registers it and closes it, in one trip through the thread pool. */
+  openPath(path: string, into: Buffer): Promise<BackingOpenResult>;
   /** Drops a backing id; handles open on it keep reading. */
   close(id: number): void;
 }
@@ -65,11 +69,12 @@ export class PassthroughOpens {
   }
 
   /**
-   * The backing id for a new handle of `version` on `path`, or undefined: serve it through
-   * bucketfs. `throughBucketfs`: handles of the path are open through bucketfs now. Each handle
-   * that gets an id is given back with `released`.
+   * The backing id for a new handle of this version (`meta`) on `path`, or undefined: serve it
+   * through bucketfs. `throughBucketfs`: handles of the path are open through bucketfs now. Each
+   * handle that gets an id is given back with `released`.
    */
-  async opened(path: string, meta: ObjectMeta, version: string, throughBucketfs: boolean): Promise<number | undefined> {
+  async opened(path: string, meta: ObjectMeta, throughBucketfs: boolean): Promise<number | undefined> {
+    const version = versionKey(meta);
     let p = this.paths.get(path);
     if (!p) {
       const backing = this.backing();

@@ -152,7 +152,7 @@ export class Vfs {
     const reader = this.readers(entry.meta);
     let backingId: number | undefined;
     try {
-      backingId = await this.passthrough?.opened(path, entry.meta, version, this.pageCache.isOpen(path));
+      backingId = await this.passthrough?.opened(path, entry.meta, this.pageCache.isOpen(path));
     } catch (err) {
       reader.close();
       throw err;

@@ -83,3 +83,41 @@ test('files opened out of order read nothing ahead; read-ahead 0 is off', async 
   assert.equal(await off.metric('bucketfs_file_cache_read_ahead_files_total'), 0);
   await off.cache.close();
 });
+
+test('first blocks held ahead stay at 32 mount-wide; an unclaimed one gives way once 2 s old', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'bucketfs-nf-'));
+  dirs.push(dir);
+  const { store, cache, metrics, open } = await rig(path.join(dir, 'cache'), { readAheadFiles: 4 });
+  const metas = new Map<string, ObjectMeta>();
+  for (let d = 0; d <= 8; d++)
+    for (let f = 1; f <= 6; f++) metas.set(`d${d}/f${f}`, store.put(`d${d}/f${f}`, randomBytes(64 * KiB)));
+  const readFile = async (key: string) => {
+    const meta = metas.get(key) as ObjectMeta;
+    await readAll(open(meta), meta.size);
+  };
+  for (const key of metas.keys()) await readFile(key);
+  for (const meta of metas.values()) await settled(cache, store, meta);
+  const aheadFiles = async () =>
+    sumMetric(await metrics.registry.metrics(), 'bucketfs_file_cache_read_ahead_files_total');
+  const until = async (n: number) => {
+    for (let i = 0; i < 200 && (await aheadFiles()) < n; i++) await new Promise((r) => setTimeout(r, 10));
+    return aheadFiles();
+  };
+  t.mock.timers.enable({ apis: ['Date'], now: Date.now() });
+  // f1 then f2 in d0..d7: f3..f6 of each are read ahead and held, unclaimed: 32 blocks.
+  for (let d = 0; d <= 7; d++) {
+    await readFile(`d${d}/f1`);
+    await readFile(`d${d}/f2`);
+    assert.equal(await until(4 * (d + 1)), 4 * (d + 1));
+  }
+  // No room: all 32 are fresh.
+  await readFile('d8/f1');
+  await readFile('d8/f2');
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(await aheadFiles(), 32, 'nothing read ahead beyond 32 fresh held blocks');
+  // 2 s later the oldest unclaimed ones give way: f3 in order reads f4..f6 ahead.
+  t.mock.timers.tick(3000);
+  await readFile('d8/f3');
+  assert.equal(await until(35), 35);
+  await cache.close();
+});

@@ -32,10 +32,10 @@ function setup(attach: (m: ObjectMeta) => Promise<number | undefined>) {
 test('handles of one path share one backing id, closed with the last', async () => {
   let next = 7;
   const { p, closed, attaches } = setup(async () => next++);
-  const [a, b] = await Promise.all([p.opened('/f', meta('1'), '1', false), p.opened('/f', meta('1'), '1', false)]);
+  const [a, b] = await Promise.all([p.opened('/f', meta('1'), false), p.opened('/f', meta('1'), false)]);
   assert.equal(a, 7);
   assert.equal(b, 7);
-  assert.equal(await p.opened('/f', meta('1'), '1', false), 7);
+  assert.equal(await p.opened('/f', meta('1'), false), 7);
   assert.equal(attaches(), 1, 'verified and registered once');
   p.released('/f');
   p.released('/f');
@@ -44,31 +44,31 @@ test('handles of one path share one backing id, closed with the last', async () 
   p.released('/f');
   await new Promise((r) => setImmediate(r));
   assert.deepEqual(closed, [7]);
-  assert.equal(await p.opened('/f', meta('1'), '1', false), 8, 'a fresh id after the last closed');
+  assert.equal(await p.opened('/f', meta('1'), false), 8, 'a fresh id after the last closed');
 });
 
 test('no passthrough beside handles open through bucketfs, nor without a usable copy', async () => {
   const { p, attaches } = setup(async () => undefined);
-  assert.equal(await p.opened('/f', meta('1'), '1', true), undefined);
+  assert.equal(await p.opened('/f', meta('1'), true), undefined);
   assert.equal(attaches(), 0);
-  assert.equal(await p.opened('/f', meta('1'), '1', false), undefined);
-  assert.equal(await p.opened('/f', meta('1'), '1', false), undefined, 'tried again: the copy may be complete now');
+  assert.equal(await p.opened('/f', meta('1'), false), undefined);
+  assert.equal(await p.opened('/f', meta('1'), false), undefined, 'tried again: the copy may be complete now');
   assert.equal(attaches(), 2);
 });
 
 test('a newer version is refused with EBUSY while an older one is open in passthrough', async () => {
   const { p } = setup(async () => 3);
-  assert.equal(await p.opened('/f', meta('1'), '1', false), 3);
-  await assert.rejects(p.opened('/f', meta('2'), '2', false), { errno: 'EBUSY' });
+  assert.equal(await p.opened('/f', meta('1'), false), 3);
+  await assert.rejects(p.opened('/f', meta('2'), false), { errno: 'EBUSY' });
   p.released('/f');
-  assert.equal(await p.opened('/f', meta('2'), '2', false), 3);
+  assert.equal(await p.opened('/f', meta('2'), false), 3);
 });
 
 test('a kernel that refuses a backing file turns passthrough off', async () => {
   const { p, attaches } = setup(async () => {
     throw new BackingRefused(1);
   });
-  assert.equal(await p.opened('/f', meta('1'), '1', false), undefined);
-  assert.equal(await p.opened('/g', meta('1'), '1', false), undefined);
+  assert.equal(await p.opened('/f', meta('1'), false), undefined);
+  assert.equal(await p.opened('/g', meta('1'), false), undefined);
   assert.equal(attaches(), 1, 'asked once');
 });
