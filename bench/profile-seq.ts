@@ -112,21 +112,14 @@ function variants(): Variant[] {
     const cpus = words.find((w) => w.startsWith('cpus:'));
     const bg = words.find((w) => w.startsWith('bg:'));
     const nice = words.find((w) => w.startsWith('nice:'));
+    // The script's own tokens; every other word is a bucketfs flag.
+    const consumed = new Set([ra, cpus, bg, nice, 'bin']);
     const nodeFlags = words.filter((w) => w.startsWith('node:')).map((w) => w.slice(5));
     const env = Object.fromEntries(words.filter((w) => w.startsWith('env:')).map((w) => splitOnce(w.slice(4), '=')));
     const v: Variant = {
       name,
       dist: path.resolve(dist),
-      flags: words.filter(
-        (w) =>
-          w !== ra &&
-          w !== cpus &&
-          w !== bg &&
-          w !== nice &&
-          w !== 'bin' &&
-          !w.startsWith('node:') &&
-          !w.startsWith('env:'),
-      ),
+      flags: words.filter((w) => !consumed.has(w) && !w.startsWith('node:') && !w.startsWith('env:')),
       viaBin: words.includes('bin'),
       nodeFlags,
       env,
