@@ -470,7 +470,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     backend: 'both',
     group: G_FILE,
     describe:
-      'Cached files up to this size (MiB) are read by the kernel straight from their copy on disk (FUSE passthrough: Linux 6.9+, root), verified whole at each open; 0: off.',
+      'Cached files up to this size (MiB) are read by the kernel straight from their copy on disk (FUSE passthrough: Linux 6.9+, root), verified whole at their first open of a mount and again whenever their file changed; 0: off.',
   },
   // Requests
   {

@@ -33,7 +33,7 @@ interface Binding {
     thread: Buffer,
     path: string,
     into: Buffer,
-    cb: (err: number, bytes: number, id: number) => void,
+    cb: (err: number, bytes: number, id: number, stat: string) => void,
   ) => void;
 }
 
@@ -106,12 +106,14 @@ export function backingClose(thread: Buffer, id: number): number {
 }
 
 /**
- * Opens `file`, reads it whole into `into` (its first bytes), registers it as a backing file and
- * closes it: one job on libuv's thread pool. The caller checks the bytes and drops the id if they
- * are wrong.
+ * Opens `file`, reads it whole into `into` (its first bytes; nothing when empty), registers it as a
+ * backing file and closes it: one job on libuv's thread pool. The caller checks the bytes and drops
+ * the id if they are wrong. `stat` is the file's identity as fstat gave it before the read.
  */
 export function backingOpenPath(thread: Buffer, file: string, into: Buffer): Promise<BackingOpenResult> {
   const openPath = binding.fuse_native_backing_open_path;
-  if (!openPath) return Promise.resolve({ error: 0, bytes: 0, id: -95 });
-  return new Promise((resolve) => openPath(thread, file, into, (error, bytes, id) => resolve({ error, bytes, id })));
+  if (!openPath) return Promise.resolve({ error: 0, bytes: 0, id: -95, stat: '' });
+  return new Promise((resolve) =>
+    openPath(thread, file, into, (error, bytes, id, stat) => resolve({ error, bytes, id, stat })),
+  );
 }

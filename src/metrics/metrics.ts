@@ -124,6 +124,12 @@ export class Metrics {
     labelNames: ['outcome'] as const,
     registers: [this.registry],
   });
+  readonly fileCachePassthroughChecks = new Counter({
+    name: 'bucketfs_file_cache_passthrough_checks_total',
+    help: 'Cached copies checked at an open in passthrough, by check: full (every block read and verified) or unchanged (verified in full earlier by this mount, and its file not changed since)',
+    labelNames: ['check'] as const,
+    registers: [this.registry],
+  });
   readonly fileCacheCorrupt = new Counter({
     name: 'bucketfs_file_cache_corrupt_total',
     help: 'Cached blocks that failed their checksum or came back short; the entry is dropped and fetched again',

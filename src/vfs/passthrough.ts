@@ -23,18 +23,25 @@ export class BackingRefused extends Error {
   }
 }
 
-/** What BackingFiles.openPath did: `error` 0 or -errno (open, read), `id` > 0 or -errno (registration). */
+/**
+ * What BackingFiles.openPath did: `error` 0 or -errno (open, read), `id` > 0 or -errno
+ * (registration), `stat` the file's identity before the read (fileIdentity), '' if unknown.
+ */
 export interface BackingOpenResult {
   error: number;
   bytes: number;
   id: number;
+  stat: string;
 }
 
 /** The mount's registry of backing files (ioctls on /dev/fuse). */
 export interface BackingFiles {
   /** Registers an open file descriptor: its backing id, or -errno. */
   open(fd: number): number;
-  /** Opens a file, reads it whole into `into`, registers it and closes it, in one trip through the thread pool. */
+  /**
+   * Opens a file, reads it whole into `into` (nothing when empty), registers it and closes it, in
+   * one trip through the thread pool.
+   */
   openPath(path: string, into: Buffer): Promise<BackingOpenResult>;
   /** Drops a backing id; handles open on it keep reading. */
   close(id: number): void;

@@ -1,12 +1,12 @@
 // FUSE passthrough of cached copies (src/vfs/passthrough.ts) on a real mount: the kernel reads
-// small cached files itself, so epoch 2 sends bucketfs no read at all; every copy is verified at
-// open; and the kernel's rule of one backing file per open inode holds with handles open through
+// small cached files itself, so epoch 2 sends bucketfs no read at all; every copy is verified in
+// full at its first open in passthrough and again whenever its file changed; and the kernel's rule of one backing file per open inode holds with handles open through
 // bucketfs, through passthrough, and across a change of the object. Needs root and Linux 6.9.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtemp, open, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, open, readdir, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -130,6 +130,52 @@ describe('passthrough of cached copies', { skip: !kernelHasPassthrough() && 'nee
     for (const k of keys) assert.equal(await catHash(file(m, k)), want(k), `${k}: the right bytes`);
     assert.ok((await requestCounts(m)).GET - g0 >= 2, 'both fetched from the store again');
     assert.equal(sumMetric(await m.metricsText(), 'bucketfs_file_cache_corrupt_total'), 2);
+  });
+
+  test('a copy verified at an open is registered unread while its file is unchanged; a flipped byte is still caught', async () => {
+    const cacheDir = await mkdtemp(path.join(work, 'cache-'));
+    const m = await mount(cacheDir);
+    const keys = ['small/f020.bin', 'mid/three-blocks.bin'];
+    for (const k of keys) assert.equal(await catHash(file(m, k)), want(k), `epoch 1: ${k}`);
+    await sleep(300);
+    const metric = async (name: string, labels?: Record<string, string>) =>
+      sumMetric(await m.metricsText(), name, labels);
+    const checks = async (check: string) => metric('bucketfs_file_cache_passthrough_checks_total', { check });
+    const bytes = keys.reduce((n, k) => n + (objects.get(k) as Buffer).length, 0);
+    // First opens in passthrough: every block read and verified.
+    let disk = await metric('bucketfs_file_cache_disk_read_bytes_total');
+    for (const k of keys) assert.equal(await catHash(file(m, k)), want(k), `epoch 2: ${k}`);
+    assert.equal(await checks('full'), 2, 'verified in full');
+    assert.equal(await checks('unchanged'), 0);
+    assert.equal((await metric('bucketfs_file_cache_disk_read_bytes_total')) - disk, bytes, 'read once to verify');
+    // Later opens of the unchanged files: registered without reading them.
+    disk = await metric('bucketfs_file_cache_disk_read_bytes_total');
+    await dropPageCache();
+    for (let epoch = 3; epoch <= 4; epoch++)
+      for (const k of keys) assert.equal(await catHash(file(m, k)), want(k), `epoch ${epoch}: ${k}`);
+    assert.equal(await checks('unchanged'), 4, 'known unchanged');
+    assert.equal(await checks('full'), 2);
+    assert.equal((await metric('bucketfs_file_cache_disk_read_bytes_total')) - disk, 0, 'not read by bucketfs');
+    // A byte flipped through the file system changes the file's ctime, even with the mtime put back.
+    const dir = path.join(cacheDir, 'v1');
+    for (const name of (await readdir(dir)).filter((n) => n.endsWith('.data'))) {
+      const data = path.join(dir, name);
+      const { mtimeNs } = await stat(data, { bigint: true });
+      const fh = await open(data, 'r+');
+      const one = Buffer.alloc(1);
+      await fh.read(one, 0, 1, 0);
+      one[0] = (one[0] as number) ^ 0x01;
+      await fh.write(one, 0, 1, 0);
+      await fh.close();
+      const ns = String(mtimeNs % 1_000_000_000n).padStart(9, '0');
+      await runOk('touch', ['-m', '-d', `@${mtimeNs / 1_000_000_000n}.${ns}`, data]);
+      assert.equal((await stat(data, { bigint: true })).mtimeNs, mtimeNs, 'mtime put back');
+    }
+    await dropPageCache();
+    const g0 = (await requestCounts(m)).GET;
+    for (const k of keys) assert.equal(await catHash(file(m, k)), want(k), `after the flip: ${k}`);
+    assert.equal(sumMetric(await m.metricsText(), 'bucketfs_file_cache_corrupt_total'), 2, 'both caught');
+    assert.ok((await requestCounts(m)).GET - g0 >= 2, 'both fetched from the store again');
   });
 
   test('handles open through bucketfs and in passthrough on one file never mix: every open reads right', async () => {

@@ -15,7 +15,7 @@ function setup(attach: (m: ObjectMeta) => Promise<number | undefined>) {
   let attaches = 0;
   const backing: BackingFiles = {
     open: () => 1,
-    openPath: async () => ({ error: 0, bytes: 0, id: 1 }),
+    openPath: async () => ({ error: 0, bytes: 0, id: 1, stat: '' }),
     close: (id) => closed.push(id),
   };
   const p = new PassthroughOpens(

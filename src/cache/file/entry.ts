@@ -40,6 +40,11 @@ export class CacheEntry {
   dropped = false;
   /** The last use recorded on disk (ms; the .meta mtime): recency across restarts. */
   usedOnDisk = Date.now();
+  /**
+   * The identity of the data file (inode, size, mtime, ctime) when this mount last read and
+   * verified the whole copy for passthrough, taken before that read (src/cache/file/verified-copy.ts).
+   */
+  verifiedAs: string | undefined;
   private handle: Promise<FileHandle> | undefined;
   private refs = 0;
 

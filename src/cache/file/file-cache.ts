@@ -301,6 +301,11 @@ export class FileCache {
     this.metrics.fileCacheDiskReadBytes.inc(bytes);
   }
 
+  /** Counts a copy checked at an open in passthrough (src/cache/file/verified-copy.ts). */
+  passthroughChecked(check: 'full' | 'unchanged'): void {
+    this.metrics.fileCachePassthroughChecks.inc({ check });
+  }
+
   /** Counts a file whose first block was read ahead of its open. */
   readAheadFile(): void {
     this.metrics.fileCacheReadAheadFiles.inc();

@@ -1,12 +1,18 @@
 // A complete cached copy, verified whole and registered as the backing file of an open that the
 // kernel then reads itself (FUSE passthrough, src/vfs/passthrough.ts). No read of such a handle
-// comes to bucketfs to be checked, so every block is checked here, at each open, against the
-// checksums recorded when it was downloaded. A copy that fails is dropped (never served) and the
-// open is served through bucketfs as usual, from the store.
+// comes to bucketfs to be checked, so every block is checked here, at open, against the checksums
+// recorded when it was downloaded: in full at the copy's first open of each mount, and at later
+// opens again whenever its file is not exactly the one verified (inode, size, mtime and ctime, taken
+// before the verifying read). A write to the file, a truncation or a replacement changes that
+// identity; an unchanged file is registered without reading it again. Reading and checksumming
+// every byte at every open cost the daemon about a third of its CPU in epoch 2 of many small files
+// (docs/caching.md). A copy that fails is dropped (never served) and the open is served through
+// bucketfs as usual, from the store.
+import type { BigIntStats } from 'node:fs';
 import { getSystemErrorName } from 'node:util';
 import type { Logger } from '../../log.js';
 import type { ObjectMeta } from '../../store/types.js';
-import { type BackingFiles, BackingRefused, PassthroughOpens } from '../../vfs/passthrough.js';
+import { type BackingFiles, type BackingOpenResult, BackingRefused, PassthroughOpens } from '../../vfs/passthrough.js';
 import { type CacheEntry, CorruptBlockError } from './entry.js';
 import { type FileCache, isDiskError } from './file-cache.js';
 import { blockChecksum } from './layout.js';
@@ -63,6 +69,10 @@ async function attachVerifiedCopy(
 async function attachEntry(cache: FileCache, entry: CacheEntry, backing: BackingFiles): Promise<number | undefined> {
   let id: number | undefined;
   try {
+    if (entry.verifiedAs !== undefined) {
+      const unchanged = await attachUnchanged(cache, entry, backing);
+      if (unchanged !== undefined) return unchanged;
+    }
     // The first block may be in memory already, verified, with the file open (next-files.ts).
     const first = await cache.nextFiles.claim(entry);
     if (first) cache.blockPool.releaseLater(first.buf);
@@ -71,20 +81,20 @@ async function attachEntry(cache: FileCache, entry: CacheEntry, backing: Backing
       const buf = cache.blockPool.take();
       try {
         const r = await backing.openPath(entry.paths.data, buf.subarray(0, entry.size));
-        if (r.error < 0)
-          throw Object.assign(new Error(`cache file: errno ${-r.error}`), { code: getSystemErrorName(r.error) });
-        if (r.id < 0) throw new BackingRefused(-r.id);
-        id = r.id;
+        id = registered(r);
         if (r.bytes !== entry.size) throw new CorruptBlockError(0, `short: ${r.bytes} of ${entry.size} bytes on disk`);
         if (blockChecksum(buf.subarray(0, entry.size)) !== entry.crcs[0])
           throw new CorruptBlockError(0, 'checksum mismatch');
         cache.diskRead(r.bytes);
+        verified(cache, entry, r.stat);
       } finally {
         cache.blockPool.releaseLater(buf);
       }
     } else {
       const fh = await entry.acquire();
       try {
+        // A first block read ahead was read before this identity was taken: it is not this file's.
+        const identity = first ? '' : fileIdentity(await fh.stat({ bigint: true }));
         for (let b = first ? 1 : 0; b < entry.blocks; b++) {
           const block = await cache.loadBlock(entry, fh, b, false);
           cache.blockPool.releaseLater(block.buf);
@@ -92,6 +102,7 @@ async function attachEntry(cache: FileCache, entry: CacheEntry, backing: Backing
         const got = backing.open(fh.fd);
         if (got < 0) throw new BackingRefused(-got);
         id = got;
+        verified(cache, entry, identity);
       } finally {
         entry.release();
       }
@@ -106,4 +117,53 @@ async function attachEntry(cache: FileCache, entry: CacheEntry, backing: Backing
     } else throw err;
     return undefined;
   }
+}
+
+/** No bytes: an open that takes the file's identity and registers it, reading nothing. */
+const NOTHING = Buffer.alloc(0);
+
+/**
+ * A data file's identity, as the native open gives it (BackingOpenResult.stat): inode, size, and
+ * mtime and ctime to the nanosecond.
+ */
+export function fileIdentity(st: BigIntStats): string {
+  const time = (ns: bigint): string => `${ns / 1_000_000_000n}.${(ns % 1_000_000_000n).toString().padStart(9, '0')}`;
+  return `${st.ino}:${st.size}:${time(st.mtimeNs)}:${time(st.ctimeNs)}`;
+}
+
+/** The backing id openPath registered; throws its open or read error, or BackingRefused. */
+function registered(r: BackingOpenResult): number {
+  if (r.error < 0)
+    throw Object.assign(new Error(`cache file: errno ${-r.error}`), { code: getSystemErrorName(r.error) });
+  if (r.id < 0) throw new BackingRefused(-r.id);
+  return r.id;
+}
+
+/** Every block of `entry` checked, read from the file known by `identity` ('' if unknown). */
+function verified(cache: FileCache, entry: CacheEntry, identity: string): void {
+  entry.verifiedAs = identity === '' ? undefined : identity;
+  cache.passthroughChecked('full');
+}
+
+/**
+ * Registers a copy this mount verified in full before, without reading it, when its file is still
+ * the one verified; undefined (nothing registered) when it is not, and it is verified again. The
+ * ctime catches what changes the file through the file system, even a write that puts the mtime
+ * back. Corruption beneath the file system leaves the identity alone: such a copy is caught at its
+ * first open of the next mount.
+ */
+async function attachUnchanged(
+  cache: FileCache,
+  entry: CacheEntry,
+  backing: BackingFiles,
+): Promise<number | undefined> {
+  const r = await backing.openPath(entry.paths.data, NOTHING);
+  const id = registered(r);
+  if (r.stat !== '' && r.stat === entry.verifiedAs) {
+    cache.passthroughChecked('unchanged');
+    return id;
+  }
+  backing.close(id);
+  entry.verifiedAs = undefined;
+  return undefined;
 }
