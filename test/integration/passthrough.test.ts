@@ -1,7 +1,8 @@
 // FUSE passthrough of cached copies (src/vfs/passthrough.ts) on a real mount: the kernel reads
 // small cached files itself, so epoch 2 sends bucketfs no read at all; every copy is verified in
-// full at its first open in passthrough and again whenever its file changed; and the kernel's rule of one backing file per open inode holds with handles open through
-// bucketfs, through passthrough, and across a change of the object. Needs root and Linux 6.9.
+// full at its first open in passthrough and again whenever its file changed; and the kernel's rule
+// of one backing file per open inode holds with handles open through bucketfs, through
+// passthrough, and across a change of the object. Needs root and Linux 6.9.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';

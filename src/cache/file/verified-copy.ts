@@ -123,8 +123,10 @@ async function attachEntry(cache: FileCache, entry: CacheEntry, backing: Backing
 const NOTHING = Buffer.alloc(0);
 
 /**
- * A data file's identity, as the native open gives it (BackingOpenResult.stat): inode, size, and
- * mtime and ctime to the nanosecond.
+ * A data file's identity, in the format the native open gives it (BackingOpenResult.stat, the
+ * job's stat_key in patches/fuse-native-max-pages.patch): inode, size, and mtime and ctime to the
+ * nanosecond. Multi-block copies take theirs here; if the two formats parted, those copies would
+ * be verified whole at every open (passthrough.test.ts's three-block copy fails then).
  */
 export function fileIdentity(st: BigIntStats): string {
   const time = (ns: bigint): string => `${ns / 1_000_000_000n}.${(ns % 1_000_000_000n).toString().padStart(9, '0')}`;
