@@ -101,7 +101,14 @@ export async function startMount(config: Readonly<Config>, log: Logger, onStoppe
   let mount: FuseMount | undefined;
   const passthrough =
     fileCache && passthroughMax > 0
-      ? cachePassthrough(fileCache, passthroughMax, () => mount?.backingFiles, log)
+      ? cachePassthrough(
+          fileCache,
+          passthroughMax,
+          config.fileCachePassthroughKept,
+          () => mount?.backingFiles,
+          metrics,
+          log,
+        )
       : undefined;
   const vfs = new Vfs(ns, readers, config, metrics, log, passthrough);
   const metricsServer =

@@ -72,6 +72,8 @@ export interface Config {
   fileCacheParallelThresholdBytes: number;
   /** Cached files up to this size are opened in passthrough (src/vfs/passthrough.ts); 0: never. */
   fileCachePassthroughMaxBytes: number;
+  /** Backing files kept registered between opens (src/cache/file/kept-copies.ts); 0: none. */
+  fileCachePassthroughKept: number;
   /** Next files (numbered order) whose cached copies are read ahead from disk; 0 = off. */
   fileCacheReadAheadFiles: number;
 
@@ -288,6 +290,7 @@ export async function resolveConfig(input: ResolveInput): Promise<Readonly<Confi
       : 1,
     fileCacheParallelThresholdBytes: Math.floor(num('file-cache-parallel-download-threshold-mb') * MiB),
     fileCachePassthroughMaxBytes: Math.floor(num('file-cache-passthrough-max-mb') * MiB),
+    fileCachePassthroughKept: num('file-cache-passthrough-kept'),
     fileCacheReadAheadFiles: num('file-cache-read-ahead-files'),
     retry,
     requestTimeoutMs,

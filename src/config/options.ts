@@ -472,6 +472,18 @@ export const OPTIONS: readonly OptionSpec[] = [
     describe:
       'Cached files up to this size (MiB) are read by the kernel straight from their copy on disk (FUSE passthrough: Linux 6.9+, root), verified whole at their first open of a mount and again whenever their file changed; 0: off.',
   },
+  {
+    flag: 'file-cache-passthrough-kept',
+    yaml: 'file-cache.passthrough-kept',
+    type: 'number',
+    integer: true,
+    default: 16384,
+    min: 0,
+    backend: 'both',
+    group: G_FILE,
+    describe:
+      'Copies in passthrough stay registered with the kernel after their last close, up to this many (least recently closed out), so the next open of the same version needs no disk access; a change to a kept copy on disk is seen (inotify) and it is verified whole again. 0: register at every open.',
+  },
   // Requests
   {
     flag: 'max-attempts',

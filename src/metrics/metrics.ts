@@ -126,8 +126,13 @@ export class Metrics {
   });
   readonly fileCachePassthroughChecks = new Counter({
     name: 'bucketfs_file_cache_passthrough_checks_total',
-    help: 'Cached copies checked at an open in passthrough, by check: full (every block read and verified) or unchanged (verified in full earlier by this mount, and its file not changed since)',
+    help: 'Cached copies checked at an open in passthrough, by check: full (every block read and verified), unchanged (verified in full earlier by this mount, and its file not changed since) or kept (still registered from an earlier open, no change to its file seen)',
     labelNames: ['check'] as const,
+    registers: [this.registry],
+  });
+  readonly fileCachePassthroughKept = new Gauge({
+    name: 'bucketfs_file_cache_passthrough_kept',
+    help: 'Cached copies kept registered with the kernel as backing files between opens (--file-cache-passthrough-kept)',
     registers: [this.registry],
   });
   readonly fileCacheCorrupt = new Counter({

@@ -6,7 +6,8 @@
 // The kernel's rule for one inode: while a handle is open in passthrough, every other open of it
 // must be passthrough onto the same backing file (or fails with EIO), and a handle open through
 // bucketfs keeps passthrough out. So per path: one backing id, for one version, shared by its
-// passthrough handles and dropped with the last; an open while handles of the path are open
+// passthrough handles and given back to its source with the last (which may keep it registered for
+// the path's next open: src/cache/file/kept-copies.ts); an open while handles of the path are open
 // through bucketfs is served through bucketfs too.
 
 import type { Logger } from '../log.js';
@@ -47,11 +48,16 @@ export interface BackingFiles {
   close(id: number): void;
 }
 
-/**
- * Registers exactly this version's cached copy, verified, as a backing file: its id, or undefined
- * (no usable copy). Throws BackingRefused when the kernel refuses (src/cache/file/verified-copy.ts).
- */
-export type CopyAttacher = (meta: ObjectMeta, backing: BackingFiles) => Promise<number | undefined>;
+/** Where backing ids come from, and go back to (src/cache/file/verified-copy.ts). */
+export interface CopySource {
+  /**
+   * Registers exactly this version's cached copy, verified, as a backing file: its id, or undefined
+   * (no usable copy). Throws BackingRefused when the kernel refuses.
+   */
+  attach(meta: ObjectMeta, backing: BackingFiles): Promise<number | undefined>;
+  /** The last handle on `id` was released: the source closes it, or keeps it for a later attach. */
+  release(id: number): void;
+}
 
 interface PathBacking {
   version: string;
@@ -61,7 +67,7 @@ interface PathBacking {
 }
 
 export class PassthroughOpens {
-  private readonly attachCopy: CopyAttacher;
+  private readonly source: CopySource;
   private readonly backing: () => BackingFiles | undefined;
   private readonly log: Logger;
   private readonly paths = new Map<string, PathBacking>();
@@ -69,8 +75,8 @@ export class PassthroughOpens {
   private off = false;
 
   /** `backing`: the mount's registry, once mounted with passthrough announced. */
-  constructor(attachCopy: CopyAttacher, backing: () => BackingFiles | undefined, log: Logger) {
-    this.attachCopy = attachCopy;
+  constructor(source: CopySource, backing: () => BackingFiles | undefined, log: Logger) {
+    this.source = source;
     this.backing = backing;
     this.log = log;
   }
@@ -112,14 +118,14 @@ export class PassthroughOpens {
     if (!p || --p.handles > 0) return;
     this.paths.delete(path);
     void p.id.then((id) => {
-      if (id !== undefined) this.backing()?.close(id);
+      if (id !== undefined) this.source.release(id);
     });
   }
 
   /** Never rejects: whatever goes wrong, the open is served through bucketfs. */
   private async attach(backing: BackingFiles, meta: ObjectMeta): Promise<number | undefined> {
     try {
-      return await this.attachCopy(meta, backing);
+      return await this.source.attach(meta, backing);
     } catch (err) {
       if (err instanceof BackingRefused) {
         if (!this.off) {

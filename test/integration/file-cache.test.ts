@@ -131,8 +131,16 @@ for (const backend of ALL_BACKENDS) {
       const g0 = await m.requests('GET');
       for (const k of ['a', 'c', 'd']) await catHash(file(k));
       assert.equal((await m.requests('GET')) - g0, 0, 'a, c and d are cached');
+      const metric = async (name: string, labels?: Record<string, string>) =>
+        sumMetric(await m.metricsText(), name, labels);
+      // Read in passthrough where the kernel allows it (root, Linux 6.9), and kept registered after
+      // closing: an evicted copy's kept backing file goes with it, or its disk space would stay taken.
+      const passthrough = (await metric('bucketfs_page_cache_opens_total', { use: 'passthrough' })) > 0;
+      if (passthrough) assert.equal(await metric('bucketfs_file_cache_passthrough_kept'), 3, 'a, c and d kept');
       await catHash(file('b'));
       assert.equal((await m.requests('GET')) - g0, 1, 'b, least recently used, was evicted');
+      await sleep(200); // b's download settles, evicting another
+      if (passthrough) assert.equal(await metric('bucketfs_file_cache_passthrough_kept'), 2, 'the evicted one closed');
       const g1 = await m.requests('GET');
       for (let i = 0; i < 2; i++) {
         await dropPageCache();

@@ -133,51 +133,62 @@ describe('passthrough of cached copies', { skip: !kernelHasPassthrough() && 'nee
     assert.equal(sumMetric(await m.metricsText(), 'bucketfs_file_cache_corrupt_total'), 2);
   });
 
-  test('a copy verified at an open is registered unread while its file is unchanged; a flipped byte is still caught', async () => {
-    const cacheDir = await mkdtemp(path.join(work, 'cache-'));
-    const m = await mount(cacheDir);
-    const keys = ['small/f020.bin', 'mid/three-blocks.bin'];
-    for (const k of keys) assert.equal(await catHash(file(m, k)), want(k), `epoch 1: ${k}`);
-    await sleep(300);
-    const metric = async (name: string, labels?: Record<string, string>) =>
-      sumMetric(await m.metricsText(), name, labels);
-    const checks = async (check: string) => metric('bucketfs_file_cache_passthrough_checks_total', { check });
-    const bytes = keys.reduce((n, k) => n + (objects.get(k) as Buffer).length, 0);
-    // First opens in passthrough: every block read and verified.
-    let disk = await metric('bucketfs_file_cache_disk_read_bytes_total');
-    for (const k of keys) assert.equal(await catHash(file(m, k)), want(k), `epoch 2: ${k}`);
-    assert.equal(await checks('full'), 2, 'verified in full');
-    assert.equal(await checks('unchanged'), 0);
-    assert.equal((await metric('bucketfs_file_cache_disk_read_bytes_total')) - disk, bytes, 'read once to verify');
-    // Later opens of the unchanged files: registered without reading them.
-    disk = await metric('bucketfs_file_cache_disk_read_bytes_total');
-    await dropPageCache();
-    for (let epoch = 3; epoch <= 4; epoch++)
-      for (const k of keys) assert.equal(await catHash(file(m, k)), want(k), `epoch ${epoch}: ${k}`);
-    assert.equal(await checks('unchanged'), 4, 'known unchanged');
-    assert.equal(await checks('full'), 2);
-    assert.equal((await metric('bucketfs_file_cache_disk_read_bytes_total')) - disk, 0, 'not read by bucketfs');
-    // A byte flipped through the file system changes the file's ctime, even with the mtime put back.
-    const dir = path.join(cacheDir, 'v1');
-    for (const name of (await readdir(dir)).filter((n) => n.endsWith('.data'))) {
-      const data = path.join(dir, name);
-      const { mtimeNs } = await stat(data, { bigint: true });
-      const fh = await open(data, 'r+');
-      const one = Buffer.alloc(1);
-      await fh.read(one, 0, 1, 0);
-      one[0] = (one[0] as number) ^ 0x01;
-      await fh.write(one, 0, 1, 0);
-      await fh.close();
-      const ns = String(mtimeNs % 1_000_000_000n).padStart(9, '0');
-      await runOk('touch', ['-m', '-d', `@${mtimeNs / 1_000_000_000n}.${ns}`, data]);
-      assert.equal((await stat(data, { bigint: true })).mtimeNs, mtimeNs, 'mtime put back');
-    }
-    await dropPageCache();
-    const g0 = (await requestCounts(m)).GET;
-    for (const k of keys) assert.equal(await catHash(file(m, k)), want(k), `after the flip: ${k}`);
-    assert.equal(sumMetric(await m.metricsText(), 'bucketfs_file_cache_corrupt_total'), 2, 'both caught');
-    assert.ok((await requestCounts(m)).GET - g0 >= 2, 'both fetched from the store again');
-  });
+  // Kept registered between opens (the default), a later open takes the copy back and a change on
+  // disk is seen by the inotify watch; with none kept, each open registers it again and its file's
+  // identity tells whether it changed.
+  for (const [mode, args] of [
+    ['kept', []],
+    ['unchanged', ['--file-cache-passthrough-kept', '0']],
+  ] as const)
+    test(`a copy verified at an open is registered again unread while its file is unchanged (${mode}); a flipped byte is still caught`, async () => {
+      const cacheDir = await mkdtemp(path.join(work, 'cache-'));
+      const m = await mount(cacheDir, [...args]);
+      const keys = ['small/f020.bin', 'mid/three-blocks.bin'];
+      for (const k of keys) assert.equal(await catHash(file(m, k)), want(k), `epoch 1: ${k}`);
+      await sleep(300);
+      const metric = async (name: string, labels?: Record<string, string>) =>
+        sumMetric(await m.metricsText(), name, labels);
+      const checks = async (check: string) => metric('bucketfs_file_cache_passthrough_checks_total', { check });
+      const bytes = keys.reduce((n, k) => n + (objects.get(k) as Buffer).length, 0);
+      // First opens in passthrough: every block read and verified.
+      let disk = await metric('bucketfs_file_cache_disk_read_bytes_total');
+      for (const k of keys) assert.equal(await catHash(file(m, k)), want(k), `epoch 2: ${k}`);
+      assert.equal(await checks('full'), 2, 'verified in full');
+      assert.equal(await checks('unchanged'), 0);
+      assert.equal((await metric('bucketfs_file_cache_disk_read_bytes_total')) - disk, bytes, 'read once to verify');
+      // Later opens of the unchanged files: registered without reading them.
+      disk = await metric('bucketfs_file_cache_disk_read_bytes_total');
+      await dropPageCache();
+      for (let epoch = 3; epoch <= 4; epoch++)
+        for (const k of keys) assert.equal(await catHash(file(m, k)), want(k), `epoch ${epoch}: ${k}`);
+      assert.equal(await checks(mode), 4, `known unchanged: ${mode}`);
+      assert.equal(await checks(mode === 'kept' ? 'unchanged' : 'kept'), 0);
+      assert.equal(await checks('full'), 2);
+      await sleep(200); // the last RELEASE reaches bucketfs
+      assert.equal(await metric('bucketfs_file_cache_passthrough_kept'), mode === 'kept' ? 2 : 0, 'kept after close');
+      assert.equal((await metric('bucketfs_file_cache_disk_read_bytes_total')) - disk, 0, 'not read by bucketfs');
+      // A byte flipped through the file system changes the file's ctime, even with the mtime put back.
+      const dir = path.join(cacheDir, 'v1');
+      for (const name of (await readdir(dir)).filter((n) => n.endsWith('.data'))) {
+        const data = path.join(dir, name);
+        const { mtimeNs } = await stat(data, { bigint: true });
+        const fh = await open(data, 'r+');
+        const one = Buffer.alloc(1);
+        await fh.read(one, 0, 1, 0);
+        one[0] = (one[0] as number) ^ 0x01;
+        await fh.write(one, 0, 1, 0);
+        await fh.close();
+        const ns = String(mtimeNs % 1_000_000_000n).padStart(9, '0');
+        await runOk('touch', ['-m', '-d', `@${mtimeNs / 1_000_000_000n}.${ns}`, data]);
+        assert.equal((await stat(data, { bigint: true })).mtimeNs, mtimeNs, 'mtime put back');
+      }
+      await dropPageCache();
+      const g0 = (await requestCounts(m)).GET;
+      for (const k of keys) assert.equal(await catHash(file(m, k)), want(k), `after the flip: ${k}`);
+      assert.equal(sumMetric(await m.metricsText(), 'bucketfs_file_cache_corrupt_total'), 2, 'both caught');
+      assert.equal(await checks('kept'), mode === 'kept' ? 4 : 0, 'a changed copy is not taken back');
+      assert.ok((await requestCounts(m)).GET - g0 >= 2, 'both fetched from the store again');
+    });
 
   test('handles open through bucketfs and in passthrough on one file never mix: every open reads right', async () => {
     const m = await mount(await mkdtemp(path.join(work, 'cache-')));

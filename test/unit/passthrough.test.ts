@@ -1,5 +1,5 @@
-// PassthroughOpens: one backing id per path, shared by its passthrough handles and dropped with the
-// last; no passthrough beside handles open through bucketfs; EBUSY for a newer version while an
+// PassthroughOpens: one backing id per path, shared by its passthrough handles and given back to
+// its source with the last; no passthrough beside handles open through bucketfs; EBUSY for a newer version while an
 // older one is open; a kernel that refuses turns it off. The kernel side is faked here; the real
 // thing is in test/integration/passthrough.test.ts.
 import assert from 'node:assert/strict';
@@ -16,12 +16,15 @@ function setup(attach: (m: ObjectMeta) => Promise<number | undefined>) {
   const backing: BackingFiles = {
     open: () => 1,
     openPath: async () => ({ error: 0, bytes: 0, id: 1, stat: '' }),
-    close: (id) => closed.push(id),
+    close: () => assert.fail('ids go back to their source'),
   };
   const p = new PassthroughOpens(
-    (m) => {
-      attaches++;
-      return attach(m);
+    {
+      attach: (m) => {
+        attaches++;
+        return attach(m);
+      },
+      release: (id) => closed.push(id),
     },
     () => backing,
     silentLogger(),
@@ -29,7 +32,7 @@ function setup(attach: (m: ObjectMeta) => Promise<number | undefined>) {
   return { p, closed, attaches: () => attaches };
 }
 
-test('handles of one path share one backing id, closed with the last', async () => {
+test('handles of one path share one backing id, given back with the last', async () => {
   let next = 7;
   const { p, closed, attaches } = setup(async () => next++);
   const [a, b] = await Promise.all([p.opened('/f', meta('1'), false), p.opened('/f', meta('1'), false)]);

@@ -109,6 +109,10 @@ export class FileCache {
   readonly blockPool: PartPool;
   /** Reads ahead the cached copies of the next files of a directory opened in numbered order. */
   readonly nextFiles: NextFiles;
+  /** Told of every entry dropped (kept-copies.ts closes the backing file it may hold). */
+  private readonly dropListeners: ((e: CacheEntry) => void)[] = [];
+  /** Told once the cache closes (unmount). */
+  private readonly closeListeners: (() => void)[] = [];
   private usedBytes = 0;
   private diskPausedUntil = 0;
   private noRoomWarnedAt = Number.NEGATIVE_INFINITY;
@@ -258,6 +262,7 @@ export class FileCache {
       this.jobs.delete(e.id);
       job.cancel(new BucketfsError(ErrorCodes.Aborted, `cache entry of ${e.meta.key} dropped (${reason})`));
     }
+    for (const listener of this.dropListeners) listener(e);
     if (reason === 'evict') this.metrics.cacheEvents.inc({ cache: 'file', event: 'evict' });
     if (reason === 'corrupt') this.metrics.fileCacheCorrupt.inc();
     this.report();
@@ -270,6 +275,21 @@ export class FileCache {
     return gone;
   }
 
+  /** Calls `listener` with every entry dropped from now on. */
+  onDrop(listener: (e: CacheEntry) => void): void {
+    this.dropListeners.push(listener);
+  }
+
+  /** Calls `listener` when the cache closes (unmount). */
+  onClose(listener: () => void): void {
+    this.closeListeners.push(listener);
+  }
+
+  /** The directory holding the copies' files (layout.ts). */
+  get copiesDir(): string {
+    return path.join(this.opts.dir, FORMAT_DIR);
+  }
+
   /** Cancels downloads and releases the directory (unmount). */
   async close(): Promise<void> {
     if (this.closed) return;
@@ -278,6 +298,7 @@ export class FileCache {
     for (const job of this.jobs.values()) job.cancel(stop);
     await Promise.all([...this.jobs.values()].map((j) => j.finished.catch(() => {})));
     this.nextFiles.clear();
+    for (const listener of this.closeListeners) listener();
     this.chunkPool.clear();
     this.blockPool.clear();
     await this.lock.release();
@@ -302,7 +323,7 @@ export class FileCache {
   }
 
   /** Counts a copy checked at an open in passthrough (src/cache/file/verified-copy.ts). */
-  passthroughChecked(check: 'full' | 'unchanged'): void {
+  passthroughChecked(check: 'full' | 'unchanged' | 'kept'): void {
     this.metrics.fileCachePassthroughChecks.inc({ check });
   }
 

@@ -49,6 +49,8 @@ interface HeldBacking {
  */
 export interface AheadAttacher {
   eligible(entry: CacheEntry): boolean;
+  /** Registered already (open, or kept since its last close): nothing to do ahead of its open. */
+  registered(entry: CacheEntry): boolean;
   /** The backing id of the verified copy, or undefined. */
   attach(entry: CacheEntry): Promise<number | undefined>;
   close(id: number): void;
@@ -160,6 +162,7 @@ export class NextFiles {
     const entry = this.cache.completeEntry(key);
     if (!entry || entry.size === 0 || this.held.has(entry) || this.heldIds.has(entry)) return;
     const attacher = this.attacher;
+    if (attacher?.registered(entry)) return;
     if (attacher?.eligible(entry)) {
       if (!makeRoom(this.heldIds, (_, h) => this.dropBacking(h))) return;
       this.inFlight++;

@@ -4,33 +4,43 @@
 // recorded when it was downloaded: in full at the copy's first open of each mount, and at later
 // opens again whenever its file is not exactly the one verified (inode, size, mtime and ctime, taken
 // before the verifying read). A write to the file, a truncation or a replacement changes that
-// identity; an unchanged file is registered without reading it again. Reading and checksumming
+// identity; an unchanged file is registered without reading it again, and a registered copy may
+// stay registered between opens (kept-copies.ts). Reading and checksumming
 // every byte at every open cost the daemon about a third of its CPU in epoch 2 of many small files
 // (docs/caching.md). A copy that fails is dropped (never served) and the open is served through
 // bucketfs as usual, from the store.
 import type { BigIntStats } from 'node:fs';
 import { getSystemErrorName } from 'node:util';
 import type { Logger } from '../../log.js';
+import type { Metrics } from '../../metrics/metrics.js';
 import type { ObjectMeta } from '../../store/types.js';
 import { type BackingFiles, type BackingOpenResult, BackingRefused, PassthroughOpens } from '../../vfs/passthrough.js';
 import { type CacheEntry, CorruptBlockError } from './entry.js';
 import { type FileCache, isDiskError } from './file-cache.js';
+import { KeptCopies } from './kept-copies.js';
 import { blockChecksum } from './layout.js';
 
 /**
  * Passthrough for the cache's copies up to `maxBytes`: the registry the VFS asks at each open, and
  * the read-ahead across files set to verify and register the next files' copies, where it would
  * otherwise read their first block into memory. `backing`: the mount's, once mounted with it.
+ * Up to `keep` ids stay registered between opens (kept-copies.ts).
  */
 export function cachePassthrough(
   cache: FileCache,
   maxBytes: number,
+  keep: number,
   backing: () => BackingFiles | undefined,
+  metrics: Metrics,
   log: Logger,
 ): PassthroughOpens {
   const eligible = (size: number): boolean => size <= maxBytes && backing() !== undefined;
+  const kept = new KeptCopies(cache.copiesDir, keep, backing, metrics, log);
+  cache.onDrop((entry) => kept.forget(entry));
+  cache.onClose(() => kept.stop());
   cache.nextFiles.usePassthrough({
     eligible: (entry) => eligible(entry.size),
+    registered: (entry) => kept.registered(entry),
     attach: (entry) => {
       const b = backing();
       return b ? attachEntry(cache, entry, b) : Promise.resolve(undefined);
@@ -38,27 +48,41 @@ export function cachePassthrough(
     close: (id) => backing()?.close(id),
   });
   return new PassthroughOpens(
-    async (meta, b) => (eligible(meta.size) ? attachVerifiedCopy(cache, meta, b) : undefined),
+    {
+      attach: async (meta, b) => (eligible(meta.size) ? attachVerifiedCopy(cache, kept, meta, b) : undefined),
+      release: (id) => kept.release(id),
+    },
     backing,
     log,
   );
 }
 
 /**
- * The backing id of exactly this version's cached copy, every block verified; undefined when it is
- * not cached, corrupt, or the disk fails. Throws BackingRefused.
+ * The backing id of exactly this version's cached copy, every block verified (or kept registered
+ * since it was, unchanged); undefined when it is not cached, corrupt, or the disk fails. Throws
+ * BackingRefused.
  */
 async function attachVerifiedCopy(
   cache: FileCache,
+  kept: KeptCopies,
   meta: ObjectMeta,
   backing: BackingFiles,
 ): Promise<number | undefined> {
   const entry = cache.lookup(meta);
   if (!entry) return undefined;
+  const again = await kept.take(entry);
+  if (again !== undefined) {
+    cache.passthroughChecked('kept');
+    cache.lookedUp(true);
+    return again;
+  }
   // Registered ahead, as the next file of a directory read in numbered order (next-files.ts).
   const ahead = cache.nextFiles.claimBacking(entry);
   const id = (ahead && (await ahead)) ?? (await attachEntry(cache, entry, backing));
-  if (id !== undefined) cache.lookedUp(true);
+  if (id !== undefined) {
+    kept.handedOut(entry, id);
+    cache.lookedUp(true);
+  }
   return id;
 }
 
