@@ -229,6 +229,7 @@ async function metrics(port: number): Promise<Record<string, number>> {
     filesReadAhead: sumMetric(text, 'bucketfs_file_cache_read_ahead_files_total'),
     checkedFull: sumMetric(text, 'bucketfs_file_cache_passthrough_checks_total', { check: 'full' }),
     checkedUnchanged: sumMetric(text, 'bucketfs_file_cache_passthrough_checks_total', { check: 'unchanged' }),
+    checkedKept: sumMetric(text, 'bucketfs_file_cache_passthrough_checks_total', { check: 'kept' }),
     ...Object.fromEntries(
       FUSE_OPS.flatMap((op) => [
         [`n:${op}`, sumMetric(text, 'bucketfs_fuse_ops_total', { op })],
@@ -516,7 +517,8 @@ async function runBucketfs(
       const checks = (k: string) => (later[k] ?? 0) - (after[k] ?? 0);
       log(
         `${tag} again on this mount: ${result.again.map((x) => x.toFixed(0)).join(', ')} MB/s; passthrough ` +
-          `copies checked in full ${checks('checkedFull')}, known unchanged ${checks('checkedUnchanged')}`,
+          `copies checked in full ${checks('checkedFull')}, known unchanged ${checks('checkedUnchanged')}, ` +
+          `kept registered ${checks('checkedKept')}`,
       );
     }
   } finally {

@@ -1,10 +1,10 @@
 // KeptCopies: a copy's backing id stays registered after its last handle closes and is taken back
 // by the next open; a change to its data file on disk (seen through inotify, on a real directory
-// here), a drop from the cache or the limit closes it instead. The kernel's side is faked: the
-// real thing is in test/integration/passthrough.test.ts.
+// here), its removal (a drop from the cache) or the limit closes it instead. The kernel's side is
+// faked: the real thing is in test/integration/passthrough.test.ts.
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
-import { mkdtemp, rm, truncate, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, truncate, unlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -99,7 +99,7 @@ test('a copy changed while open is closed at release, never kept', async () => {
   kept.stop();
 });
 
-test('an entry dropped from the cache closes its kept id; the limit closes the least recently released', async () => {
+test('a kept copy whose file is removed (the cache dropped it) is closed; the limit closes the least recently released', async () => {
   const { kept, closed } = setup(2);
   const [a, b, c] = [await entry(), await entry(), await entry()];
   kept.handedOut(a, 1);
@@ -110,7 +110,8 @@ test('an entry dropped from the cache closes its kept id; the limit closes the l
   kept.release(3);
   assert.deepEqual(closed, [1], 'two kept at most');
   assert.equal(await kept.take(a), undefined);
-  kept.forget(b);
+  await unlink(b.paths.data); // as FileCache.drop does: the unlinked file's space is freed once closed
+  await turn();
   assert.deepEqual(closed, [1, 2]);
   assert.equal(await kept.take(c), 3);
   kept.stop();

@@ -109,8 +109,6 @@ export class FileCache {
   readonly blockPool: PartPool;
   /** Reads ahead the cached copies of the next files of a directory opened in numbered order. */
   readonly nextFiles: NextFiles;
-  /** Told of every entry dropped (kept-copies.ts closes the backing file it may hold). */
-  private readonly dropListeners: ((e: CacheEntry) => void)[] = [];
   /** Told once the cache closes (unmount). */
   private readonly closeListeners: (() => void)[] = [];
   private usedBytes = 0;
@@ -262,7 +260,6 @@ export class FileCache {
       this.jobs.delete(e.id);
       job.cancel(new BucketfsError(ErrorCodes.Aborted, `cache entry of ${e.meta.key} dropped (${reason})`));
     }
-    for (const listener of this.dropListeners) listener(e);
     if (reason === 'evict') this.metrics.cacheEvents.inc({ cache: 'file', event: 'evict' });
     if (reason === 'corrupt') this.metrics.fileCacheCorrupt.inc();
     this.report();
@@ -273,11 +270,6 @@ export class FileCache {
     );
     this.removing.set(e.id, gone);
     return gone;
-  }
-
-  /** Calls `listener` with every entry dropped from now on. */
-  onDrop(listener: (e: CacheEntry) => void): void {
-    this.dropListeners.push(listener);
   }
 
   /** Calls `listener` when the cache closes (unmount). */

@@ -6,15 +6,14 @@
 // limit, least recently closed out) and the next open of the same version takes it back with no I/O.
 //
 // What could make a kept id wrong, and what happens then:
-// - The object changes in the bucket: the open's version differs and the kept id is not asked for
-//   (the cache drops the old entry, and its kept id with it: below).
-// - The entry is dropped (evicted, corrupt, changed): its kept id is closed, so the unlinked file's
-//   disk space is freed as eviction expects.
-// - Its data file changes on disk (a write, a truncation, a replacement): an inotify watch on the
-//   cache's directory sees it; the id is closed (or, while open, closed at release) and the entry's
-//   verified identity forgotten, so the next open verifies the copy whole again. An open takes a
-//   kept id only after one turn of the event loop, so a change made before the open was sent is
-//   seen first. Without the watch (inotify refused) nothing is kept.
+// - Its data file changes on disk (a write, a truncation, a replacement, a removal): an inotify
+//   watch on the cache's directory sees it; the id is closed (or, while open, closed at release)
+//   and the entry's verified identity forgotten, so the next open verifies the copy whole again. An
+//   open takes a kept id only after one turn of the event loop, so a change made before the open
+//   was sent is seen first. Without the watch (inotify refused) nothing is kept.
+// - The entry is dropped (evicted, corrupt, or the object changed in the bucket): the cache unlinks
+//   its files, which the watch sees as above, so the kept id goes and the unlinked file's disk
+//   space is freed as eviction expects. A dropped entry is never looked up again meanwhile.
 import { type FSWatcher, watch } from 'node:fs';
 import type { Logger } from '../../log.js';
 import type { Metrics } from '../../metrics/metrics.js';
@@ -24,8 +23,6 @@ import type { CacheEntry } from './entry.js';
 interface Registered {
   entry: CacheEntry;
   id: number;
-  /** Its copy was dropped or changed while handles were open: closed at release, never kept. */
-  stale: boolean;
 }
 
 const DATA_SUFFIX = '.data';
@@ -37,7 +34,10 @@ export class KeptCopies {
   private readonly max: number;
   /** Ids handed out for passthrough handles and not closed, open or kept. */
   private readonly byId = new Map<number, Registered>();
-  /** The same, by the entry's file name stem (CacheEntry.id): what the watch reports. */
+  /**
+   * The current one of each copy, by its file name stem (CacheEntry.id, what the watch reports).
+   * One in byId but not here was changed on disk while open: it is closed at release, never kept.
+   */
   private readonly byFile = new Map<string, Registered>();
   /** Kept ids with no handle open, least recently released first. */
   private readonly kept = new Map<string, Registered>();
@@ -58,7 +58,7 @@ export class KeptCopies {
     // A change to the file made before this open was sent is in the watch's queue: let it in first.
     await new Promise((resolve) => setImmediate(resolve));
     const r = this.kept.get(entry.id);
-    if (r?.entry !== entry) return undefined;
+    if (r?.entry !== entry || entry.dropped) return undefined;
     this.kept.delete(entry.id);
     this.report();
     return r.id;
@@ -66,7 +66,7 @@ export class KeptCopies {
 
   /** `id` was registered for `entry` and handed to a handle. */
   handedOut(entry: CacheEntry, id: number): void {
-    const r: Registered = { entry, id, stale: false };
+    const r: Registered = { entry, id };
     this.byId.set(id, r);
     const old = this.byFile.get(entry.id);
     // One path has one id at a time (passthrough.ts); an older id of the same file is stale.
@@ -82,7 +82,7 @@ export class KeptCopies {
   /** The last handle on `id` was released: kept, unless its copy went or nothing may be kept. */
   release(id: number): void {
     const r = this.byId.get(id);
-    if (!r || r.stale || r.entry.dropped || !this.watcher) {
+    if (!r || this.byFile.get(r.entry.id) !== r || r.entry.dropped || !this.watcher) {
       if (r) this.unregister(r);
       this.backing()?.close(id);
       return;
@@ -93,12 +93,6 @@ export class KeptCopies {
       this.close(oldest);
     }
     this.report();
-  }
-
-  /** `entry` was dropped from the cache: its id goes too (closed now if kept, else at release). */
-  forget(entry: CacheEntry): void {
-    const r = this.byFile.get(entry.id);
-    if (r?.entry === entry) this.forgetRegistered(r);
   }
 
   /** Unmount: the ids go with the FUSE connection. */
@@ -140,12 +134,10 @@ export class KeptCopies {
     this.forgetRegistered(r);
   }
 
+  /** Closes `r` now if kept; if open, it is no longer current and release closes it. */
   private forgetRegistered(r: Registered): void {
     if (this.kept.get(r.entry.id) === r) this.close(r);
-    else {
-      r.stale = true;
-      if (this.byFile.get(r.entry.id) === r) this.byFile.delete(r.entry.id);
-    }
+    else if (this.byFile.get(r.entry.id) === r) this.byFile.delete(r.entry.id);
   }
 
   private close(r: Registered): void {

@@ -36,7 +36,6 @@ export function cachePassthrough(
 ): PassthroughOpens {
   const eligible = (size: number): boolean => size <= maxBytes && backing() !== undefined;
   const kept = new KeptCopies(cache.copiesDir, keep, backing, metrics, log);
-  cache.onDrop((entry) => kept.forget(entry));
   cache.onClose(() => kept.stop());
   cache.nextFiles.usePassthrough({
     eligible: (entry) => eligible(entry.size),
