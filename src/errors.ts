@@ -32,6 +32,8 @@ export const ErrorCodes = {
   MountFailed: 'BFS_MOUNT_FAILED',
   /** The file cache directory cannot be used (not a directory, or another process holds it). */
   CacheDir: 'BFS_CACHE_DIR',
+  /** The metrics server cannot listen where --metrics-host/--metrics-port say. */
+  MetricsListen: 'BFS_METRICS_LISTEN',
   /** Anything else from a store we could not classify. */
   Unknown: 'BFS_UNKNOWN',
 } as const;

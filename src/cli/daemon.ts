@@ -44,7 +44,7 @@ export interface Running {
 
 /** Mounts; `onStopped` runs once the mount is gone, whoever unmounted it. */
 export async function startMount(config: Readonly<Config>, log: Logger, onStopped: () => void): Promise<Running> {
-  await checkMountpoint(config.mountpoint);
+  await checkMountpoint(config.mountpoint, log);
   const metrics = new Metrics({ processMetrics: true });
   // Data GETs plus metadata requests (lookups send two at once) without queueing for a socket.
   const maxSockets = config.maxConcurrency + Math.max(32, availableParallelism() * 8);
@@ -88,6 +88,10 @@ export async function startMount(config: Readonly<Config>, log: Logger, onStoppe
           parallelDownloads: config.fileCacheParallelDownloads,
           chunkBytes: config.readPartBytes,
           readAheadFiles: config.fileCacheReadAheadFiles,
+          owner: {
+            mountpoint: config.mountpoint,
+            isMounted: async (where) => (await mountedPaths()).has(where),
+          },
         },
         downloader,
         budget,
@@ -111,10 +115,14 @@ export async function startMount(config: Readonly<Config>, log: Logger, onStoppe
         )
       : undefined;
   const vfs = new Vfs(ns, readers, config, metrics, log, passthrough);
-  const metricsServer =
-    config.metricsPort !== undefined
-      ? await startMetricsServer(metrics, config.metricsHost, config.metricsPort)
-      : undefined;
+  let metricsServer: MetricsServer | undefined;
+  try {
+    if (config.metricsPort !== undefined)
+      metricsServer = await startMetricsServer(metrics, config.metricsHost, config.metricsPort);
+  } catch (err) {
+    await fileCache?.close(); // its lock, so the next try can take the directory
+    throw err;
+  }
   mount = new FuseMount(
     vfs,
     {
@@ -122,6 +130,7 @@ export async function startMount(config: Readonly<Config>, log: Logger, onStoppe
       fsName: `${config.backend === 'gcs' ? 'gs' : 's3'}://${config.bucket}/${config.prefix}`,
       allowOther: config.allowOther,
       allowRoot: config.allowRoot,
+      autoUnmount: config.autoUnmount,
       directIo: config.directIo,
       passthrough: passthrough !== undefined,
       kernelReadAheadKb: config.kernelReadAheadKb,

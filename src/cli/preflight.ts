@@ -3,7 +3,9 @@
 import { stat } from 'node:fs/promises';
 import type { Config } from '../config/config.js';
 import { BucketfsError, describe, ErrorCodes } from '../errors.js';
-import { mountInfo } from '../fuse/mountinfo.js';
+import { fusermountUnmount } from '../fuse/mount.js';
+import { mountEntries, mountInfo } from '../fuse/mountinfo.js';
+import type { Logger } from '../log.js';
 import type { ObjectStore } from '../store/types.js';
 
 /** Mount points listed in /proc/self/mountinfo. */
@@ -11,7 +13,22 @@ export async function mountedPaths(): Promise<Set<string>> {
   return new Set((await mountInfo()).keys());
 }
 
-export async function checkMountpoint(mountpoint: string): Promise<void> {
+/** The file system type of a bucketfs mount in /proc/self/mountinfo (its -o subtype). */
+const BUCKETFS_FS_TYPE = 'fuse.bucketfs';
+
+/**
+ * A mountpoint answering ENOTCONN has lost its FUSE daemon (kill -9, the OOM killer). When that
+ * daemon was a bucketfs, the mount is ours to clear: lazily, since a process may still hold a
+ * file or its cwd there. A dead mount of another file system is somebody else's to clear.
+ */
+async function clearDeadBucketfsMount(mountpoint: string, log: Logger): Promise<boolean> {
+  if ((await mountEntries()).get(mountpoint)?.fsType !== BUCKETFS_FS_TYPE) return false;
+  if (!(await fusermountUnmount(mountpoint, true))) return false;
+  log.info({ mountpoint }, 'cleared the dead mount of a bucketfs that is gone (lazy unmount)');
+  return true;
+}
+
+export async function checkMountpoint(mountpoint: string, log: Logger): Promise<void> {
   const fail = (msg: string) => new BucketfsError(ErrorCodes.Mountpoint, msg, { key: mountpoint });
   let st: Awaited<ReturnType<typeof stat>>;
   try {
@@ -21,6 +38,7 @@ export async function checkMountpoint(mountpoint: string): Promise<void> {
     if (code === 'ENOENT')
       throw fail(`mountpoint ${mountpoint} does not exist; create it first (mkdir -p ${mountpoint})`);
     if (code === 'ENOTCONN') {
+      if (await clearDeadBucketfsMount(mountpoint, log)) return checkMountpoint(mountpoint, log);
       throw fail(`mountpoint ${mountpoint} is a dead FUSE mount; clear it with: fusermount -u ${mountpoint}`);
     }
     if (code === 'EACCES') throw fail(`mountpoint ${mountpoint} is not accessible to this user`);

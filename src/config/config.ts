@@ -42,6 +42,8 @@ export interface Config {
   /** Nice value of the event loop's thread once mounted; 0 leaves it alone (src/fuse/event-loop-priority.ts). */
   eventLoopNice: number;
   allowRoot: boolean;
+  /** libfuse's auto_unmount: fusermount unmounts when the daemon's /dev/fuse descriptor closes. */
+  autoUnmount: boolean;
   foreground: boolean;
   fuseOpTimeoutMs: number;
   debugFuse: boolean;
@@ -264,6 +266,7 @@ export async function resolveConfig(input: ResolveInput): Promise<Readonly<Confi
     kernelReadAheadKb: num('kernel-read-ahead-kb'),
     eventLoopNice: num('event-loop-nice'),
     allowRoot: bool('allow-root'),
+    autoUnmount: bool('auto-unmount'),
     foreground: bool('foreground'),
     fuseOpTimeoutMs,
     debugFuse: bool('debug-fuse'),

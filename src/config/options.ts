@@ -178,6 +178,16 @@ export const OPTIONS: readonly OptionSpec[] = [
     describe: 'Let root access the mount as well as the owner.',
   },
   {
+    flag: 'auto-unmount',
+    yaml: 'file-system.auto-unmount',
+    type: 'boolean',
+    default: false,
+    backend: 'both',
+    group: G_MOUNT,
+    describe:
+      'Have fusermount remove the kernel mount when the daemon dies, however it dies (kill -9, OOM), instead of leaving a dead mount for the next bucketfs to clear.',
+  },
+  {
     flag: 'direct-io',
     yaml: 'file-system.direct-io',
     type: 'boolean',

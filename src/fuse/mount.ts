@@ -30,6 +30,8 @@ export interface MountOptions {
   fsName: string;
   allowOther: boolean;
   allowRoot: boolean;
+  /** libfuse's auto_unmount: a fusermount process unmounts once our /dev/fuse descriptor closes. */
+  autoUnmount?: boolean;
   /** No kernel page cache for file data: every read comes to us (mount option direct_io). */
   directIo: boolean;
   /** The kernel's read-ahead window for the mount in KiB, set once mounted; 0 leaves it alone. */
@@ -120,6 +122,7 @@ export function fuseOptionList(o: MountOptions): string[] {
   ];
   if (o.allowOther) opts.push('allow_other');
   if (o.allowRoot) opts.push('allow_root');
+  if (o.autoUnmount) opts.push('auto_unmount');
   if (o.directIo) opts.push('direct_io');
   if (o.debug) opts.push('debug');
   for (const f of o.kernelFlags ?? []) opts.push(f);

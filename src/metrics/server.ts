@@ -1,7 +1,22 @@
 // HTTP /metrics (Prometheus text) and /healthz for one mount.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { BucketfsError, describe, ErrorCodes } from '../errors.js';
 import type { Metrics } from './metrics.js';
+
+/** A listen failure as one line that names the option and what to do. */
+function listenError(err: NodeJS.ErrnoException, host: string, port: number): BucketfsError {
+  const where = `${host}:${port}`;
+  const msg =
+    err.code === 'EADDRINUSE'
+      ? `--metrics-port ${port}: ${where} is already in use; choose a free port, or 0 for any free one`
+      : err.code === 'EACCES'
+        ? `--metrics-port ${port}: not allowed to listen on ${where} (ports below 1024 need root); choose a port of 1024 or above`
+        : err.code === 'EADDRNOTAVAIL' || err.code === 'ENOTFOUND'
+          ? `--metrics-host ${host} is not an address of this machine; use 127.0.0.1, 0.0.0.0 or one of its own addresses`
+          : `cannot serve metrics on ${where} (--metrics-host, --metrics-port): ${describe(err)}`;
+  return new BucketfsError(ErrorCodes.MetricsListen, msg, { key: where, cause: err });
+}
 
 export interface MetricsServer {
   port: number;
@@ -32,9 +47,10 @@ export function startMetricsServer(metrics: Metrics, host: string, port: number)
     res.end();
   });
   return new Promise((resolve, reject) => {
-    server.once('error', reject);
+    const onError = (err: NodeJS.ErrnoException) => reject(listenError(err, host, port));
+    server.once('error', onError);
     server.listen(port, host, () => {
-      server.off('error', reject);
+      server.off('error', onError);
       resolve({
         port: (server.address() as AddressInfo).port,
         close: () => new Promise<void>((r) => server.close(() => r())),

@@ -39,6 +39,7 @@ const BY_CODE: Record<ErrorCode, ErrnoName> = {
   [ErrorCodes.Mountpoint]: 'EIO',
   [ErrorCodes.MountFailed]: 'EIO',
   [ErrorCodes.CacheDir]: 'EIO',
+  [ErrorCodes.MetricsListen]: 'EIO',
   [ErrorCodes.Unknown]: 'EIO',
 };
 

@@ -61,6 +61,18 @@ const CASES: Case[] = [
     message: /cannot use --cache-dir .*file: it is not a directory; give a directory path/,
   },
   {
+    name: 'metrics port in use',
+    // The test server's own port is taken by definition.
+    args: ({ mnt, server }) => [
+      ...serverArgs(server),
+      '--metrics-port',
+      new URL(server.endpoint).port,
+      's3://tree',
+      mnt,
+    ],
+    message: /--metrics-port \d+: 127\.0\.0\.1:\d+ is already in use; choose a free port/,
+  },
+  {
     name: 'missing mountpoint',
     args: ({ mnt, server }) => [...serverArgs(server), 's3://tree', path.join(mnt, 'nope')],
     message: /mountpoint .*nope does not exist; create it first/,

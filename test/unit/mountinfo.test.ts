@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { setKernelReadAhead } from '../../src/fuse/kernel-read-ahead.js';
-import { mountInfo, parseMountInfo } from '../../src/fuse/mountinfo.js';
+import { mountInfo, parseMountEntries, parseMountInfo } from '../../src/fuse/mountinfo.js';
 
 const LINES = [
   '22 1 259:1 / / rw,relatime shared:1 - ext4 /dev/root rw',
@@ -20,6 +20,13 @@ test('mountinfo: devices by mount point, octal escapes decoded, the mount on top
   assert.equal(mounts.get('/mnt/with space'), '0:53');
   assert.equal(mounts.get('/mnt/twice'), '0:55');
   assert.equal(mounts.size, 3);
+});
+
+test('mountinfo: the file system type follows the separator, after any optional fields', () => {
+  const entries = parseMountEntries(`${LINES}63 22 0:56 / /mnt/plain rw - fuse.sshfs host: rw\n`);
+  assert.equal(entries.get('/')?.fsType, 'ext4');
+  assert.equal(entries.get('/mnt/twice')?.fsType, 'fuse.bucketfs');
+  assert.equal(entries.get('/mnt/plain')?.fsType, 'fuse.sshfs');
 });
 
 test("kernel read-ahead: written to the mount's device and read back; a path not mounted is an error", async () => {

@@ -39,7 +39,7 @@ import {
   FORMAT_DIR,
   parseRecord,
 } from './layout.js';
-import { type CacheDirLock, lockCacheDir } from './lock.js';
+import { type CacheDirLock, type LockOwner, lockCacheDir } from './lock.js';
 import { NextFiles } from './next-files.js';
 
 export interface FileCacheOptions {
@@ -58,6 +58,8 @@ export interface FileCacheOptions {
   chunkBytes: number;
   /** Files after one opened in numbered order whose cached copies are read ahead (next-files.ts). */
   readAheadFiles: number;
+  /** The mount that takes the directory's lock (lock.ts). */
+  owner?: LockOwner;
 }
 
 /** File-system errors that mean "this disk cannot take it now", not "the read failed". */
@@ -183,7 +185,7 @@ export class FileCache {
     try {
       await mkdir(path.join(opts.dir, FORMAT_DIR), { recursive: true, mode: 0o700 });
       if (!st) await chmod(opts.dir, 0o700); // mkdir's mode is filtered by the umask
-      lock = await lockCacheDir(opts.dir);
+      lock = await lockCacheDir(opts.dir, opts.owner);
     } catch (err) {
       if (err instanceof BucketfsError) throw err;
       if (!isDiskError(err)) throw err;
