@@ -1,6 +1,6 @@
 // Checks made before anything is mounted, so bad input fails with one clear line and leaves
 // nothing behind: the mountpoint is usable, and the bucket answers with these credentials.
-import { stat } from 'node:fs/promises';
+import { stat, statfs } from 'node:fs/promises';
 import type { Config } from '../config/config.js';
 import { BucketfsError, describe, ErrorCodes } from '../errors.js';
 import { fusermountUnmount } from '../fuse/mount.js';
@@ -23,6 +23,13 @@ const BUCKETFS_FS_TYPE = 'fuse.bucketfs';
  */
 async function clearDeadBucketfsMount(mountpoint: string, log: Logger): Promise<boolean> {
   if ((await mountEntries()).get(mountpoint)?.fsType !== BUCKETFS_FS_TYPE) return false;
+  // stat may be answered from the kernel's attribute cache even on a dead mount; statfs always
+  // goes to the daemon (a live bucketfs answers it without a store request).
+  const dead = await statfs(mountpoint).then(
+    () => false,
+    (err: NodeJS.ErrnoException) => err.code === 'ENOTCONN',
+  );
+  if (!dead) return false;
   if (!(await fusermountUnmount(mountpoint, true))) return false;
   log.info({ mountpoint }, 'cleared the dead mount of a bucketfs that is gone (lazy unmount)');
   return true;
@@ -46,6 +53,7 @@ export async function checkMountpoint(mountpoint: string, log: Logger): Promise<
   }
   if (!st.isDirectory()) throw fail(`mountpoint ${mountpoint} is not a directory`);
   if ((await mountedPaths()).has(mountpoint)) {
+    if (await clearDeadBucketfsMount(mountpoint, log)) return checkMountpoint(mountpoint, log);
     throw fail(`mountpoint ${mountpoint} is already mounted; unmount it first (fusermount -u ${mountpoint})`);
   }
 }
