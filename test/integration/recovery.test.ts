@@ -3,14 +3,15 @@
 // mount on the same cache directory succeeds every time; the systemd unit's restart after kill -9
 // finds a mount that reads. Real mounts in daemon mode (as systemd, fstab and scripts run it), on MinIO.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { BUCKETFS_BIN, cleanEnv, forceUnmount, isMounted, REPO_ROOT, serverArgs, sleep } from '../helpers/mount.js';
 import { isAlive, run } from '../helpers/proc.js';
-import { startServer, type TestServer } from '../helpers/servers.js';
+import { startServer, type TestServer, toolsBin } from '../helpers/servers.js';
 
 const PAYLOAD = Buffer.alloc(3 * 1024 * 1024 + 17, 'recovery-');
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
@@ -88,6 +89,47 @@ describe('recovery after a crash or an unmount', { concurrency: false }, () => {
     assert.match(log, /cleared the dead mount of a bucketfs that is gone/);
     await run('fusermount', ['-u', mnt]);
     await waitFor('the unmount', async () => !(await isMounted(mnt)));
+  });
+
+  test('a dead mount of another file system still refuses, naming the fix', async () => {
+    // rclone mount of a local directory, killed: a dead fuse.rclone mount. rclone asks for
+    // fusermount3, which the fuse (2) package does not name so; fusermount takes its arguments.
+    const other = path.join(work, 'rclone-mnt');
+    const src = path.join(work, 'rclone-src');
+    const shim = path.join(work, 'shim');
+    await mkdir(other, { recursive: true });
+    await mkdir(src, { recursive: true });
+    await mkdir(shim, { recursive: true });
+    await writeFile(path.join(src, 'a'), 'a');
+    await symlink('/bin/fusermount', path.join(shim, 'fusermount3'));
+    const rclone = spawn(toolsBin('rclone'), ['mount', src, other], {
+      env: cleanEnv({ PATH: `${shim}:${process.env.PATH ?? '/usr/bin:/bin'}` }),
+      stdio: 'ignore',
+    });
+    try {
+      await waitFor('the rclone mount', async () => isMounted(other));
+      rclone.kill('SIGKILL');
+      await waitFor('rclone to die', () => rclone.exitCode !== null || rclone.signalCode !== null);
+      await assert.rejects(readdir(other), { code: 'ENOTCONN' });
+      const r = await run(process.execPath, [BUCKETFS_BIN, ...serverArgs(server), 's3://tree', other], {
+        env: cleanEnv(server.env),
+        timeoutMs: 60_000,
+      });
+      assert.equal(r.code, 1);
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+      assert.match(
+        r.stderr.trim(),
+        /^bucketfs: mountpoint .* (is a dead FUSE mount; clear it with: fusermount -u|is already mounted; unmount it first)/,
+      );
+      assert.match(
+        await readFile('/proc/self/mountinfo', 'utf8'),
+        / - fuse\.rclone /,
+        'the rclone mount is left alone',
+      );
+    } finally {
+      rclone.kill('SIGKILL');
+      await forceUnmount(other);
+    }
   });
 
   test('with --auto-unmount, kill -9 leaves no mount', async () => {
