@@ -1,6 +1,7 @@
 // Checks made before anything is mounted, so bad input fails with one clear line and leaves
 // nothing behind: the mountpoint is usable, and the bucket answers with these credentials.
 import { stat, statfs } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config } from '../config/config.js';
 import { BucketfsError, describe, ErrorCodes } from '../errors.js';
 import { fusermountUnmount } from '../fuse/mount.js';
@@ -15,6 +16,8 @@ export async function mountedPaths(): Promise<Set<string>> {
 
 /** The file system type of a bucketfs mount in /proc/self/mountinfo (its -o subtype). */
 const BUCKETFS_FS_TYPE = 'fuse.bucketfs';
+/** How long a mount's daemon gets to answer statfs before the mount counts as live. */
+const DEAD_MOUNT_PROBE_MS = 5_000;
 
 /**
  * A mountpoint answering ENOTCONN has lost its FUSE daemon (kill -9, the OOM killer). When that
@@ -24,11 +27,15 @@ const BUCKETFS_FS_TYPE = 'fuse.bucketfs';
 async function clearDeadBucketfsMount(mountpoint: string, log: Logger): Promise<boolean> {
   if ((await mountEntries()).get(mountpoint)?.fsType !== BUCKETFS_FS_TYPE) return false;
   // stat may be answered from the kernel's attribute cache even on a dead mount; statfs always
-  // goes to the daemon (a live bucketfs answers it without a store request).
-  const dead = await statfs(mountpoint).then(
-    () => false,
-    (err: NodeJS.ErrnoException) => err.code === 'ENOTCONN',
-  );
+  // goes to the daemon (a live bucketfs answers it without a store request). A live daemon that
+  // hangs never answers: after a while the mount counts as live, and the caller refuses it.
+  const dead = await Promise.race([
+    statfs(mountpoint).then(
+      () => false,
+      (err: NodeJS.ErrnoException) => err.code === 'ENOTCONN',
+    ),
+    sleep(DEAD_MOUNT_PROBE_MS, false, { ref: false }),
+  ]);
   if (!dead) return false;
   if (!(await fusermountUnmount(mountpoint, true))) return false;
   log.info({ mountpoint }, 'cleared the dead mount of a bucketfs that is gone (lazy unmount)');
