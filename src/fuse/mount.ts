@@ -31,7 +31,7 @@ export interface MountOptions {
   allowOther: boolean;
   allowRoot: boolean;
   /** libfuse's auto_unmount: a fusermount process unmounts once our /dev/fuse descriptor closes. */
-  autoUnmount?: boolean;
+  autoUnmount: boolean;
   /** No kernel page cache for file data: every read comes to us (mount option direct_io). */
   directIo: boolean;
   /** The kernel's read-ahead window for the mount in KiB, set once mounted; 0 leaves it alone. */

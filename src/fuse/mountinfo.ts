@@ -34,12 +34,17 @@ export function parseMountInfo(text: string): Map<string, string> {
   return new Map([...parseMountEntries(text)].map(([where, e]) => [where, e.device]));
 }
 
-/** This process's view of the mounts, with their types (empty when /proc is not there). */
-export async function mountEntries(): Promise<Map<string, MountEntry>> {
-  return parseMountEntries(await readFile('/proc/self/mountinfo', 'utf8').catch(() => ''));
+/** This process's mountinfo text (empty when /proc is not there). */
+function readMountInfo(): Promise<string> {
+  return readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
 }
 
-/** This process's view of the mounts (empty when /proc is not there). */
+/** This process's view of the mounts, with their types. */
+export async function mountEntries(): Promise<Map<string, MountEntry>> {
+  return parseMountEntries(await readMountInfo());
+}
+
+/** This process's view of the mounts: mount point → device. */
 export async function mountInfo(): Promise<Map<string, string>> {
-  return new Map([...(await mountEntries())].map(([where, e]) => [where, e.device]));
+  return parseMountInfo(await readMountInfo());
 }
