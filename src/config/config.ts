@@ -6,8 +6,8 @@ import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { BucketfsError, describe, ErrorCodes, invalidArgument } from '../errors.js';
 import type { LogFormat, LogLevel } from '../log.js';
-import { DEFAULT_RETRY, type RetryPolicy, worstCaseBackoffMs } from '../store/retrying.js';
 import { OPTIONS, type OptionSpec } from './options.js';
+import { DEFAULT_RETRY, type RetryPolicy, worstCaseBackoffMs } from './retry-policy.js';
 import { parseBucketUri } from './uri.js';
 
 /** A TTL in milliseconds: 0 = revalidate every use, Infinity = never expire. */

@@ -1,9 +1,10 @@
 // Builds the store stack a mount uses: adapter -> metered (counts each request) -> retrying.
 import type { Config } from '../config/config.js';
+import type { RetryPolicy } from '../config/retry-policy.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { MeteredStore } from './metered.js';
-import { RetryingStore, type RetryPolicy } from './retrying.js';
+import { RetryingStore } from './retrying.js';
 import type { ObjectStore } from './types.js';
 
 export type StoreConfig = Pick<

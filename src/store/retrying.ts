@@ -2,26 +2,11 @@
 // bodies) with capped exponential backoff and full jitter. Non-retryable errors and aborts
 // pass straight through. Callers see an error only once retries are exhausted.
 import { setTimeout as sleep } from 'node:timers/promises';
+import { backoffCeilingMs, type RetryPolicy } from '../config/retry-policy.js';
 import { BucketfsError, ErrorCodes } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { ByteRange, ListOptions, ListPage, ObjectMeta, ObjectPin, ObjectStore, RequestKind } from './types.js';
-
-export interface RetryPolicy {
-  /** Total attempts including the first (1 = no retry). */
-  maxAttempts: number;
-  baseDelayMs: number;
-  maxDelayMs: number;
-}
-
-export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 6, baseDelayMs: 100, maxDelayMs: 5_000 };
-
-/** Worst-case time spent sleeping between attempts; the FUSE op timeout must exceed it. */
-export function worstCaseBackoffMs(p: RetryPolicy): number {
-  let total = 0;
-  for (let i = 1; i < p.maxAttempts; i++) total += Math.min(p.maxDelayMs, p.baseDelayMs * 2 ** i);
-  return total;
-}
 
 export class RetryingStore implements ObjectStore {
   readonly kind;
@@ -65,9 +50,7 @@ export class RetryingStore implements ObjectStore {
         const e =
           err instanceof BucketfsError ? err : new BucketfsError(ErrorCodes.Unknown, String(err), { key, cause: err });
         if (!e.retryable || signal?.aborted || attempt >= this.policy.maxAttempts) throw e;
-        // Throttling deserves a longer pause than a dropped connection.
-        const base = e.code === ErrorCodes.Throttled ? this.policy.baseDelayMs * 4 : this.policy.baseDelayMs;
-        const delay = Math.random() * Math.min(this.policy.maxDelayMs, base * 2 ** attempt);
+        const delay = Math.random() * backoffCeilingMs(this.policy, attempt, e.code === ErrorCodes.Throttled);
         this.metrics.storeRetries.inc({ kind, code: e.code });
         this.log.debug(
           { kind, key, attempt, code: e.code, err: e.message, delayMs: Math.round(delay) },

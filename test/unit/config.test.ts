@@ -45,8 +45,9 @@ test('defaults, then flags; TTL and size units', async () => {
 
 test('the FUSE op timeout outlasts every attempt timing out, unless set', async () => {
   const c = await resolveConfig({ ...base, flags: { 'max-attempts': 3, 'request-timeout': 10 } });
-  // 3 attempts of 10 s, backoff 200 + 400 ms, 30 s margin: the store answers EIO first.
-  assert.equal(c.fuseOpTimeoutMs, 3 * 10_000 + 600 + 30_000);
+  // 3 attempts of 10 s, at most 800 + 1,600 ms of throttled backoff, 30 s margin: the store
+  // answers EIO first.
+  assert.equal(c.fuseOpTimeoutMs, 3 * 10_000 + 2_400 + 30_000);
   const d = await resolveConfig({ ...base, flags: { 'fuse-op-timeout': 5 } });
   assert.equal(d.fuseOpTimeoutMs, 5_000);
 });

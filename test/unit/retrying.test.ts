@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { worstCaseBackoffMs } from '../../src/config/retry-policy.js';
 import { ErrorCodes } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
 import { Metrics } from '../../src/metrics/metrics.js';
 import { MemoryStore } from '../../src/store/memory.js';
 import { MeteredStore } from '../../src/store/metered.js';
-import { RetryingStore, worstCaseBackoffMs } from '../../src/store/retrying.js';
+import { RetryingStore } from '../../src/store/retrying.js';
 
 const policy = { maxAttempts: 4, baseDelayMs: 1, maxDelayMs: 5 };
 
@@ -46,7 +47,7 @@ test('does not retry what a retry cannot fix', async () => {
 });
 
 test('an abort stops the retry loop', async () => {
-  const { mem, store } = stack();
+  const { mem } = stack();
   const slow = new RetryingStore(
     mem,
     { maxAttempts: 10, baseDelayMs: 1000, maxDelayMs: 1000 },
@@ -59,10 +60,36 @@ test('an abort stops the retry loop', async () => {
   const ac = new AbortController();
   setTimeout(() => ac.abort(), 20);
   await assert.rejects(slow.head('k', ac.signal), { code: ErrorCodes.Aborted });
-  assert.ok(store);
+  // Stopped in a pause, not after the last of its ten attempts.
+  assert.ok(mem.requests.HEAD < 10, `${mem.requests.HEAD} attempts`);
 });
 
-test('worst-case backoff bounds the FUSE op timeout', () => {
+test('worst-case backoff bounds the FUSE op timeout: every failure a throttle, at its longest pause', () => {
   assert.equal(worstCaseBackoffMs({ maxAttempts: 1, baseDelayMs: 100, maxDelayMs: 5000 }), 0);
-  assert.equal(worstCaseBackoffMs({ maxAttempts: 4, baseDelayMs: 100, maxDelayMs: 500 }), 200 + 400 + 500);
+  // Throttling pauses from 4 x the base: 800, 1,600, 3,200 ms, each under the 5 s cap.
+  assert.equal(worstCaseBackoffMs({ maxAttempts: 4, baseDelayMs: 100, maxDelayMs: 5000 }), 800 + 1600 + 3200);
+  assert.equal(worstCaseBackoffMs({ maxAttempts: 4, baseDelayMs: 100, maxDelayMs: 1000 }), 800 + 1000 + 1000);
+});
+
+test('no pause of a throttled store is longer than the worst case allows for', async () => {
+  const { mem } = stack();
+  const policy = { maxAttempts: 3, baseDelayMs: 5, maxDelayMs: 1000 };
+  const store = new RetryingStore(mem, policy, new Metrics(), silentLogger());
+  const random = Math.random;
+  // The longest pause jitter can draw, every time.
+  Math.random = () => 0.999_999;
+  let slept: number;
+  try {
+    mem.failNext(ErrorCodes.Throttled, ErrorCodes.Throttled);
+    mem.put('k', 'v');
+    const started = performance.now();
+    await store.head('k');
+    slept = performance.now() - started;
+  } finally {
+    Math.random = random;
+  }
+  // Pauses of 4 x 5 x 2 and 4 x 5 x 4 ms: at least 120 ms in all, which a bound of base x 2^i
+  // (10 + 20 ms) would not cover.
+  assert.ok(slept >= 119, `slept ${slept} ms`);
+  assert.equal(worstCaseBackoffMs(policy), 40 + 80);
 });
