@@ -3,19 +3,20 @@
 import { availableParallelism } from 'node:os';
 import { cachedReaderFactory } from '../cache/file/cached-reader.js';
 import { FileCache } from '../cache/file/file-cache.js';
-import { cachePassthrough } from '../cache/file/verified-copy.js';
-import { warmMetadata } from '../cache/meta/warmer.js';
+import { cacheCopySource } from '../cache/file/verified-copy.js';
 import type { Config } from '../config/config.js';
 import { FuseMount } from '../fuse/mount.js';
 import type { Logger } from '../log.js';
+import { MemoryBudget } from '../memory/budget.js';
 import { Metrics } from '../metrics/metrics.js';
 import { type MetricsServer, startMetricsServer } from '../metrics/server.js';
-import { MemoryBudget } from '../read/memory-budget.js';
 import { createReaderFactory } from '../read/prefetcher.js';
 import { RangeDownloader } from '../read/range-downloader.js';
 import { createStore } from '../store/index.js';
 import { Namespace } from '../vfs/namespace.js';
+import { PassthroughOpens } from '../vfs/passthrough.js';
 import { Vfs } from '../vfs/vfs.js';
+import { warmMetadata } from '../vfs/warmer.js';
 import { checkBucket, checkMountpoint, mountedPaths } from './preflight.js';
 
 /** First request of a sequential stream: small, so the first byte of a small file comes fast (as Mountpoint). */
@@ -103,14 +104,12 @@ export async function startMount(config: Readonly<Config>, log: Logger, onStoppe
   const passthroughMax = config.fileCachePassthroughMaxBytes;
   // The mount's backing files exist once it is mounted; opens come only after that.
   let mount: FuseMount | undefined;
+  const backingFiles = () => mount?.backingFiles;
   const passthrough =
     fileCache && passthroughMax > 0
-      ? cachePassthrough(
-          fileCache,
-          passthroughMax,
-          config.fileCachePassthroughKept,
-          () => mount?.backingFiles,
-          metrics,
+      ? new PassthroughOpens(
+          cacheCopySource(fileCache, passthroughMax, config.fileCachePassthroughKept, backingFiles, metrics, log),
+          backingFiles,
           log,
         )
       : undefined;

@@ -2,11 +2,11 @@
 // -errno, never an Error), times and counts every op, and unmounts. Knows nothing of S3/GCS.
 import { execFile } from 'node:child_process';
 import Fuse from 'fuse-native';
+import type { BackingFiles } from '../backing/files.js';
 import { BucketfsError, describe, ErrorCodes } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { Errno, type ErrnoName, errnoName, PosixError } from '../vfs/errno.js';
-import type { BackingFiles } from '../vfs/passthrough.js';
 import type { Vfs } from '../vfs/vfs.js';
 import { raiseEventLoopPriority } from './event-loop-priority.js';
 import { setKernelReadAhead } from './kernel-read-ahead.js';

@@ -12,14 +12,8 @@
 // thread to the next one, so the slots stay at the most threads ever busy at once.
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import type { BackingOpenResult } from '../vfs/passthrough.js';
-
-export interface FuseThreadStats {
-  /** Slots allocated: the most worker threads ever busy at once. */
-  slots: number;
-  /** Worker threads that ran an operation, whether on a new slot or on one taken over. */
-  started: number;
-}
+import type { BackingOpenResult } from '../backing/files.js';
+import type { FuseThreadStats } from '../metrics/metrics.js';
 
 interface Binding {
   fuse_native_thread_stats?: (thread: Buffer, which: number) => number;

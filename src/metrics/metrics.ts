@@ -2,7 +2,14 @@
 // increment; nothing else creates metrics. One registry per mount (not prom-client's global
 // one) so unit tests can build as many mounts as they like.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import type { FuseThreadStats } from '../fuse/native.js';
+
+/** libfuse's worker threads, as the FUSE glue counts them (src/fuse/native.ts). */
+export interface FuseThreadStats {
+  /** Slots allocated: the most worker threads ever busy at once. */
+  slots: number;
+  /** Worker threads that ran an operation, whether on a new slot or on one taken over. */
+  started: number;
+}
 
 export class Metrics {
   readonly registry = new Registry();

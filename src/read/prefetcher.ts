@@ -11,10 +11,10 @@
 // recycled buffers (part-pool.ts), so what read() returns is valid only until the event loop turns
 // (see FileReader.read).
 import { BucketfsError, ErrorCodes } from '../errors.js';
+import type { MemoryBudget } from '../memory/budget.js';
+import { PartPool } from '../memory/part-pool.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { ByteRange, ObjectMeta, ObjectPin } from '../store/types.js';
-import type { MemoryBudget } from './memory-budget.js';
-import { PartPool } from './part-pool.js';
 import type { RangeDownloader } from './range-downloader.js';
 import { nextOrigin, type Siblings, StreamRegistry } from './stream-registry.js';
 import type { FileReader, ReaderFactory } from './types.js';

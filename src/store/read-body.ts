@@ -5,7 +5,7 @@ import type { ByteRange } from './types.js';
 
 /**
  * The body of a GET of `range`, read straight into `into` when the caller lends a buffer of the
- * range's size (the prefetcher's recycled parts, src/read/part-pool.ts), else into a new one.
+ * range's size (the prefetcher's recycled parts, src/memory/part-pool.ts), else into a new one.
  * A body longer or shorter than the range fails with BFS_BAD_RESPONSE (retried).
  */
 export async function readBodyInto(body: RawBody, key: string, range: ByteRange): Promise<Buffer> {

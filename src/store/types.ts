@@ -59,7 +59,7 @@ export interface ByteRange {
   end: number;
   /**
    * A buffer of exactly end - start bytes the caller lends for the bytes (recycled part buffers,
-   * see src/read/part-pool.ts): an adapter that can fills it and returns it. Optional for adapters.
+   * see src/memory/part-pool.ts): an adapter that can fills it and returns it. Optional for adapters.
    */
   into?: Buffer;
 }

@@ -8,11 +8,11 @@ import { mkdtemp, rm, truncate, unlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
+import type { BackingFiles } from '../../src/backing/files.js';
 import { CacheEntry } from '../../src/cache/file/entry.js';
 import { KeptCopies } from '../../src/cache/file/kept-copies.js';
 import { silentLogger } from '../../src/log.js';
 import { Metrics } from '../../src/metrics/metrics.js';
-import type { BackingFiles } from '../../src/vfs/passthrough.js';
 
 let dir: string;
 before(async () => {

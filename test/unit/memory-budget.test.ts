@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { MemoryBudget } from '../../src/read/memory-budget.js';
+import { MemoryBudget } from '../../src/memory/budget.js';
 
 test('pressure listeners run after reserve() returns, once per turn however many wait', async () => {
   const budget = new MemoryBudget(1024);

@@ -4,9 +4,10 @@
 // thing is in test/integration/passthrough.test.ts.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { type BackingFiles, BackingRefused } from '../../src/backing/files.js';
 import { silentLogger } from '../../src/log.js';
 import type { ObjectMeta } from '../../src/store/types.js';
-import { type BackingFiles, BackingRefused, PassthroughOpens } from '../../src/vfs/passthrough.js';
+import { PassthroughOpens } from '../../src/vfs/passthrough.js';
 
 const meta = (etag: string): ObjectMeta => ({ key: 'd/f', size: 10, mtime: new Date(0), etag });
 

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { MemoryBudget } from '../../src/memory/budget.js';
+import { PartPool } from '../../src/memory/part-pool.js';
 import { Metrics } from '../../src/metrics/metrics.js';
-import { MemoryBudget } from '../../src/read/memory-budget.js';
-import { PartPool } from '../../src/read/part-pool.js';
 
 const MiB = 1024 * 1024;
 

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { warmMetadata } from '../../src/cache/meta/warmer.js';
 import { silentLogger } from '../../src/log.js';
 import { Metrics } from '../../src/metrics/metrics.js';
 import { MemoryStore } from '../../src/store/memory.js';
 import { Namespace, type NamespaceConfig } from '../../src/vfs/namespace.js';
+import { warmMetadata } from '../../src/vfs/warmer.js';
 
 const cfg: NamespaceConfig = {
   prefix: 'root/',

@@ -4,8 +4,8 @@
 // double up to the part size; objects over the parallel threshold keep several chunks in flight.
 // Readers wait only for the chunk holding the bytes they need, and never for one far ahead.
 import type { FileHandle } from 'node:fs/promises';
-import type { MemoryBudget } from '../../read/memory-budget.js';
-import type { PartPool } from '../../read/part-pool.js';
+import type { MemoryBudget } from '../../memory/budget.js';
+import type { PartPool } from '../../memory/part-pool.js';
 import type { RangeDownloader } from '../../read/range-downloader.js';
 import type { ByteRange, ObjectPin } from '../../store/types.js';
 import type { CacheEntry } from './entry.js';

@@ -15,9 +15,9 @@
 //   its files, which the watch sees as above, so the kept id goes and the unlinked file's disk
 //   space is freed as eviction expects. A dropped entry is never looked up again meanwhile.
 import { type FSWatcher, watch } from 'node:fs';
+import type { BackingFiles } from '../../backing/files.js';
 import type { Logger } from '../../log.js';
 import type { Metrics } from '../../metrics/metrics.js';
-import type { BackingFiles } from '../../vfs/passthrough.js';
 import type { CacheEntry } from './entry.js';
 
 interface Registered {

@@ -7,8 +7,20 @@
 // the next numbers' cached copies are read and verified now and held in memory until their open.
 // Only files already complete in the cache are touched: this never sends a request to the store,
 // and a reader in any other order (a shuffled epoch) sets nothing off.
+
+import type { FileHandle } from 'node:fs/promises';
 import type { CacheEntry, DiskBlock } from './entry.js';
-import type { FileCache } from './file-cache.js';
+
+/** What the read-ahead needs of the file cache that owns it (file-cache.ts). */
+export interface NextFilesCache {
+  readonly blockPool: { release(buf: Buffer): void };
+  /** The entry of a key whose copy is complete on disk, if any. */
+  completeEntry(key: string): CacheEntry | undefined;
+  /** Reads and verifies one block of an open cache file. */
+  loadBlock(entry: CacheEntry, fh: FileHandle, index: number, background: boolean): Promise<DiskBlock>;
+  /** Counts a file read ahead. */
+  readAheadFile(): void;
+}
 
 /** Disk reads of read-ahead in flight at once, mount-wide: real reads queue with them. */
 const MAX_IN_FLIGHT = 8;
@@ -73,7 +85,7 @@ function makeRoom<T extends { at: number }>(
 }
 
 export class NextFiles {
-  private readonly cache: FileCache;
+  private readonly cache: NextFilesCache;
   /** Files after the one opened to read ahead (0: off). */
   private readonly files: number;
   /** Per directory key prefix: the name an open in order would come next. Oldest first. */
@@ -85,7 +97,7 @@ export class NextFiles {
   private attacher: AheadAttacher | undefined;
   private inFlight = 0;
 
-  constructor(cache: FileCache, files: number) {
+  constructor(cache: NextFilesCache, files: number) {
     this.cache = cache;
     this.files = files;
   }

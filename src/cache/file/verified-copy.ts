@@ -11,29 +11,29 @@
 // bucketfs as usual, from the store.
 import type { BigIntStats } from 'node:fs';
 import { getSystemErrorName } from 'node:util';
+import { type BackingFiles, type BackingOpenResult, BackingRefused, type CopySource } from '../../backing/files.js';
 import type { Logger } from '../../log.js';
 import type { Metrics } from '../../metrics/metrics.js';
 import type { ObjectMeta } from '../../store/types.js';
-import { type BackingFiles, type BackingOpenResult, BackingRefused, PassthroughOpens } from '../../vfs/passthrough.js';
 import { type CacheEntry, CorruptBlockError } from './entry.js';
 import { type FileCache, isDiskError } from './file-cache.js';
 import { KeptCopies } from './kept-copies.js';
 import { blockChecksum } from './layout.js';
 
 /**
- * Passthrough for the cache's copies up to `maxBytes`: the registry the VFS asks at each open, and
- * the read-ahead across files set to verify and register the next files' copies, where it would
- * otherwise read their first block into memory. `backing`: the mount's, once mounted with it.
- * Up to `keep` ids stay registered between opens (kept-copies.ts).
+ * Passthrough for the cache's copies up to `maxBytes`: the source of backing ids the VFS asks at
+ * each open, and the read-ahead across files set to verify and register the next files' copies,
+ * where it would otherwise read their first block into memory. `backing`: the mount's, once
+ * mounted with it. Up to `keep` ids stay registered between opens (kept-copies.ts).
  */
-export function cachePassthrough(
+export function cacheCopySource(
   cache: FileCache,
   maxBytes: number,
   keep: number,
   backing: () => BackingFiles | undefined,
   metrics: Metrics,
   log: Logger,
-): PassthroughOpens {
+): CopySource {
   const eligible = (size: number): boolean => size <= maxBytes && backing() !== undefined;
   const kept = new KeptCopies(cache.copiesDir, keep, backing, metrics, log);
   cache.onClose(() => kept.stop());
@@ -46,14 +46,10 @@ export function cachePassthrough(
     },
     close: (id) => backing()?.close(id),
   });
-  return new PassthroughOpens(
-    {
-      attach: async (meta, b) => (eligible(meta.size) ? attachVerifiedCopy(cache, kept, meta, b) : undefined),
-      release: (id) => kept.release(id),
-    },
-    backing,
-    log,
-  );
+  return {
+    attach: async (meta, b) => (eligible(meta.size) ? attachVerifiedCopy(cache, kept, meta, b) : undefined),
+    release: (id) => kept.release(id),
+  };
 }
 
 /**

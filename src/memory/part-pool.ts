@@ -10,7 +10,7 @@
 // plus pooled bytes fit the mount's MemoryBudget limit, dropped when a reader has to wait for
 // memory, and dropped after a while without use, so an idle mount gives its memory back.
 import type { Metrics } from '../metrics/metrics.js';
-import type { MemoryBudget } from './memory-budget.js';
+import type { MemoryBudget } from './budget.js';
 
 export class PartPool {
   readonly partSize: number;

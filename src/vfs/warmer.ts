@@ -3,11 +3,11 @@
 // background; readers never wait for it. Keys come back in lexicographic order, so every key of a
 // directory is contiguous: once the walk passes a directory's range its listing is complete and is
 // cached, and memory stays bounded by the depth of the tree times the width of a directory.
-import { describe } from '../../errors.js';
-import type { Logger } from '../../log.js';
-import type { ObjectMeta, ObjectStore } from '../../store/types.js';
-import { joinPath } from '../../vfs/names.js';
-import { DirBuilder, type Namespace } from '../../vfs/namespace.js';
+import { describe } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { ObjectMeta, ObjectStore } from '../store/types.js';
+import { joinPath } from './names.js';
+import { DirBuilder, type Namespace } from './namespace.js';
 
 interface OpenDir {
   path: string;
