@@ -6,7 +6,7 @@ import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { BucketfsError, describe, ErrorCodes, invalidArgument } from '../errors.js';
 import type { LogFormat, LogLevel } from '../log.js';
-import { OPTIONS, type OptionSpec } from './options.js';
+import { type FlagOf, OPTIONS, type OptionFlag, type OptionSpec, type OptionValues } from './options.js';
 import { DEFAULT_RETRY, type RetryPolicy, worstCaseBackoffMs } from './retry-policy.js';
 import { parseBucketUri } from './uri.js';
 
@@ -91,9 +91,16 @@ export interface Config {
 
 const MiB = 1024 * 1024;
 
-type Raw = Record<string, string | number | boolean | undefined>;
+type Value = string | number | boolean;
+/** Values by flag, typed per option (options.ts): reading a flag that does not exist fails to compile. */
+type Raw = OptionValues;
 
 const BY_FLAG = new Map(OPTIONS.map((o) => [o.flag, o]));
+
+/** Stores a value already checked against its option's spec. */
+function put(raw: Raw, spec: OptionSpec, v: Value): void {
+  (raw as Record<string, Value>)[spec.flag] = v;
+}
 const BY_YAML = new Map(OPTIONS.filter((o) => o.yaml).map((o) => [o.yaml as string, o]));
 
 /** Reads --config-file into flag-keyed values; unknown keys and wrong types are errors. */
@@ -127,7 +134,7 @@ export async function loadConfigFile(file: string): Promise<Raw> {
       if (typeof v !== spec.type) {
         throw invalidArgument('--config-file', `${file}: "${key}" must be a ${spec.type}, got ${JSON.stringify(v)}`);
       }
-      out[spec.flag] = v as string | number | boolean;
+      put(out, spec, v as Value);
     }
   };
   walk(doc as Record<string, unknown>, '');
@@ -179,8 +186,8 @@ function parseMetadataTtl(v: string): number {
 export interface ResolveInput {
   bucketUri: string;
   mountpoint: string;
-  /** Only the flags the user actually gave (no defaults filled in). */
-  flags: Raw;
+  /** Only the flags the user actually gave (no defaults filled in), by flag name. */
+  flags: Readonly<Record<string, Value | undefined>>;
   env?: NodeJS.ProcessEnv;
   /** From -o lists: noexec, nosuid, nodev. */
   kernelFlags?: string[];
@@ -198,26 +205,30 @@ async function realMountpoint(given: string): Promise<string> {
 
 export async function resolveConfig(input: ResolveInput): Promise<Readonly<Config>> {
   const env = input.env ?? process.env;
-  const fileValues =
-    typeof input.flags['config-file'] === 'string' ? await loadConfigFile(input.flags['config-file']) : {};
+  const configFile = input.flags['config-file' satisfies OptionFlag];
+  const fileValues: Raw = typeof configFile === 'string' ? await loadConfigFile(configFile) : {};
   const raw: Raw = {};
-  for (const spec of OPTIONS) if (spec.default !== undefined) raw[spec.flag] = spec.default;
+  for (const spec of OPTIONS) if (spec.default !== undefined) put(raw, spec, spec.default);
   for (const [k, v] of Object.entries(fileValues)) {
-    checkValue(BY_FLAG.get(k) as OptionSpec, v as string | number | boolean, 'config file: ');
-    raw[k] = v;
+    const spec = BY_FLAG.get(k) as OptionSpec;
+    checkValue(spec, v as Value, 'config file: ');
+    put(raw, spec, v as Value);
   }
+  /** Flags the user gave, checked against their spec (unknown names were refused by the parser). */
+  const given: Raw = {};
   for (const [k, v] of Object.entries(input.flags)) {
     if (v === undefined) continue;
     const spec = BY_FLAG.get(k);
     if (!spec) continue;
     checkValue(spec, v, '--');
-    raw[k] = v;
+    put(raw, spec, v);
+    put(given, spec, v);
   }
   if (typeof raw['metadata-ttl'] === 'string') {
     const secs = parseMetadataTtl(raw['metadata-ttl']);
     // The alias sets both TTLs unless the specific flag was also given.
-    if (input.flags['stat-cache-ttl'] === undefined) raw['stat-cache-ttl'] = secs;
-    if (input.flags['list-cache-ttl'] === undefined) raw['list-cache-ttl'] = secs;
+    if (given['stat-cache-ttl'] === undefined) raw['stat-cache-ttl'] = secs;
+    if (given['list-cache-ttl'] === undefined) raw['list-cache-ttl'] = secs;
   }
 
   const uri = parseBucketUri(input.bucketUri);
@@ -229,10 +240,13 @@ export async function resolveConfig(input: ResolveInput): Promise<Readonly<Confi
     if (!prefix.endsWith('/')) prefix += '/';
   }
 
-  const str = (k: string): string | undefined =>
-    typeof raw[k] === 'string' && raw[k] !== '' ? (raw[k] as string) : undefined;
-  const num = (k: string): number => raw[k] as number;
-  const bool = (k: string): boolean => raw[k] === true;
+  const str = (k: FlagOf<'string'>): string | undefined => {
+    const v = raw[k];
+    return v === undefined || v === '' ? undefined : v;
+  };
+  /** A number that has a default (or was checked as given before this is read). */
+  const num = (k: FlagOf<'number'>): number => raw[k] as number;
+  const bool = (k: FlagOf<'boolean'>): boolean => raw[k] === true;
 
   const retry: RetryPolicy = { ...DEFAULT_RETRY, maxAttempts: num('max-attempts') };
   const requestTimeoutMs = Math.round(num('request-timeout') * 1000);
@@ -310,8 +324,8 @@ export async function resolveConfig(input: ResolveInput): Promise<Readonly<Confi
     throw invalidArgument('--allow-root', 'cannot be combined with --allow-other (allow-other already includes root)');
   }
   if (config.backend === 'gcs') {
-    for (const flag of ['region', 'profile', 'force-path-style']) {
-      if (input.flags[flag] !== undefined || fileValues[flag] !== undefined) {
+    for (const flag of ['region', 'profile', 'force-path-style'] as const satisfies OptionFlag[]) {
+      if (given[flag] !== undefined || fileValues[flag] !== undefined) {
         throw invalidArgument(`--${flag}`, 'applies to s3:// buckets only');
       }
     }

@@ -36,7 +36,7 @@ const G_LOG = 'Logging and metrics:';
 const G_READ = 'Read throughput:';
 const G_FILE = 'File cache:';
 
-export const OPTIONS: readonly OptionSpec[] = [
+const TABLE = [
   // Bucket and endpoint
   {
     flag: 'prefix',
@@ -568,10 +568,25 @@ export const OPTIONS: readonly OptionSpec[] = [
     group: G_LOG,
     describe: 'Address the metrics server listens on.',
   },
-];
+] as const satisfies readonly OptionSpec[];
+
+export const OPTIONS: readonly OptionSpec[] = TABLE;
+
+type Spec = (typeof TABLE)[number];
+/** Every option's flag name: a misspelt one is a type error wherever an option is named. */
+export type OptionFlag = Spec['flag'];
+/** The flags of options of one type. */
+export type FlagOf<T extends OptionType> = Extract<Spec, { type: T }>['flag'];
+interface TypeOf {
+  string: string;
+  number: number;
+  boolean: boolean;
+}
+/** Option values by flag, each of its option's type; absent when not given. */
+export type OptionValues = { -readonly [F in OptionFlag]?: TypeOf[Extract<Spec, { flag: F }>['type']] };
 
 /** An option's default from the table (for code outside the daemon that must match it, such as the benchmark). */
-export function optionDefault(flag: string): OptionSpec['default'] {
+export function optionDefault(flag: OptionFlag): OptionSpec['default'] {
   const spec = OPTIONS.find((o) => o.flag === flag);
   if (!spec) throw new Error(`no option --${flag}`);
   return spec.default;

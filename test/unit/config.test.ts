@@ -5,6 +5,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { resolveConfig } from '../../src/config/config.js';
 import { renderConfigDoc } from '../../src/config/doc.js';
+import type { OptionFlag } from '../../src/config/options.js';
 import { parseBucketUri } from '../../src/config/uri.js';
 import { BucketfsError } from '../../src/errors.js';
 
@@ -100,4 +101,11 @@ test('options that do not apply to the backend are refused', async () => {
 test('docs/configuration.md is generated from the option table (npm run docs)', async () => {
   const committed = await readFile(new URL('../../../docs/configuration.md', import.meta.url), 'utf8');
   assert.equal(committed, renderConfigDoc(), 'docs/configuration.md is stale: run npm run docs');
+});
+
+test('option names are checked by the compiler: a misspelt one does not build', () => {
+  // @ts-expect-error 'max-atempts' is no option's flag
+  const misspelt: OptionFlag = 'max-atempts';
+  const right: OptionFlag = 'max-attempts';
+  assert.notEqual(misspelt, right);
 });
