@@ -6,9 +6,10 @@
 import { randomFillSync } from 'node:crypto';
 import { writeSync } from 'node:fs';
 import Fuse from 'fuse-native';
+import { MAX_READ_BYTES } from '../src/config/fuse-requests.js';
 import { optionDefault } from '../src/config/options.js';
 import { setKernelReadAhead } from '../src/fuse/kernel-read-ahead.js';
-import { CONGESTION_THRESHOLD, MAX_BACKGROUND, MAX_READ_BYTES } from '../src/fuse/mount.js';
+import { CONGESTION_THRESHOLD, MAX_BACKGROUND } from '../src/fuse/mount.js';
 import { bigKey, type Layout, layoutFromEnv, smallKey } from './layout.js';
 
 const S_IFREG = 0o100000;

@@ -1,6 +1,7 @@
 // The one declarative table of options. It generates the command-line flags (cli/args.ts), the
 // YAML keys accepted by --config-file (config/resolve.ts) and docs/configuration.md
 // (scripts/gen-config-doc.ts), so --help, the file format and the docs cannot drift.
+import { MAX_READ_BYTES } from './fuse-requests.js';
 
 export type OptionType = 'string' | 'number' | 'boolean';
 export type Backend = 's3' | 'gcs' | 'both';
@@ -201,7 +202,8 @@ const TABLE = [
     flag: 'kernel-read-ahead-kb',
     yaml: 'file-system.kernel-read-ahead-kb',
     type: 'number',
-    default: 1024,
+    // A window of one request: the kernel then sends sequential reads in requests of MAX_READ_BYTES.
+    default: MAX_READ_BYTES / 1024,
     integer: true,
     min: 0,
     max: 65536,

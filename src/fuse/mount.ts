@@ -3,6 +3,7 @@
 import { execFile } from 'node:child_process';
 import Fuse from 'fuse-native';
 import type { BackingFiles } from '../backing/files.js';
+import { MAX_READ_BYTES } from '../config/fuse-requests.js';
 import { BucketfsError, describe, ErrorCodes } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -50,9 +51,6 @@ export interface MountOptions {
   opTimeoutMs: number;
   debug: boolean;
 }
-
-/** The largest FUSE read the mount asks the kernel for. */
-export const MAX_READ_BYTES = 1024 * 1024;
 
 /** Background FUSE requests (read-ahead) the kernel keeps in flight on the mount; see fuseOptionList. */
 export const MAX_BACKGROUND = 64;

@@ -13,6 +13,7 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { BackingOpenResult } from '../backing/files.js';
+import { STOCK_MAX_READ_BYTES } from '../config/fuse-requests.js';
 import type { FuseThreadStats } from '../metrics/metrics.js';
 
 interface Binding {
@@ -68,7 +69,7 @@ export function fuseThreadStats(thread: Buffer): FuseThreadStats | undefined {
  */
 export function fuseMaxReadBytes(thread: Buffer): number | undefined {
   const maxRead = binding.fuse_native_max_read;
-  if (!maxRead) return 128 * 1024;
+  if (!maxRead) return STOCK_MAX_READ_BYTES;
   return maxRead(thread) || undefined;
 }
 

@@ -14,7 +14,7 @@ import { BucketfsError, ErrorCodes } from '../errors.js';
 import type { MemoryBudget } from '../memory/budget.js';
 import { PartPool } from '../memory/part-pool.js';
 import type { Metrics } from '../metrics/metrics.js';
-import type { ByteRange, ObjectMeta, ObjectPin } from '../store/types.js';
+import { type ByteRange, type ObjectMeta, type ObjectPin, versionKey, versionPin } from '../store/types.js';
 import type { RangeDownloader } from './range-downloader.js';
 import { nextOrigin, type Siblings, StreamRegistry } from './stream-registry.js';
 import type { FileReader, ReaderFactory } from './types.js';
@@ -65,7 +65,7 @@ interface ExactRead {
 
 export class Prefetcher implements FileReader {
   private readonly meta: ObjectMeta;
-  /** The object version's id in `streams`: its key and ETag or generation. */
+  /** The object version's id in `streams`: its key and versionKey (the one rule for a version). */
   private readonly objectId: string;
   private readonly streams: StreamRegistry<Prefetcher> | undefined;
   /** The open handles of this object version, this one included (see stream-registry.ts). */
@@ -106,8 +106,8 @@ export class Prefetcher implements FileReader {
     streams?: StreamRegistry<Prefetcher>,
   ) {
     this.meta = meta;
-    this.pin = meta.generation ? { generation: meta.generation } : { etag: meta.etag };
-    this.objectId = `${meta.key}\0${meta.generation ?? meta.etag}`;
+    this.pin = versionPin(meta);
+    this.objectId = `${meta.key}\0${versionKey(meta)}`;
     this.streams = streams;
     this.siblings = streams?.join(this.objectId, this);
     this.downloader = downloader;

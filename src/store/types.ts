@@ -30,6 +30,11 @@ export function versionKey(meta: VersionFields): string {
   return meta.generation !== undefined ? `g:${meta.generation}` : `e:${meta.etag}:${meta.size}`;
 }
 
+/** The pin that holds a read to this version: the generation where the store has one, else the ETag. */
+export function versionPin(meta: Pick<ObjectMeta, 'etag' | 'generation'>): ObjectPin {
+  return meta.generation !== undefined ? { generation: meta.generation } : { etag: meta.etag };
+}
+
 export interface ListPage {
   objects: ObjectMeta[];
   /** Common prefixes (each ends with the delimiter), only when a delimiter was given. */

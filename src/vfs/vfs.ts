@@ -41,7 +41,11 @@ const S_IFDIR = 0o040000;
 const O_ACCMODE = 0o3;
 const O_TRUNC = 0o1000;
 const O_APPEND = 0o2000;
-/** st_blksize: the I/O size we suggest to applications (FUSE 2 reads are at most 128 KiB). */
+/**
+ * st_blksize, the buffer size tools such as cp and cat read with. Not the FUSE request size: the
+ * kernel's read-ahead turns their sequential reads into requests of up to MAX_READ_BYTES anyway
+ * (src/config/fuse-requests.ts), and a larger buffer would only cost random readers bytes.
+ */
 const IO_SIZE = 128 * 1024;
 
 interface Handle {

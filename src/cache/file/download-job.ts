@@ -7,7 +7,7 @@ import type { FileHandle } from 'node:fs/promises';
 import type { MemoryBudget } from '../../memory/budget.js';
 import type { PartPool } from '../../memory/part-pool.js';
 import type { RangeDownloader } from '../../read/range-downloader.js';
-import type { ByteRange, ObjectPin } from '../../store/types.js';
+import { type ByteRange, type ObjectPin, versionPin } from '../../store/types.js';
 import type { CacheEntry } from './entry.js';
 import { BLOCK_BYTES } from './layout.js';
 
@@ -92,7 +92,7 @@ export class DownloadJob {
     this.downloader = downloader;
     this.budget = budget;
     this.opts = opts;
-    this.pin = entry.meta.generation ? { generation: entry.meta.generation } : { etag: entry.meta.etag };
+    this.pin = versionPin(entry.meta);
     this.chunks = planChunks(entry.size, opts.chunkBytes).map(({ start, end }) => {
       const c = { start, end } as Chunk;
       c.done = new Promise<void>((resolve, reject) => {
