@@ -309,11 +309,8 @@ export class FuseMount {
         this.run(
           'read',
           path,
-          async () => {
-            const data = await vfs.read(fd, pos, len);
-            // buf is only valid until cb: copy before answering.
-            return data.copy(buf, 0, 0, Math.min(len, data.length));
-          },
+          // buf is the kernel's, valid until cb: the reader fills it.
+          () => vfs.read(fd, pos, Math.min(len, buf.length), buf),
           (err, n) => cb(err === 0 ? (n ?? 0) : err),
         ),
       release: (path: string, fd: number, cb: (err: number) => void) =>

@@ -59,7 +59,9 @@ interface Part {
 interface ExactRead {
   start: number;
   end: number;
-  resolve: (data: Buffer) => void;
+  into: Buffer;
+  /** With the bytes copied into `into`. */
+  resolve: (copied: number) => void;
   reject: (err: unknown) => void;
 }
 
@@ -123,11 +125,11 @@ export class Prefetcher implements FileReader {
     return this.streamOrigin;
   }
 
-  async read(offset: number, length: number): Promise<Buffer> {
+  async read(offset: number, length: number, into: Buffer): Promise<number> {
     if (this.closed.signal.aborted)
       throw new BucketfsError(ErrorCodes.Aborted, 'handle closed', { key: this.meta.key });
     const end = Math.min(offset + length, this.meta.size);
-    if (offset >= end) return Buffer.alloc(0);
+    if (offset >= end) return 0;
     this.touch();
     const fromStart = this.fresh && offset === 0;
     this.fresh = false;
@@ -135,7 +137,7 @@ export class Prefetcher implements FileReader {
       const first = this.parts[0];
       // A straggler of the reads that started the stream: serve it without dropping the stream.
       if (first && offset < first.start && offset >= first.start - this.opts.forwardTolerance) {
-        return this.fetchExact(offset, end);
+        return this.fetchExact(offset, end, into);
       }
       if (this.parts.length > 0) {
         // A seek: drop the stream, read exactly what was asked.
@@ -151,7 +153,7 @@ export class Prefetcher implements FileReader {
         // MiB, with no read-ahead past it. A random 1 MiB read then costs two GETs, not eight
         // round trips, and fetches only its own bytes.
         const cap = Math.floor((this.runStart + this.opts.initialWindow) / MiB) * MiB;
-        if (!continues || cap <= end) return this.fetchExact(offset, end);
+        if (!continues || cap <= end) return this.fetchExact(offset, end, into);
         this.cap = cap;
       }
     } else if (end > this.cap) {
@@ -160,7 +162,7 @@ export class Prefetcher implements FileReader {
     const needed = this.ensure(offset, end);
     for (const p of needed) p.readers++;
     try {
-      return await this.copyOut(needed, offset, end);
+      return await this.copyOut(needed, offset, end, into);
     } finally {
       for (const p of needed) {
         p.readers--;
@@ -283,25 +285,18 @@ export class Prefetcher implements FileReader {
   }
 
   /**
-   * The bytes of [offset, end): a view of the part when one part holds them (the usual case),
-   * else a copy. A view of a pooled buffer stays valid until the event loop turns (recycle()),
-   * which is the FileReader contract. Copying every read instead cost a 128 KiB allocation and
-   * copy per FUSE read: bench/profile-seq.js seq-1t, back to back, 370/396 MB/s with copies vs
-   * 522/495 MB/s with views, main-thread CPU per 2 GiB 3.2-3.6 s vs 2.6-2.7 s.
+   * Copies [offset, end) from the parts that hold it into `into`, each part as soon as it has
+   * arrived. A part's buffer goes back to the pool only after the event loop turns (recycle()), so
+   * the copy in the continuation that receives it is safe.
    */
-  private async copyOut(parts: Part[], offset: number, end: number): Promise<Buffer> {
-    if (parts.length === 1) {
-      const p = parts[0] as Part;
-      return (await p.data).subarray(offset - p.start, end - p.start);
-    }
-    const buffers = await Promise.all(parts.map((p) => p.data));
-    const out = Buffer.allocUnsafe(end - offset);
-    parts.forEach((p, i) => {
+  private async copyOut(parts: Part[], offset: number, end: number, into: Buffer): Promise<number> {
+    for (const p of parts) {
+      const data = await p.data;
       const from = Math.max(offset, p.start);
       const to = Math.min(end, p.end);
-      (buffers[i] as Buffer).copy(out, from - offset, from - p.start, to - p.start);
-    });
-    return out;
+      data.copy(into, from - offset, from - p.start, to - p.start);
+    }
+    return end - offset;
   }
 
   /** Keeps one part behind the reader for short backward seeks; frees older ones and grows the window. */
@@ -320,13 +315,13 @@ export class Prefetcher implements FileReader {
    * each other are fetched with one GET (up to a part), so a random 1 MiB read costs one request,
    * not eight.
    */
-  private fetchExact(start: number, end: number): Promise<Buffer> {
+  private fetchExact(start: number, end: number, into: Buffer): Promise<number> {
     return new Promise((resolve, reject) => {
       if (!this.batch) {
         this.batch = [];
         setImmediate(() => this.flushExact());
       }
-      this.batch.push({ start, end, resolve, reject });
+      this.batch.push({ start, end, into, resolve, reject });
     });
   }
 
@@ -360,8 +355,7 @@ export class Prefetcher implements FileReader {
       this.reportBudget();
       try {
         const buf = await this.downloader.fetch(this.meta.key, { start, end }, this.pin, this.closed.signal);
-        // A fresh buffer from the store, never a pooled one: slices of it may be handed out.
-        for (const r of group) r.resolve(buf.subarray(r.start - start, r.end - start));
+        for (const r of group) r.resolve(buf.copy(r.into, 0, r.start - start, r.end - start));
       } finally {
         this.budget.release(size);
         this.reportBudget();

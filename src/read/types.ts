@@ -3,13 +3,12 @@ import type { ObjectMeta } from '../store/types.js';
 
 export interface FileReader {
   /**
-   * Up to `length` bytes at `offset`; fewer only at the end of the object (0 at or past it).
+   * Copies up to `length` bytes at `offset` into the start of `into` (the caller's: the reader
+   * keeps no reference to it once the promise settles) and resolves to how many; fewer only at the
+   * end of the object (0 at or past it). `into` holds at least `length` bytes.
    * Rejects with a BucketfsError (BFS_STALE_OBJECT when the object changed since open).
-   * The Buffer may be a view of memory the reader reuses: it is valid until the event loop turns
-   * (the next macrotask). Use it in the continuation that receives it (FUSE copies it into the
-   * kernel's buffer at once) or copy it; never keep it across I/O.
    */
-  read(offset: number, length: number): Promise<Buffer>;
+  read(offset: number, length: number, into: Buffer): Promise<number>;
   /** Releases buffers and aborts requests in flight. Idempotent. */
   close(): void;
 }

@@ -171,13 +171,14 @@ export class Vfs {
     return { fh, pageCache };
   }
 
-  async read(fh: number, offset: number, length: number): Promise<Buffer> {
+  /** Copies up to `length` bytes at `offset` of an open file into `into`: how many. */
+  async read(fh: number, offset: number, length: number, into: Buffer): Promise<number> {
     const h = this.handles.get(fh);
     if (!h) throw new PosixError('EBADF', `bad file handle ${fh}`);
     try {
-      const data = await h.reader.read(offset, length);
-      this.metrics.bytesServed.inc(data.length);
-      return data;
+      const copied = await h.reader.read(offset, length, into);
+      this.metrics.bytesServed.inc(copied);
+      return copied;
     } catch (err) {
       if ((err as { code?: string }).code === 'BFS_STALE_OBJECT') this.ns.invalidate(h.path);
       throw err;

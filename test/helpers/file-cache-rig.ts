@@ -12,6 +12,7 @@ import { RangeDownloader } from '../../src/read/range-downloader.js';
 import type { FileReader } from '../../src/read/types.js';
 import { MemoryStore } from '../../src/store/memory.js';
 import type { ObjectMeta } from '../../src/store/types.js';
+import { readBytes } from './readers.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -69,7 +70,7 @@ export async function rig(dir: string, over: Partial<FileCacheOptions> = {}, sto
  */
 export async function readAll(r: FileReader, size: number): Promise<Buffer> {
   const parts: Buffer[] = [];
-  for (let off = 0; off < size; off += 128 * KiB) parts.push(Buffer.from(await r.read(off, 128 * KiB)));
+  for (let off = 0; off < size; off += 128 * KiB) parts.push(Buffer.from(await readBytes(r, off, 128 * KiB)));
   r.close();
   return Buffer.concat(parts);
 }

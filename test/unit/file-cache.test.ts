@@ -13,6 +13,7 @@ import { MemoryStore } from '../../src/store/memory.js';
 import type { ObjectMeta } from '../../src/store/types.js';
 import { cachedCopy, readAll, rig, settled } from '../helpers/file-cache-rig.js';
 import { sumMetric } from '../helpers/mount.js';
+import { readBytes } from '../helpers/readers.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -46,11 +47,11 @@ test('a first read at offset 0 caches the whole object; a second handle sends no
   const reader = r.open(meta);
   let served = 2 * meta.size;
   for (const off of [3 * MiB, 17, MiB - 3, 2 * MiB + 5]) {
-    const got = await reader.read(off, 4 * KiB);
+    const got = await readBytes(reader, off, 4 * KiB);
     assert.ok(got.equals(data.subarray(off, off + 4 * KiB)), `random read at ${off}`);
     served += got.length;
   }
-  assert.equal((await reader.read(meta.size, 10)).length, 0);
+  assert.equal((await readBytes(reader, meta.size, 10)).length, 0);
   reader.close();
   assert.equal(r.store.requests.GET, gets);
   const text = await r.metrics.registry.metrics();
@@ -65,7 +66,7 @@ test('blocks read from disk go through a few recycled buffers; every read sees i
   // From disk, in order; each read checked in the continuation that receives it.
   const seq = r.open(meta);
   for (let off = 0; off < meta.size; off += 128 * KiB) {
-    const got = await seq.read(off, 128 * KiB);
+    const got = await readBytes(seq, off, 128 * KiB);
     assert.ok(got.equals(data.subarray(off, off + 128 * KiB)), `sequential read at ${off}`);
   }
   seq.close();
@@ -80,7 +81,7 @@ test('blocks read from disk go through a few recycled buffers; every read sees i
   const offsets = Array.from({ length: 64 }, (_, i) => ((i * 7919) % 97) * 128 * KiB);
   await Promise.all(
     offsets.map(async (off) => {
-      const got = await h.read(off, 128 * KiB);
+      const got = await readBytes(h, off, 128 * KiB);
       assert.ok(got.equals(data.subarray(off, off + 128 * KiB)), `concurrent read at ${off}`);
     }),
   );
@@ -99,7 +100,7 @@ test('reads arriving out of order across block boundaries, as the kernel sends t
   // before the last read of the block before: the kernel has several reads of a handle in flight.
   const h = r.open(meta);
   const check = async (off: number) => {
-    const got = await h.read(off, 128 * KiB);
+    const got = await readBytes(h, off, 128 * KiB);
     assert.ok(got.equals(data.subarray(off, off + 128 * KiB)), `read at ${off}`);
   };
   const slices = MiB / (128 * KiB);
@@ -135,14 +136,14 @@ test('a first read past the first part reads directly unless range reads are cac
   const meta = plain.store.put('obj', data);
   const at = 3 * MiB; // the rig's part (chunk) size is 2 MiB
   const reader = plain.open(meta);
-  assert.ok((await reader.read(at, 4 * KiB)).equals(data.subarray(at, at + 4 * KiB)));
+  assert.ok((await readBytes(reader, at, 4 * KiB)).equals(data.subarray(at, at + 4 * KiB)));
   reader.close();
   assert.equal(plain.cache.size, 0);
   assert.equal(plain.store.requests.GET, 1);
 
   // The kernel's first reads of a file arrive together: one at 128 KiB may come before the one at 0.
   const early = plain.open(meta);
-  assert.ok((await early.read(128 * KiB, 4 * KiB)).equals(data.subarray(128 * KiB, 132 * KiB)));
+  assert.ok((await readBytes(early, 128 * KiB, 4 * KiB)).equals(data.subarray(128 * KiB, 132 * KiB)));
   early.close();
   await settled(plain.cache, plain.store, meta);
   assert.equal(plain.cache.size, 1, 'a first read within the first part caches the object');
@@ -150,7 +151,7 @@ test('a first read past the first part reads directly unless range reads are cac
   const ranged = await rig(await tempDir(), { cacheForRangeRead: true });
   const meta2 = ranged.store.put('obj', data);
   const r2 = ranged.open(meta2);
-  assert.ok((await r2.read(at, 4 * KiB)).equals(data.subarray(at, at + 4 * KiB)));
+  assert.ok((await readBytes(r2, at, 4 * KiB)).equals(data.subarray(at, at + 4 * KiB)));
   r2.close();
   await settled(ranged.cache, ranged.store, meta2);
   assert.equal(ranged.cache.size, 1);
@@ -298,7 +299,7 @@ test('a store error fails the read; the failed download leaves nothing behind', 
   const meta = r.store.put('obj', randomBytes(MiB));
   // One for the download, one for the direct read a handle falls back to if it comes second.
   r.store.failNext('BFS_ACCESS_DENIED', 'BFS_ACCESS_DENIED');
-  await assert.rejects(r.open(meta).read(0, 128 * KiB), { code: 'BFS_ACCESS_DENIED' });
+  await assert.rejects(readBytes(r.open(meta), 0, 128 * KiB), { code: 'BFS_ACCESS_DENIED' });
   for (let i = 0; i < 50 && r.cache.size > 0; i++) await new Promise((res) => setTimeout(res, 5));
   assert.equal(r.cache.size, 0);
   assert.equal(r.cache.bytes, 0);

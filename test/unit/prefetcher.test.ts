@@ -6,8 +6,10 @@ import { MemoryBudget } from '../../src/memory/budget.js';
 import { Metrics } from '../../src/metrics/metrics.js';
 import { createReaderFactory, type PrefetchOptions } from '../../src/read/prefetcher.js';
 import { RangeDownloader } from '../../src/read/range-downloader.js';
+import type { FileReader } from '../../src/read/types.js';
 import { MemoryStore } from '../../src/store/memory.js';
 import type { ByteRange, ObjectPin } from '../../src/store/types.js';
+import { readBytes } from '../helpers/readers.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -30,18 +32,19 @@ function setup(size: number, budgetBytes = 256 * MiB, opts = OPTS) {
 }
 
 /** Reads like the kernel: 128 KiB requests, `depth` of them in flight at once. */
-async function readSequential(
-  r: { read(o: number, l: number): Promise<Buffer> },
-  size: number,
-  depth = 4,
-): Promise<Buffer> {
+/** `r` seen from `base` on: offset 0 is `base` in the object. */
+function bytesFrom(r: Pick<FileReader, 'read'>, base = 0): Pick<FileReader, 'read'> {
+  return { read: (o, l, into) => r.read(base + o, l, into) };
+}
+
+async function readSequential(r: Pick<FileReader, 'read'>, size: number, depth = 4): Promise<Buffer> {
   const out = Buffer.alloc(size);
   const chunk = 128 * KiB;
   for (let base = 0; base < size; base += chunk * depth) {
     const reads = [];
     for (let i = 0; i < depth && base + i * chunk < size; i++) {
       const off = base + i * chunk;
-      reads.push(r.read(off, chunk).then((b) => b.copy(out, off)));
+      reads.push(readBytes(r, off, chunk).then((b) => b.copy(out, off)));
     }
     await Promise.all(reads.reverse()); // completion order does not matter
   }
@@ -65,7 +68,7 @@ test('a random 4 KiB read fetches exactly its bytes, never a part', async () => 
   const r = open();
   for (const off of [7 * MiB + 3, 1 * MiB, 20 * MiB + 100, 5]) {
     const before = store.requests.GET;
-    assert.deepEqual(await r.read(off, 4096), data.subarray(off, off + 4096));
+    assert.deepEqual(await readBytes(r, off, 4096), data.subarray(off, off + 4096));
     assert.equal(store.requests.GET - before, 1);
   }
   r.close();
@@ -77,15 +80,15 @@ test('strided, backward and mixed patterns on many handles return exact bytes', 
   const patterns: ((r: ReturnType<typeof open>) => Promise<void>)[] = [
     async (r) => {
       for (let off = 0; off < size; off += 300 * KiB)
-        assert.deepEqual(await r.read(off, 64 * KiB), data.subarray(off, off + 64 * KiB));
+        assert.deepEqual(await readBytes(r, off, 64 * KiB), data.subarray(off, off + 64 * KiB));
     },
     async (r) => {
-      await r.read(0, 128 * KiB);
-      await r.read(128 * KiB, 128 * KiB);
-      assert.deepEqual(await r.read(64 * KiB, 128 * KiB), data.subarray(64 * KiB, 192 * KiB), 'short step back');
-      assert.deepEqual(await r.read(10 * MiB, 100), data.subarray(10 * MiB, 10 * MiB + 100), 'seek');
+      await readBytes(r, 0, 128 * KiB);
+      await readBytes(r, 128 * KiB, 128 * KiB);
+      assert.deepEqual(await readBytes(r, 64 * KiB, 128 * KiB), data.subarray(64 * KiB, 192 * KiB), 'short step back');
+      assert.deepEqual(await readBytes(r, 10 * MiB, 100), data.subarray(10 * MiB, 10 * MiB + 100), 'seek');
       assert.deepEqual(
-        await r.read(10 * MiB + 100, 200 * KiB),
+        await readBytes(r, 10 * MiB + 100, 200 * KiB),
         data.subarray(10 * MiB + 100, 10 * MiB + 100 + 200 * KiB),
       );
     },
@@ -95,7 +98,7 @@ test('strided, backward and mixed patterns on many handles return exact bytes', 
         x = (x * 1103515245 + 12345) % 2 ** 31;
         const off = x % size;
         const len = 1 + (x % (300 * KiB));
-        assert.deepEqual(await r.read(off, len), data.subarray(off, Math.min(off + len, size)));
+        assert.deepEqual(await readBytes(r, off, len), data.subarray(off, Math.min(off + len, size)));
       }
     },
     async (r) => assert.deepEqual(await readSequential(r, size, 8), data),
@@ -112,9 +115,9 @@ test('strided, backward and mixed patterns on many handles return exact bytes', 
 test('reads at and past EOF are short or empty', async () => {
   const { data, open } = setup(1000);
   const r = open();
-  assert.deepEqual(await r.read(990, 100), data.subarray(990));
-  assert.equal((await r.read(1000, 100)).length, 0);
-  assert.equal((await r.read(5000, 100)).length, 0);
+  assert.deepEqual(await readBytes(r, 990, 100), data.subarray(990));
+  assert.equal((await readBytes(r, 1000, 100)).length, 0);
+  assert.equal((await readBytes(r, 5000, 100)).length, 0);
   r.close();
 });
 
@@ -137,11 +140,11 @@ test('a stale object fails the read that needs it; close aborts and frees', asyn
   const size = 8 * MiB;
   const { store, budget, open } = setup(size);
   const r = open();
-  await r.read(0, 128 * KiB);
+  await readBytes(r, 0, 128 * KiB);
   store.put('obj', randomBytes(size)); // overwritten: the pinned etag no longer matches
-  await assert.rejects(r.read(6 * MiB, 4096), { code: ErrorCodes.Stale });
+  await assert.rejects(readBytes(r, 6 * MiB, 4096), { code: ErrorCodes.Stale });
   r.close();
-  await assert.rejects(r.read(0, 10), { code: ErrorCodes.Aborted });
+  await assert.rejects(readBytes(r, 0, 10), { code: ErrorCodes.Aborted });
   await new Promise((res) => setTimeout(res, 10));
   assert.equal(budget.used, 0);
 });
@@ -167,7 +170,7 @@ function likeS3(store: MemoryStore): { fetched: () => number } {
  * read-ahead of 1 MiB or more), or one after another (random advice, 128 KiB read-ahead).
  */
 async function kernelRead(
-  r: { read(o: number, l: number): Promise<Buffer> },
+  r: Pick<FileReader, 'read'>,
   off: number,
   len: number,
   order: ((n: number) => number[]) | 'serial',
@@ -176,7 +179,7 @@ async function kernelRead(
   const pieces = Math.ceil(len / (128 * KiB));
   const one = async (i: number) => {
     const at = i * 128 * KiB;
-    const b = await r.read(off + at, Math.min(128 * KiB, len - at));
+    const b = await readBytes(r, off + at, Math.min(128 * KiB, len - at));
     b.copy(out, at);
   };
   if (order === 'serial') for (let i = 0; i < pieces; i++) await one(i);
@@ -215,7 +218,7 @@ test('after a seek, sequential reads start a new stream once they span more than
   const bytes = likeS3(store);
   const r = open();
   const from = 20 * MiB + 4096;
-  const got = await readSequential({ read: (o, l) => r.read(from + o, l) }, 24 * MiB);
+  const got = await readSequential(bytesFrom(r, from), 24 * MiB);
   assert.deepEqual(got, data.subarray(from, from + 24 * MiB));
   r.close();
   // A few exact 128 KiB GETs until the reads span more than 256 KiB, then the stream: parts that
@@ -232,7 +235,7 @@ test('recycled part buffers never leak bytes between handles or parts', async ()
     Array.from({ length: 12 }, async (_, i) => {
       const r = open();
       const start = i % 2 === 0 ? 0 : (i * 3 * MiB) % (size / 2);
-      const got = await readSequential({ read: (o, l) => r.read(start + o, l) }, size - start, 3);
+      const got = await readSequential(bytesFrom(r, start), size - start, 3);
       // equals(), not deepEqual: a diff of two 24 MiB buffers runs the test process out of memory.
       assert.ok(got.equals(data.subarray(start)), `bytes read by handle ${i} from ${start}`);
       r.close();
@@ -261,7 +264,7 @@ test('handles reading one object in quarters fetch each byte about once, not a w
   await Promise.all(
     handles.map(async (r, i) => {
       const start = i * quarter;
-      const got = await readSequential({ read: (o, l) => r.read(start + o, l) }, quarter);
+      const got = await readSequential(bytesFrom(r, start), quarter);
       assert.ok(got.equals(data.subarray(start, start + quarter)), `quarter ${i}`);
       r.close(); // as fio's jobs do when done: a closed handle's origin still bounds the others
     }),
@@ -276,7 +279,7 @@ test('a reader that runs on into where another handle started reads exact bytes,
   const { store, data, open } = setup(size);
   const other = open();
   // 1 MiB in order from 16 MiB: more than a first request's worth, so a stream begins there.
-  const first = await readSequential({ read: (o, l) => other.read(16 * MiB + o, l) }, MiB);
+  const first = await readSequential(bytesFrom(other, 16 * MiB), MiB);
   assert.ok(first.equals(data.subarray(16 * MiB, 17 * MiB)));
   const before = store.requests.GET;
   const r = open();
@@ -308,12 +311,12 @@ test('a read that needs memory while the budget is full gets all its bytes', asy
   const { data, budget, open } = setup(size, 512 * KiB);
   const r = open();
   // A stream from 0: the first part and its read-ahead fill the budget (256 + 256 KiB).
-  assert.ok((await r.read(0, 128 * KiB)).equals(data.subarray(0, 128 * KiB)));
+  assert.ok((await readBytes(r, 0, 128 * KiB)).equals(data.subarray(0, 128 * KiB)));
   assert.equal(budget.used, 512 * KiB);
   // Half in the stream, half past it: the read must wait for memory for its second half. When the
   // budget told its listeners from inside reserve(), this handle shed its own stream there and the
   // read came back with the wrong bytes.
-  const got = await r.read(384 * KiB, 256 * KiB);
+  const got = await readBytes(r, 384 * KiB, 256 * KiB);
   assert.ok(got.equals(data.subarray(384 * KiB, 640 * KiB)), `${got.length} bytes`);
   r.close();
 });

@@ -55,9 +55,9 @@ class CachedFileReader implements FileReader {
     this.makeDirect = makeDirect;
   }
 
-  async read(offset: number, length: number): Promise<Buffer> {
+  async read(offset: number, length: number, into: Buffer): Promise<number> {
     const end = Math.min(offset + length, this.meta.size);
-    if (offset >= end) return Buffer.alloc(0);
+    if (offset >= end) return 0;
     if (this.source === 'undecided') {
       // Concurrent first reads of one handle share one decision.
       this.deciding ??= this.decide(offset);
@@ -65,15 +65,15 @@ class CachedFileReader implements FileReader {
     }
     if (this.source === 'cache') {
       try {
-        const data = await this.fromCache(offset, end);
-        this.cache.served(data.length);
-        return data;
+        const copied = await this.fromCache(offset, end, into);
+        this.cache.served(copied);
+        return copied;
       } catch (err) {
         if (!(err instanceof ReadDirect)) throw err;
       }
     }
     this.direct ??= this.makeDirect();
-    return this.direct.read(offset, end - offset);
+    return this.direct.read(offset, end - offset, into);
   }
 
   close(): void {
@@ -185,22 +185,20 @@ class CachedFileReader implements FileReader {
     this.ahead.clear();
   }
 
-  private async fromCache(offset: number, end: number): Promise<Buffer> {
+  /**
+   * Copies [offset, end) into `into`, block by block, each in the continuation that receives it:
+   * a block's buffer goes back to the pool only after the event loop turns (PartPool.releaseLater).
+   */
+  private async fromCache(offset: number, end: number, into: Buffer): Promise<number> {
     const first = Math.floor(offset / BLOCK_BYTES);
     const last = Math.floor((end - 1) / BLOCK_BYTES);
-    if (first === last) {
-      const data = await this.readBlock(first);
-      const at = first * BLOCK_BYTES;
-      return data.subarray(offset - at, end - at);
-    }
-    const out = Buffer.allocUnsafe(end - offset);
     for (let b = first; b <= last; b++) {
       const data = await this.readBlock(b);
       const at = b * BLOCK_BYTES;
       const from = Math.max(offset, at);
-      data.copy(out, from - offset, from - at, Math.min(end, at + data.length) - at);
+      data.copy(into, from - offset, from - at, Math.min(end, at + data.length) - at);
     }
-    return out;
+    return end - offset;
   }
 
   private async readBlock(index: number): Promise<Buffer> {
