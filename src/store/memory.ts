@@ -1,5 +1,7 @@
 // In-memory ObjectStore for unit tests only: S3-like listing semantics (lexicographic by UTF-8
-// bytes, delimiter, paging), ETag pinning, and fault injection. Nothing that claims S3 or GCS
+// bytes, delimiter, paging), version pinning, and fault injection. Like GCS by default (every object
+// has a generation, reads pin it); `{ style: 's3' }` is like S3: no generation, reads pin the ETag,
+// and a lent buffer (`ByteRange.into`) is filled, as the S3 adapter does. Nothing that claims S3 or GCS
 // behaviour rests on this alone; the conformance suite runs the real adapters.
 import { createHash } from 'node:crypto';
 import { BucketfsError, type ErrorCode, ErrorCodes } from '../errors.js';
@@ -21,8 +23,11 @@ export class MemoryStore implements ObjectStore {
   /** Artificial latency per request, to let concurrency show in tests. */
   delayMs = 0;
 
-  constructor(bucket = 'memory') {
+  private readonly style: 'gcs' | 's3';
+
+  constructor(bucket = 'memory', opts: { style?: 'gcs' | 's3' } = {}) {
     this.bucket = bucket;
+    this.style = opts.style ?? 'gcs';
   }
 
   put(key: string, body: Buffer | string, mtime = new Date()): ObjectMeta {
@@ -32,8 +37,9 @@ export class MemoryStore implements ObjectStore {
       size: data.length,
       etag: `"${createHash('md5').update(data).digest('hex')}-${this.generation}"`,
       mtime,
-      generation: String(this.generation++),
     };
+    if (this.style === 'gcs') meta.generation = String(this.generation);
+    this.generation++;
     this.objects.set(key, { data, meta });
     return meta;
   }
@@ -95,6 +101,11 @@ export class MemoryStore implements ObjectStore {
     if ((pin.etag && pin.etag !== o.meta.etag) || (pin.generation && pin.generation !== o.meta.generation)) {
       throw new BucketfsError(ErrorCodes.Stale, `${key} changed since it was opened`, { key, status: 412 });
     }
-    return Buffer.from(o.data.subarray(range.start, Math.min(range.end, o.data.length)));
+    const bytes = o.data.subarray(range.start, Math.min(range.end, o.data.length));
+    if (this.style === 's3' && range.into?.length === bytes.length) {
+      bytes.copy(range.into);
+      return range.into;
+    }
+    return Buffer.from(bytes);
   }
 }

@@ -22,8 +22,8 @@ const OPTS: PrefetchOptions = {
   idleMs: 60_000,
 };
 
-function setup(size: number, budgetBytes = 256 * MiB, opts = OPTS) {
-  const store = new MemoryStore();
+function setup(size: number, budgetBytes = 256 * MiB, opts = OPTS, style: 'gcs' | 's3' = 'gcs') {
+  const store = new MemoryStore('memory', { style });
   const data = randomBytes(size);
   const meta = store.put('obj', data);
   const budget = new MemoryBudget(budgetBytes);
@@ -31,12 +31,12 @@ function setup(size: number, budgetBytes = 256 * MiB, opts = OPTS) {
   return { store, data, meta, budget, open: () => readers(meta) };
 }
 
-/** Reads like the kernel: 128 KiB requests, `depth` of them in flight at once. */
 /** `r` seen from `base` on: offset 0 is `base` in the object. */
 function bytesFrom(r: Pick<FileReader, 'read'>, base = 0): Pick<FileReader, 'read'> {
   return { read: (o, l, into) => r.read(base + o, l, into) };
 }
 
+/** Reads like the kernel: 128 KiB requests, `depth` of them in flight at once. */
 async function readSequential(r: Pick<FileReader, 'read'>, size: number, depth = 4): Promise<Buffer> {
   const out = Buffer.alloc(size);
   const chunk = 128 * KiB;
@@ -145,6 +145,21 @@ test('a stale object fails the read that needs it; close aborts and frees', asyn
   await assert.rejects(readBytes(r, 6 * MiB, 4096), { code: ErrorCodes.Stale });
   r.close();
   await assert.rejects(readBytes(r, 0, 10), { code: ErrorCodes.Aborted });
+  await new Promise((res) => setTimeout(res, 10));
+  assert.equal(budget.used, 0);
+});
+
+test('on an S3-style store (no generation: reads pin the ETag, lent parts filled in place) reads are whole and an overwrite is stale', async () => {
+  const size = 64 * MiB;
+  const { store, data, meta, budget, open } = setup(size, 256 * MiB, OPTS, 's3');
+  assert.equal(meta.generation, undefined);
+  const r = open();
+  // Full-size parts are pooled buffers the store fills: every byte must still come out right.
+  assert.ok((await readSequential(r, 16 * MiB)).equals(data.subarray(0, 16 * MiB)));
+  store.put('obj', randomBytes(size)); // same key and size, a new ETag
+  // A seek past the read-ahead: a new GET, pinned to the ETag seen at open.
+  await assert.rejects(readBytes(r, 60 * MiB, 4096), { code: ErrorCodes.Stale });
+  r.close();
   await new Promise((res) => setTimeout(res, 10));
   assert.equal(budget.used, 0);
 });
