@@ -30,8 +30,13 @@ export class MemoryBudget {
     return this.peakBytes;
   }
 
+  /** Whether `bytes` would be reserved at once now (tryReserve would succeed). */
+  fits(bytes: number): boolean {
+    return this.waiters.length === 0 && (this.inUse + bytes <= this.limit || this.inUse === 0);
+  }
+
   tryReserve(bytes: number): boolean {
-    if (this.waiters.length > 0 || (this.inUse + bytes > this.limit && this.inUse > 0)) return false;
+    if (!this.fits(bytes)) return false;
     this.take(bytes);
     return true;
   }

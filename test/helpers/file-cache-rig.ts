@@ -20,14 +20,20 @@ const MiB = 1024 * KiB;
 export interface Rig {
   store: MemoryStore;
   cache: FileCache;
+  budget: MemoryBudget;
   metrics: Metrics;
   open(meta: ObjectMeta): FileReader;
 }
 
-export async function rig(dir: string, over: Partial<FileCacheOptions> = {}, store = new MemoryStore()): Promise<Rig> {
+export async function rig(
+  dir: string,
+  over: Partial<FileCacheOptions> = {},
+  store = new MemoryStore(),
+  budgetBytes = 256 * MiB,
+): Promise<Rig> {
   const metrics = new Metrics();
   const downloader = new RangeDownloader(store, 8);
-  const budget = new MemoryBudget(256 * MiB);
+  const budget = new MemoryBudget(budgetBytes);
   const direct = createReaderFactory(
     downloader,
     budget,
@@ -61,16 +67,13 @@ export async function rig(dir: string, over: Partial<FileCacheOptions> = {}, sto
     silentLogger(),
   );
   assert.ok(cache);
-  return { store, cache, metrics, open: cachedReaderFactory(cache, direct) };
+  return { store, cache, budget, metrics, open: cachedReaderFactory(cache, direct) };
 }
 
-/**
- * Reads a whole object like the kernel does: 128 KiB requests, in order. Each result is copied, as
- * FUSE does: a read's buffer may be recycled once the event loop turns (FileReader.read).
- */
+/** Reads a whole object like the kernel does: 128 KiB requests, in order. */
 export async function readAll(r: FileReader, size: number): Promise<Buffer> {
   const parts: Buffer[] = [];
-  for (let off = 0; off < size; off += 128 * KiB) parts.push(Buffer.from(await readBytes(r, off, 128 * KiB)));
+  for (let off = 0; off < size; off += 128 * KiB) parts.push(await readBytes(r, off, 128 * KiB));
   r.close();
   return Buffer.concat(parts);
 }

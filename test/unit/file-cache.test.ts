@@ -90,6 +90,35 @@ test('blocks read from disk go through a few recycled buffers; every read sees i
   await r.cache.close();
 });
 
+test('block buffers count in the memory budget: 32 handles on cached copies stay within 8 MiB, every byte right', async () => {
+  const limit = 8 * MiB;
+  const r = await rig(await tempDir(), {}, new MemoryStore(), limit);
+  const copies = [];
+  for (let i = 0; i < 32; i++) copies.push(await cachedCopy(r, `many/f${String(i).padStart(2, '0')}`, 3 * MiB + i));
+  // Every buffer held (readers' blocks, blocks read ahead, first blocks of the next files) is reserved.
+  let worst = 0;
+  const check = setInterval(() => {
+    worst = Math.max(worst, r.cache.blockPool.outstanding * r.cache.blockPool.size - r.budget.used);
+  }, 1);
+  try {
+    await Promise.all(
+      copies.map(async ({ meta, data }) => assert.ok((await readAll(r.open(meta), meta.size)).equals(data), meta.key)),
+    );
+  } finally {
+    clearInterval(check);
+  }
+  assert.ok(worst <= 0, `block bytes held beyond what the budget counts: ${worst}`);
+  assert.ok(r.budget.peak <= limit, `budget peak ${r.budget.peak} over ${limit}`);
+  assert.equal(
+    r.store.requests.GET,
+    copies.reduce((n, c) => n + planChunks(c.meta.size, 2 * MiB).length, 0),
+  );
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(r.cache.blockPool.outstanding, 0, 'every block given back');
+  await r.cache.close();
+  assert.equal(r.budget.used, 0);
+});
+
 test('reads arriving out of order across block boundaries, as the kernel sends them, read each block from disk once', async () => {
   const r = await rig(await tempDir());
   const { meta, data } = await cachedCopy(r, 'obj', 8 * MiB);

@@ -48,11 +48,23 @@ class CachedFileReader implements FileReader {
   /** Blocks that reads are waiting for, to become `block`: other reads of one wait for the same. */
   private arriving = new Map<number, Promise<DiskBlock>>();
   private closed = false;
+  private readonly stopListening: () => void;
 
   constructor(meta: ObjectMeta, cache: FileCache, makeDirect: () => FileReader) {
     this.meta = meta;
     this.cache = cache;
     this.makeDirect = makeDirect;
+    // The blocks kept and read ahead only save disk reads: a reader waiting for memory comes first.
+    this.stopListening = cache.blockPool.onPressure(() => this.shed());
+  }
+
+  /** Gives back every block held; reads waiting for one still get it (they hold the promise). */
+  private shed(): void {
+    if (this.block) this.cache.blockPool.releaseLater(this.block.buf);
+    if (this.previous) this.cache.blockPool.releaseLater(this.previous.buf);
+    this.block = undefined;
+    this.previous = undefined;
+    this.dropAhead();
   }
 
   async read(offset: number, length: number, into: Buffer): Promise<number> {
@@ -79,11 +91,8 @@ class CachedFileReader implements FileReader {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    if (this.block) this.cache.blockPool.releaseLater(this.block.buf);
-    if (this.previous) this.cache.blockPool.releaseLater(this.previous.buf);
-    this.block = undefined;
-    this.previous = undefined;
-    this.dropAhead();
+    this.stopListening();
+    this.shed();
     const first = this.firstBlock;
     this.firstBlock = undefined;
     void first?.then((b) => b && this.cache.blockPool.releaseLater(b.buf));
@@ -138,6 +147,8 @@ class CachedFileReader implements FileReader {
   private readAhead(entry: CacheEntry, index: number): void {
     for (let b = index + 1; b <= index + AHEAD_BLOCKS && b < entry.blocks && entry.has(b); b++) {
       if (this.ahead.has(b)) continue;
+      // Never wait for memory to read ahead (the open cache file is there already: no await before the take).
+      if (!this.cache.blockPool.hasRoom() || !this.fh) break;
       const block = this.load(entry, b, true);
       block.catch(() => {}); // a failure is met again, and handled, when the block is needed
       this.ahead.set(b, block);

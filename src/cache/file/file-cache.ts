@@ -23,6 +23,7 @@ import { BucketfsError, describe, ErrorCodes } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { MemoryBudget } from '../../memory/budget.js';
 import { PartPool } from '../../memory/part-pool.js';
+import { ReservedBuffers } from '../../memory/reserved-buffers.js';
 import type { Metrics } from '../../metrics/metrics.js';
 import type { RangeDownloader } from '../../read/range-downloader.js';
 import { type ObjectMeta, sameVersion } from '../../store/types.js';
@@ -105,10 +106,11 @@ export class FileCache {
   private readonly removing = new Map<string, Promise<void>>();
   private readonly chunkPool: PartPool;
   /**
-   * The buffers readers read blocks from disk into (cached-reader.ts): a fresh 1 MiB Buffer per
-   * block read kept V8 in mark-compact collections.
+   * The buffers readers read blocks from disk into (cached-reader.ts), recycled (a fresh 1 MiB
+   * Buffer per block read kept V8 in mark-compact collections) and counted in the memory budget
+   * while held.
    */
-  readonly blockPool: PartPool;
+  readonly blockPool: ReservedBuffers;
   /** Reads ahead the cached copies of the next files of a directory opened in numbered order. */
   readonly nextFiles: NextFiles;
   /** Told once the cache closes (unmount). */
@@ -134,16 +136,17 @@ export class FileCache {
     this.log = log;
     // Only whole chunks of the largest size are pooled (download-job.ts plans them block-aligned).
     this.chunkPool = new PartPool(chunkSize(opts.chunkBytes), budget, POOL_IDLE_MS);
-    this.blockPool = new PartPool(BLOCK_BYTES, budget, POOL_IDLE_MS);
+    this.blockPool = new ReservedBuffers(BLOCK_BYTES, budget, POOL_IDLE_MS);
     this.nextFiles = new NextFiles(this, opts.readAheadFiles);
   }
 
   /**
-   * Reads and verifies one block of `entry` into a recycled buffer from blockPool, which goes back
-   * on failure; the caller gives it back (releaseLater) when done with the block.
+   * Reads and verifies one block of `entry` into a buffer from blockPool (waiting for room in the
+   * memory budget), which goes back on failure; the caller gives it back (releaseLater) when done
+   * with the block. Read-ahead asks blockPool.hasRoom() first, so that it never waits.
    */
   async loadBlock(entry: CacheEntry, fh: FileHandle, index: number, background: boolean): Promise<DiskBlock> {
-    const buf = this.blockPool.take();
+    const buf = await this.blockPool.take();
     try {
       const data = await entry.readBlock(fh, index, buf, background);
       this.diskRead(data.length);

@@ -9,11 +9,12 @@
 // and a reader in any other order (a shuffled epoch) sets nothing off.
 
 import type { FileHandle } from 'node:fs/promises';
+import type { ReservedBuffers } from '../../memory/reserved-buffers.js';
 import type { CacheEntry, DiskBlock } from './entry.js';
 
 /** What the read-ahead needs of the file cache that owns it (file-cache.ts). */
 export interface NextFilesCache {
-  readonly blockPool: { release(buf: Buffer): void };
+  readonly blockPool: Pick<ReservedBuffers, 'release' | 'hasRoom' | 'onPressure'>;
   /** The entry of a key whose copy is complete on disk, if any. */
   completeEntry(key: string): CacheEntry | undefined;
   /** Reads and verifies one block of an open cache file. */
@@ -100,6 +101,13 @@ export class NextFiles {
   constructor(cache: NextFilesCache, files: number) {
     this.cache = cache;
     this.files = files;
+    // First blocks read ahead only save a disk read: a reader waiting for memory comes first.
+    cache.blockPool.onPressure(() => this.dropBlocks());
+  }
+
+  private dropBlocks(): void {
+    for (const [entry, h] of this.held) this.drop(entry, h);
+    this.held.clear();
   }
 
   /** Reads ahead the copies `attacher` finds eligible by registering them as backing files. */
@@ -150,8 +158,7 @@ export class NextFiles {
 
   /** Gives every held block and backing id back (unmount). */
   clear(): void {
-    for (const [entry, h] of this.held) this.drop(entry, h);
-    this.held.clear();
+    this.dropBlocks();
     for (const h of this.heldIds.values()) this.dropBacking(h);
     this.heldIds.clear();
   }
@@ -189,7 +196,7 @@ export class NextFiles {
       this.heldIds.set(entry, { id, at: Date.now() });
       return;
     }
-    if (!makeRoom(this.held, (e, h) => this.drop(e, h))) return;
+    if (!this.cache.blockPool.hasRoom() || !makeRoom(this.held, (e, h) => this.drop(e, h))) return;
     this.inFlight++;
     const block = this.load(entry).finally(() => this.inFlight--);
     this.held.set(entry, { block, at: Date.now() });
@@ -203,6 +210,8 @@ export class NextFiles {
     try {
       const fh = await entry.acquire();
       try {
+        // The open took a turn of the thread pool: the room seen before may be taken meanwhile.
+        if (!this.cache.blockPool.hasRoom()) throw new Error('no room in the memory budget');
         const block = await this.cache.loadBlock(entry, fh, 0, true);
         this.cache.readAheadFile();
         return block;

@@ -97,7 +97,7 @@ async function attachEntry(cache: FileCache, entry: CacheEntry, backing: Backing
     if (first) cache.blockPool.releaseLater(first.buf);
     if (entry.blocks === 1 && !first) {
       // One block: open, read, register and close in one trip through the thread pool.
-      const buf = cache.blockPool.take();
+      const buf = await cache.blockPool.take();
       try {
         const r = await backing.openPath(entry.paths.data, buf.subarray(0, entry.size));
         id = registered(r);
