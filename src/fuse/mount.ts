@@ -111,10 +111,8 @@ export function fuseOptionList(o: MountOptions): string[] {
     'max_readahead=131072',
     // The kernel sends read-ahead as background requests and keeps at most max_background (12 by
     // default) in flight per mount; past the congestion threshold it stops reading ahead, and
-    // each file is then fetched in several smaller synchronous reads. Sixteen readers of 128 KiB
-    // files from the disk cache made 2.4 FUSE reads per file at 255-283 MB/s; at 64 it is one
-    // read per file at 378-446 MB/s (profile-seq --epochs --small 625 --workload small-16;
-    // docs/architecture.md).
+    // each file is then fetched in several smaller synchronous reads: many readers of small files
+    // need more (docs/architecture.md, decision D5).
     `max_background=${MAX_BACKGROUND}`,
     `congestion_threshold=${CONGESTION_THRESHOLD}`,
   ];

@@ -1,10 +1,9 @@
-// Reusable part buffers for the prefetcher. Every part used to be a fresh multi-MiB Buffer that
-// lived long enough to reach V8's old generation, so a sequential read at a few hundred MB/s
-// pushed external memory past V8's limit many times a second: measured (bench/profile-seq.ts,
-// node --trace-gc) ~40 mark-compact GCs per second on 8 MiB parts, most of the daemon's CPU spent
-// marking on V8's worker threads. Recycling part buffers removes that churn.
+// Reusable buffers of one size: the prefetcher's parts, the file cache's download chunks and,
+// through ReservedBuffers, its block buffers. A fresh multi-MiB Buffer per part lives long enough to
+// reach V8's old generation and keeps it in mark-compact collections at a few hundred MB/s
+// (docs/architecture.md, decision D1); recycled, they cost nothing.
 // A buffer goes back to the pool only when its part is dropped, no read waits on it, and the event
-// loop has turned since: the views reads returned of it are dead by then (FileReader.read).
+// loop has turned since: a read copies its bytes in the continuation that receives them, before that.
 // Only full-size parts are pooled (ramp-up and tail parts are rare and get their own buffer), so
 // a pooled buffer is exactly the bytes its part reserved. Free buffers are kept only while reserved
 // plus pooled bytes fit the mount's MemoryBudget limit, dropped when a reader has to wait for

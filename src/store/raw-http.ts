@@ -2,11 +2,10 @@
 // the caller's buffer. The SDK still builds, signs and deserializes every request (endpoints,
 // credentials, error codes); only the bytes on the wire are handled here.
 //
-// Why: Node's http client hands a body over as a new 64 KiB Buffer per socket read, which the
-// adapter then copies into the part. Measured on a sequential read (bench/profile-seq.ts seq-1t,
-// perf): the per-chunk allocations and copies, their page faults and the major GCs that the
-// external memory sets off took most of the download thread's time. Here a socket reads with
-// `onread` into the destination itself (RawBody.fillInto), so a body costs the kernel's one copy.
+// Why: Node's http client hands a body over as a new 64 KiB Buffer per socket read, to be copied
+// into the part; those allocations, their page faults and the major GCs they set off cost more than
+// the download itself (docs/architecture.md, decision D2). Here a socket reads with `onread` into the
+// destination itself (RawBody.fillInto), so a body costs the kernel's one copy.
 //
 // Scope: requests without a body (GET, HEAD), HTTP/1.1 keep-alive without pipelining, bodies
 // delimited by Content-Length, chunked encoding or the end of the connection. A pooled socket that

@@ -1,9 +1,8 @@
 // Read-ahead across files on the disk cache. A reader that opens the files of a directory in
 // numbered order (frame_000123.jpg, then frame_000124.jpg; shard-9, then shard-10) would wait at
 // the start of every file for the cache file to be opened and its first block read: two trips
-// through libuv's thread pool, measured at about a millisecond each on this project's 2-core
-// machine even when the bytes were in the page cache, i.e. as long as the FUSE round trips of the
-// whole file. When the last two opens in a directory were consecutive numbers, the first blocks of
+// through libuv's thread pool, which take as long as the FUSE round trips of the whole file even
+// when the bytes are in the page cache. When the last two opens in a directory were consecutive numbers, the first blocks of
 // the next numbers' cached copies are read and verified now and held in memory until their open.
 // Only files already complete in the cache are touched: this never sends a request to the store,
 // and a reader in any other order (a shuffled epoch) sets nothing off.
