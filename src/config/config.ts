@@ -74,7 +74,7 @@ export interface Config {
   fileCacheParallelThresholdBytes: number;
   /** Cached files up to this size are opened in passthrough (src/vfs/passthrough.ts); 0: never. */
   fileCachePassthroughMaxBytes: number;
-  /** Backing files kept registered between opens (src/cache/file/kept-copies.ts); 0: none. */
+  /** Backing files kept registered between opens (src/backing/registry.ts); 0: none. */
   fileCachePassthroughKept: number;
   /** Next files (numbered order) whose cached copies are read ahead from disk; 0 = off. */
   fileCacheReadAheadFiles: number;

@@ -7,7 +7,7 @@
 // must be passthrough onto the same backing file (or fails with EIO), and a handle open through
 // bucketfs keeps passthrough out. So per path: one backing id, for one version, shared by its
 // passthrough handles and given back to its source with the last (which may keep it registered for
-// the path's next open: src/cache/file/kept-copies.ts); an open while handles of the path are open
+// the path's next open: src/backing/registry.ts); an open while handles of the path are open
 // through bucketfs is served through bucketfs too.
 
 import { type BackingFiles, BackingRefused, type CopySource } from '../backing/files.js';

@@ -49,35 +49,26 @@ interface Held {
   at: number;
 }
 
-interface HeldBacking {
-  id: Promise<number | undefined>;
-  at: number;
-}
-
 /**
  * Copies the kernel will read itself (passthrough, src/vfs/passthrough.ts): for those, reading
  * ahead is verifying the copy and registering it as a backing file, so that their open needs no
  * trip through the thread pool, and the disk works on the next files while the current ones are read.
+ * The ids belong to the backing registry (src/backing/registry.ts); this only starts the work.
  */
 export interface AheadAttacher {
   eligible(entry: CacheEntry): boolean;
-  /** Registered already (open, or kept since its last close): nothing to do ahead of its open. */
+  /** Registered already (ahead, open, or kept since its last close): nothing to do ahead of its open. */
   registered(entry: CacheEntry): boolean;
-  /** The backing id of the verified copy, or undefined. */
-  attach(entry: CacheEntry): Promise<number | undefined>;
-  close(id: number): void;
+  /** Room in the registry for one more id registered ahead. */
+  roomAhead(): boolean;
+  /** Verifies the copy and registers it ahead of its open: whether it could. */
+  attach(entry: CacheEntry): Promise<boolean>;
 }
 
-/**
- * Room for one more held item (a first block, or a backing id): a free place, or the oldest one's,
- * dropped, if nobody claimed it lately.
- */
-function makeRoom<T extends { at: number }>(
-  held: Map<CacheEntry, T>,
-  drop: (entry: CacheEntry, h: T) => void,
-): boolean {
+/** Room for one more first block held: a free place, or the oldest one's, dropped, if nobody claimed it lately. */
+function makeRoom(held: Map<CacheEntry, Held>, drop: (entry: CacheEntry, h: Held) => void): boolean {
   if (held.size < MAX_HELD) return true;
-  const [entry, oldest] = held.entries().next().value as [CacheEntry, T];
+  const [entry, oldest] = held.entries().next().value as [CacheEntry, Held];
   if (Date.now() - oldest.at < STALE_MS) return false;
   held.delete(entry);
   drop(entry, oldest);
@@ -92,8 +83,8 @@ export class NextFiles {
   private readonly expected = new Map<string, string>();
   /** First blocks read ahead, oldest first, until their file is opened. */
   private readonly held = new Map<CacheEntry, Held>();
-  /** Backing ids of copies registered ahead, oldest first, until their file is opened. */
-  private readonly heldIds = new Map<CacheEntry, HeldBacking>();
+  /** Copies being verified and registered ahead (passthrough), until the registry has their id. */
+  private readonly registeringAhead = new Map<CacheEntry, Promise<unknown>>();
   private attacher: AheadAttacher | undefined;
   private inFlight = 0;
 
@@ -147,23 +138,14 @@ export class NextFiles {
     });
   }
 
-  /** The backing id of `entry`'s copy registered ahead, if any, now the caller's. */
-  claimBacking(entry: CacheEntry): Promise<number | undefined> | undefined {
-    const h = this.heldIds.get(entry);
-    if (!h) return undefined;
-    this.heldIds.delete(entry);
-    return h.id;
+  /** Settles once `entry`'s copy, if it is being registered ahead, is registered (or could not be). */
+  async registering(entry: CacheEntry): Promise<void> {
+    await this.registeringAhead.get(entry);
   }
 
-  /** Gives every held block and backing id back (unmount). */
+  /** Gives every held block back (unmount; ids registered ahead go with the registry). */
   clear(): void {
     this.dropBlocks();
-    for (const h of this.heldIds.values()) this.dropBacking(h);
-    this.heldIds.clear();
-  }
-
-  private dropBacking(h: HeldBacking): void {
-    void h.id.then((id) => id !== undefined && this.attacher?.close(id));
   }
 
   /** Gives a held block back, unclaimed, and lets go of its cache file. */
@@ -178,21 +160,21 @@ export class NextFiles {
   private readAhead(key: string): void {
     if (this.inFlight >= MAX_IN_FLIGHT) return;
     const entry = this.cache.completeEntry(key);
-    if (!entry || entry.size === 0 || this.held.has(entry) || this.heldIds.has(entry)) return;
+    if (!entry || entry.size === 0 || this.held.has(entry) || this.registeringAhead.has(entry)) return;
     const attacher = this.attacher;
     if (attacher?.registered(entry)) return;
     if (attacher?.eligible(entry)) {
-      if (!makeRoom(this.heldIds, (_, h) => this.dropBacking(h))) return;
+      if (!attacher.roomAhead()) return;
       this.inFlight++;
-      const id = attacher
+      const done = attacher
         .attach(entry)
-        .then((got) => {
-          if (got !== undefined) this.cache.readAheadFile();
-          return got;
-        })
-        .catch(() => undefined) // the open meets it again
-        .finally(() => this.inFlight--);
-      this.heldIds.set(entry, { id, at: Date.now() });
+        .then((got) => got && this.cache.readAheadFile())
+        .catch(() => {}) // the open meets it again
+        .finally(() => {
+          this.inFlight--;
+          this.registeringAhead.delete(entry);
+        });
+      this.registeringAhead.set(entry, done);
       return;
     }
     if (!this.cache.blockPool.hasRoom() || !makeRoom(this.held, (e, h) => this.drop(e, h))) return;

@@ -5,26 +5,27 @@
 // opens again whenever its file is not exactly the one verified (inode, size, mtime and ctime, taken
 // before the verifying read). A write to the file, a truncation or a replacement changes that
 // identity; an unchanged file is registered without reading it again, and a registered copy may
-// stay registered between opens (kept-copies.ts). Reading and checksumming
-// every byte at every open cost the daemon about a third of its CPU in epoch 2 of many small files
-// (docs/caching.md). A copy that fails is dropped (never served) and the open is served through
+// stay registered between opens (src/backing/registry.ts, which owns every backing id; copy-watch.ts
+// sees the changes on disk). Verifying every byte at every open would cost a third of the daemon's
+// CPU in an epoch of many small files (docs/architecture.md, decision D8). A copy that fails is dropped (never served) and the open is served through
 // bucketfs as usual, from the store.
 import type { BigIntStats } from 'node:fs';
 import { getSystemErrorName } from 'node:util';
 import { type BackingFiles, type BackingOpenResult, BackingRefused, type CopySource } from '../../backing/files.js';
+import { BackingRegistry } from '../../backing/registry.js';
 import type { Logger } from '../../log.js';
 import type { Metrics } from '../../metrics/metrics.js';
 import type { ObjectMeta } from '../../store/types.js';
+import { watchCopies } from './copy-watch.js';
 import { type CacheEntry, CorruptBlockError } from './entry.js';
 import { type FileCache, isDiskError } from './file-cache.js';
-import { KeptCopies } from './kept-copies.js';
 import { blockChecksum } from './layout.js';
 
 /**
  * Passthrough for the cache's copies up to `maxBytes`: the source of backing ids the VFS asks at
  * each open, and the read-ahead across files set to verify and register the next files' copies,
  * where it would otherwise read their first block into memory. `backing`: the mount's, once
- * mounted with it. Up to `keep` ids stay registered between opens (kept-copies.ts).
+ * mounted with it. Up to `keep` ids stay registered between opens (src/backing/registry.ts).
  */
 export function cacheCopySource(
   cache: FileCache,
@@ -35,49 +36,69 @@ export function cacheCopySource(
   log: Logger,
 ): CopySource {
   const eligible = (size: number): boolean => size <= maxBytes && backing() !== undefined;
-  const kept = new KeptCopies(cache.copiesDir, keep, backing, metrics, log);
-  cache.onClose(() => kept.stop());
+  const registry = new BackingRegistry<CacheEntry>(
+    backing,
+    { keep, ahead: AHEAD_IDS, aheadStaleMs: AHEAD_STALE_MS },
+    metrics,
+  );
+  const watch = keep > 0 ? watchCopies(cache.copiesDir, registry, log) : undefined;
+  cache.onClose(() => {
+    watch?.close();
+    registry.clear();
+  });
   cache.nextFiles.usePassthrough({
     eligible: (entry) => eligible(entry.size),
-    registered: (entry) => kept.registered(entry),
-    attach: (entry) => {
+    registered: (entry) => registry.registered(entry),
+    roomAhead: () => registry.roomAhead(),
+    attach: async (entry) => {
       const b = backing();
-      return b ? attachEntry(cache, entry, b) : Promise.resolve(undefined);
+      const id = b && (await attachEntry(cache, entry, b));
+      if (id === undefined) return false;
+      registry.addAhead(entry, id);
+      return true;
     },
-    close: (id) => backing()?.close(id),
   });
   return {
-    attach: async (meta, b) => (eligible(meta.size) ? attachVerifiedCopy(cache, kept, meta, b) : undefined),
-    release: (id) => kept.release(id),
+    attach: async (meta, b) => (eligible(meta.size) ? attachVerifiedCopy(cache, registry, meta, b) : undefined),
+    release: (id) => registry.release(id),
   };
 }
 
+/** Backing ids registered ahead at once, mount-wide (next-files.ts). */
+const AHEAD_IDS = 32;
+/** An id registered ahead this long ago and still not claimed may make room for a new one. */
+const AHEAD_STALE_MS = 2_000;
+
 /**
- * The backing id of exactly this version's cached copy, every block verified (or kept registered
- * since it was, unchanged); undefined when it is not cached, corrupt, or the disk fails. Throws
- * BackingRefused.
+ * The backing id of exactly this version's cached copy, every block verified (or registered since
+ * it was, unchanged: kept, or registered ahead); undefined when it is not cached, corrupt, or the
+ * disk fails. Throws BackingRefused.
  */
 async function attachVerifiedCopy(
   cache: FileCache,
-  kept: KeptCopies,
+  registry: BackingRegistry<CacheEntry>,
   meta: ObjectMeta,
   backing: BackingFiles,
 ): Promise<number | undefined> {
   const entry = cache.lookup(meta);
   if (!entry) return undefined;
-  const again = await kept.take(entry);
-  if (again !== undefined) {
-    cache.passthroughChecked('kept');
-    cache.lookedUp(true);
-    return again;
+  // Being registered ahead, as the next file of a directory read in numbered order (next-files.ts).
+  await cache.nextFiles.registering(entry);
+  if (registry.isKept(entry)) {
+    // A change to the file made before this open was sent is in the watch's queue: let it in first.
+    await new Promise((resolve) => setImmediate(resolve));
+    const again = registry.take(entry);
+    if (again !== undefined) {
+      cache.passthroughChecked('kept');
+      cache.lookedUp(true);
+      return again;
+    }
   }
-  // Registered ahead, as the next file of a directory read in numbered order (next-files.ts).
-  const ahead = cache.nextFiles.claimBacking(entry);
-  const id = (ahead && (await ahead)) ?? (await attachEntry(cache, entry, backing));
-  if (id !== undefined) {
-    kept.handedOut(entry, id);
-    cache.lookedUp(true);
-  }
+  const ahead = registry.take(entry);
+  const id = ahead ?? (await attachEntry(cache, entry, backing));
+  if (id === undefined) return undefined;
+  if (ahead === undefined) registry.addOpen(entry, id);
+  cache.lookedUp(true);
   return id;
 }
 
