@@ -2,11 +2,11 @@
 // numbered order (frame_000123.jpg, then frame_000124.jpg; shard-9, then shard-10) would wait at
 // the start of every file for the cache file to be opened and its first block read: two trips
 // through libuv's thread pool, which take as long as the FUSE round trips of the whole file even
-// when the bytes are in the page cache. When the last two opens in a directory were consecutive numbers, the first blocks of
-// the next numbers' cached copies are read and verified now and held in memory until their open.
+// when the bytes are in the page cache. When the last two opens in a directory were consecutive
+// numbers, the first blocks of the next numbers' cached copies are read and verified now and held in
+// memory (inside the memory budget, given back under pressure) until their open.
 // Only files already complete in the cache are touched: this never sends a request to the store,
 // and a reader in any other order (a shuffled epoch) sets nothing off.
-
 import type { FileHandle } from 'node:fs/promises';
 import type { ReservedBuffers } from '../../memory/reserved-buffers.js';
 import type { CacheEntry, DiskBlock } from './entry.js';
