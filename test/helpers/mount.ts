@@ -181,6 +181,22 @@ export async function requestCounts(m: Mounted): Promise<RequestCounts> {
   return { HEAD: c('HEAD'), LIST: c('LIST'), GET: c('GET') };
 }
 
+/**
+ * Waits until every file-cache download the daemon has started has ended (its copy complete on disk,
+ * or failed), as its own counters say: what a test that reads a file and then counts requests needs,
+ * however long the machine takes. Bounded: a download that never ends fails the test.
+ */
+export async function downloadsSettled(m: Mounted, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const text = await m.metricsText();
+    const n = (outcome: string) => sumMetric(text, 'bucketfs_file_cache_downloads_total', { outcome });
+    if (n('started') === n('complete') + n('failed')) return;
+    if (Date.now() > deadline) throw new Error(`file-cache downloads still running after ${timeoutMs} ms`);
+    await sleep(50);
+  }
+}
+
 /** Sums a Prometheus counter over the series whose labels include `match`. */
 export function sumMetric(text: string, name: string, match: Record<string, string> = {}): number {
   let total = 0;

@@ -12,6 +12,7 @@ import {
   BUCKETFS_BIN,
   bucketUri,
   cleanEnv,
+  downloadsSettled,
   dropPageCache,
   isMounted,
   type Mounted,
@@ -124,7 +125,7 @@ for (const backend of ALL_BACKENDS) {
       // The second read of a is served from the pages the kernel kept; its open still counts as a use.
       for (const k of ['a', 'b', 'c', 'a', 'd']) {
         assert.equal(await catHash(file(k)), sha256(objects.get(`lru/${k}.bin`) as Buffer));
-        await sleep(200); // the download settles after the read returns
+        await downloadsSettled(m); // the download settles after the read returns
       }
       // Reads that reach bucketfs, not the pages the kernel kept of them.
       await dropPageCache();
@@ -139,7 +140,7 @@ for (const backend of ALL_BACKENDS) {
       if (passthrough) assert.equal(await metric('bucketfs_file_cache_passthrough_kept'), 3, 'a, c and d kept');
       await catHash(file('b'));
       assert.equal((await m.requests('GET')) - g0, 1, 'b, least recently used, was evicted');
-      await sleep(200); // b's download settles, evicting another
+      await downloadsSettled(m); // b's download settles, evicting another
       if (passthrough) assert.equal(await metric('bucketfs_file_cache_passthrough_kept'), 2, 'the evicted one closed');
       const g1 = await m.requests('GET');
       for (let i = 0; i < 2; i++) {
@@ -156,7 +157,7 @@ for (const backend of ALL_BACKENDS) {
       const m = await mount(cacheDir, ['--metadata-ttl', '0']);
       const file = path.join(m.mountpoint, 'one', 'changing.txt');
       assert.equal((await runOk('cat', [file])).toString(), 'first version');
-      await sleep(200);
+      await downloadsSettled(m);
       const metaOps = async () => {
         const text = await m.metricsText();
         return ['getattr', 'open'].reduce((n, op) => n + sumMetric(text, 'bucketfs_fuse_ops_total', { op }), 0);
@@ -184,7 +185,7 @@ for (const backend of ALL_BACKENDS) {
       const forever = await mount(cacheDir, ['--metadata-ttl', 'indefinite']);
       const f2 = path.join(forever.mountpoint, 'one', 'file.bin');
       assert.equal(await catHash(f2), sha256(objects.get('one/file.bin') as Buffer));
-      await sleep(300);
+      await downloadsSettled(forever);
       const d0 = await requestCounts(forever);
       for (let i = 0; i < 3; i++) await catHash(f2);
       assert.deepEqual(await requestCounts(forever), d0, 'ttl -1: no request at all');
@@ -209,7 +210,7 @@ for (const backend of ALL_BACKENDS) {
       assert.deepEqual(await cacheFiles(cacheDir, '.partial'), [], 'the partial file was removed at start-up');
       const want = sha256(objects.get('large/64m.bin') as Buffer);
       assert.equal(await catHash(path.join(again.mountpoint, 'large', '64m.bin')), want);
-      await sleep(500);
+      await downloadsSettled(again);
       const g = await again.requests('GET');
       assert.equal(await catHash(path.join(again.mountpoint, 'large', '64m.bin')), want);
       assert.equal((await again.requests('GET')) - g, 0, 'cached whole after the remount');
@@ -221,7 +222,7 @@ for (const backend of ALL_BACKENDS) {
       const file = path.join(m.mountpoint, 'one', 'file.bin');
       const want = sha256(objects.get('one/file.bin') as Buffer);
       assert.equal(await catHash(file), want);
-      await sleep(300);
+      await downloadsSettled(m);
       const [data] = await cacheFiles(cacheDir, '.data');
       assert.ok(data, 'cached on disk');
       const fh = await open(data, 'r+');

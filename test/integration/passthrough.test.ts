@@ -12,7 +12,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { sha256 } from '../helpers/data.js';
-import { dropPageCache, type Mounted, mountBucket, requestCounts, sleep, sumMetric } from '../helpers/mount.js';
+import {
+  downloadsSettled,
+  dropPageCache,
+  type Mounted,
+  mountBucket,
+  requestCounts,
+  sleep,
+  sumMetric,
+} from '../helpers/mount.js';
 import { run, runOk } from '../helpers/proc.js';
 import { startServer, type TestServer } from '../helpers/servers.js';
 
@@ -83,7 +91,7 @@ describe('passthrough of cached copies', { skip: !kernelHasPassthrough() && 'nee
     const m = await mount(await mkdtemp(path.join(work, 'cache-')));
     const keys = [...objects.keys()].filter((k) => !k.startsWith('one/'));
     for (const k of keys) assert.equal(await catHash(file(m, k)), want(k), `epoch 1: ${k}`);
-    await sleep(300); // the last downloads settle
+    await downloadsSettled(m); // the last downloads settle
     await dropPageCache();
     const c1 = await requestCounts(m);
     const reads1 = await fuseReads(m);
@@ -112,7 +120,7 @@ describe('passthrough of cached copies', { skip: !kernelHasPassthrough() && 'nee
     const m = await mount(cacheDir);
     const keys = ['small/f010.bin', 'mid/three-blocks.bin'];
     for (const k of keys) assert.equal(await catHash(file(m, k)), want(k));
-    await sleep(300);
+    await downloadsSettled(m);
     const dir = path.join(cacheDir, 'v1');
     const data = (await readdir(dir)).filter((n) => n.endsWith('.data'));
     assert.equal(data.length, 2, 'both cached');
@@ -145,7 +153,7 @@ describe('passthrough of cached copies', { skip: !kernelHasPassthrough() && 'nee
       const m = await mount(cacheDir, [...args]);
       const keys = ['small/f020.bin', 'mid/three-blocks.bin'];
       for (const k of keys) assert.equal(await catHash(file(m, k)), want(k), `epoch 1: ${k}`);
-      await sleep(300);
+      await downloadsSettled(m);
       const metric = async (name: string, labels?: Record<string, string>) =>
         sumMetric(await m.metricsText(), name, labels);
       const checks = async (check: string) => metric('bucketfs_file_cache_passthrough_checks_total', { check });
@@ -196,7 +204,7 @@ describe('passthrough of cached copies', { skip: !kernelHasPassthrough() && 'nee
     // Opened before it is cached: this handle goes through bucketfs, and the download starts.
     const early = await holdOpen(file(m, k));
     await runOk('head', ['-c', '1', file(m, k)]);
-    await sleep(300);
+    await downloadsSettled(m);
     // Now cached, but a handle through bucketfs is open: the kernel would refuse passthrough.
     const pt0 = await opens(m, 'passthrough');
     assert.equal(await catHash(file(m, k)), want(k));
@@ -215,7 +223,7 @@ describe('passthrough of cached copies', { skip: !kernelHasPassthrough() && 'nee
     const m = await mount(await mkdtemp(path.join(work, 'cache-')), ['--metadata-ttl', '0']);
     const f = file(m, 'one/changing.txt');
     assert.equal((await runOk('cat', [f])).toString(), 'first version');
-    await sleep(300);
+    await downloadsSettled(m);
     const held = await holdOpen(f);
     await server.putObject('ptcache', 'one/changing.txt', 'second version, longer');
     const r = await run('cat', [f]);
