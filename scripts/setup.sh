@@ -2,7 +2,8 @@
 # Installs everything bucketfs and its test suite need on a Debian/Ubuntu machine, as root:
 # FUSE 2 (libfuse2 + fusermount), a C toolchain (fuse-native is built from source with bucketfs's
 # patch: scripts/build-fuse-native.sh), fio, Node.js 24 when the machine has no supported one
-# (scripts/install-node.sh), the test servers (MinIO, rclone, fake-gcs-server), the npm dependencies, and a build; then puts
+# (scripts/install-node.sh), the test servers (MinIO, rclone, fake-gcs-server), the container tools
+# of the image test (podman, runc, mmdebstrap), the npm dependencies, and a build; then puts
 # `bucketfs` on the PATH. Safe to run again.
 #   BUCKETFS_NODE_MIN=24   treat a Node older than 24 on the PATH as absent (CI: the suite runs on 24)
 #   BUCKETFS_BIN_DIR=DIR   where node, npm, npx and bucketfs are linked (default /usr/local/bin)
@@ -11,8 +12,9 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 # systemd: its unit checker and fstab generator, for the deployment tests (nothing is started).
+# podman, runc, mmdebstrap: test/integration/container.test.ts builds and runs the Dockerfile.
 for pkg in libfuse2 fuse g++ make patch python3 fio iproute2 python3-pip unzip openssl systemd \
-  ca-certificates; do
+  ca-certificates podman runc mmdebstrap; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need_apt+=("$pkg")
 done
 if ((${#need_apt[@]})); then
