@@ -49,6 +49,8 @@ describe('Kubernetes manifests (deploy/kubernetes/)', () => {
     try {
       checker = toolsBin('kubernetes-validate');
     } catch (err) {
+      // CI installs it (scripts/setup.sh): there, its absence is a failure, not a skip.
+      if (process.env.CI) throw err;
       t.skip((err as Error).message);
       return;
     }
