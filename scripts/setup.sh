@@ -12,9 +12,10 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 # systemd: its unit checker and fstab generator, for the deployment tests (nothing is started).
+# curl: scripts/demo.sh waits for its MinIO with it.
 # podman, runc, mmdebstrap: test/integration/container.test.ts builds and runs the Dockerfile.
 for pkg in libfuse2 fuse g++ make patch python3 fio iproute2 python3-pip python3-venv unzip openssl systemd \
-  ca-certificates podman runc mmdebstrap; do
+  ca-certificates curl podman runc mmdebstrap; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need_apt+=("$pkg")
 done
 if ((${#need_apt[@]})); then
