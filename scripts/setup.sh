@@ -58,7 +58,7 @@ if [[ ! -d node_modules ]] || [[ package-lock.json -nt node_modules/.package-loc
   # installed beside node (the pinned Node has them) instead of downloading them.
   node_prefix=$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")
   if [[ -f $node_prefix/include/node/common.gypi ]]; then export npm_config_nodedir=$node_prefix; fi
-  npm ci --no-audit --no-fund --loglevel=error
+  npm ci --no-audit --no-fund --no-update-notifier --loglevel=error
 fi
 # npm ci's postinstall builds it; this catches a node_modules installed before the patch existed.
 bash scripts/build-fuse-native.sh
