@@ -5,12 +5,13 @@
 // processes: a small node script that reads (offset, length) pairs and prints a digest of them.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { open, rm } from 'node:fs/promises';
+import { mkdtemp, open, readdir, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { MAX_READ_BYTES } from '../../src/config/fuse-requests.js';
 import { type BigFile, bigFile, putMany } from '../helpers/data.js';
-import { type Mounted, mountBucket, sumMetric } from '../helpers/mount.js';
+import { type Mounted, mountBucket, sleep, sumMetric } from '../helpers/mount.js';
 import { runOk } from '../helpers/proc.js';
 import { ALL_BACKENDS, startServer, type TestServer } from '../helpers/servers.js';
 
@@ -26,19 +27,28 @@ type Pattern = [offset: number, length: number][];
 
 /**
  * A child reads each (offset, length) with pread and prints the sha256 of what it got, in order.
- * With a start time (ms since the epoch), it opens the file and waits for that time before reading.
+ * With a barrier directory, it makes its first `before` reads, then writes ready-PID there and waits
+ * for a file named go before the rest.
  */
 const READER = `
 const fs = require('node:fs');
+const path = require('node:path');
 const crypto = require('node:crypto');
-const [file, json, startAt] = process.argv.slice(1);
+const [file, json, barrier, before] = process.argv.slice(1);
 const reads = JSON.parse(json);
 const fd = fs.openSync(file, 'r');
-const wait = Number(startAt ?? 0) - Date.now();
-if (wait > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, wait);
+const pause = (ms) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 const hash = crypto.createHash('sha256');
 let total = 0;
-for (const [off, len] of reads) {
+reads.forEach(([off, len], i) => {
+  if (barrier && i === Number(before)) {
+    fs.writeFileSync(path.join(barrier, 'ready-' + process.pid), '');
+    const deadline = Date.now() + 120000;
+    while (!fs.existsSync(path.join(barrier, 'go'))) {
+      if (Date.now() > deadline) throw new Error('no go after 120 s');
+      pause(5);
+    }
+  }
   const buf = Buffer.alloc(len);
   let got = 0;
   while (got < len) {
@@ -48,13 +58,23 @@ for (const [off, len] of reads) {
   }
   hash.update(buf.subarray(0, got));
   total += got;
-}
+});
 fs.closeSync(fd);
 process.stdout.write(JSON.stringify({ sha256: hash.digest('hex'), bytes: total }));
 `;
 
-async function readInChild(file: string, reads: Pattern, startAt?: number): Promise<{ sha256: string; bytes: number }> {
-  const args = ['-e', READER, file, JSON.stringify(reads), ...(startAt ? [String(startAt)] : [])];
+interface Barrier {
+  dir: string;
+  /** Reads made before the barrier. */
+  before: number;
+}
+
+async function readInChild(
+  file: string,
+  reads: Pattern,
+  barrier?: Barrier,
+): Promise<{ sha256: string; bytes: number }> {
+  const args = ['-e', READER, file, JSON.stringify(reads), ...(barrier ? [barrier.dir, String(barrier.before)] : [])];
   const out = await runOk(process.execPath, args, { timeoutMs: 300_000 });
   return JSON.parse(out) as { sha256: string; bytes: number };
 }
@@ -194,17 +214,28 @@ for (const backend of ALL_BACKENDS) {
     test('four processes reading one object in quarters fetch each byte about once', async () => {
       const inBefore = await bytesIn(m);
       const quarter = SHARED_SIZE / 4;
-      // All four open the file, then start reading together (a quarter takes less time to read
-      // than a process takes to start).
-      const startAt = Date.now() + 2000;
-      await Promise.all(
-        [0, 1, 2, 3].map(async (q) => {
-          const reads: Pattern = [];
-          for (let off = q * quarter; off < (q + 1) * quarter; off += MiB) reads.push([off, MiB]);
-          const got = await readInChild(path.join(m.mountpoint, 'shared.bin'), reads, startAt);
-          assert.deepEqual(got, expected(shared, reads));
-        }),
-      );
+      // All four start their stream (two reads: the second makes it one), then read on together
+      // once all four have: however the machine schedules them, each stream has begun before any
+      // reader gets near the next quarter.
+      const barrier: Barrier = { dir: await mkdtemp(path.join(os.tmpdir(), 'bucketfs-barrier-')), before: 2 };
+      const readers = [0, 1, 2, 3].map(async (q) => {
+        const reads: Pattern = [];
+        for (let off = q * quarter; off < (q + 1) * quarter; off += MiB) reads.push([off, MiB]);
+        const got = await readInChild(path.join(m.mountpoint, 'shared.bin'), reads, barrier);
+        assert.deepEqual(got, expected(shared, reads));
+      });
+      try {
+        for (let i = 0; (await readdir(barrier.dir)).length < 4; i++) {
+          assert.ok(i < 2400, 'the four readers reach the barrier within 120 s');
+          await sleep(50);
+        }
+        await writeFile(path.join(barrier.dir, 'go'), '');
+        await Promise.all(readers);
+      } finally {
+        await writeFile(path.join(barrier.dir, 'go'), '').catch(() => {});
+        await Promise.allSettled(readers);
+        await rm(barrier.dir, { recursive: true, force: true });
+      }
       const fetched = (await bytesIn(m)) - inBefore;
       // Each handle's read-ahead stops where another handle's stream began; without that, each of the
       // first three asked for up to a window (here 16 MiB, its quarter) past its own quarter.
