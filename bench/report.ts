@@ -5,6 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Layout } from './layout.js';
+import { existingSection } from './peers-report.js';
 import type { CpuUse } from './procs.js';
 import type { Kind } from './workloads.js';
 
@@ -578,6 +579,9 @@ export function writeReport(r: RunReport, jsonFile: string, outDir: string, root
     if (!chart) r.errors.push(`chart: ${(res.stderr || res.stdout).trim().split('\n').pop()}`);
   }
   const md = path.join(outDir, 'benchmarks.md');
-  writeFileSync(md, renderMarkdown(r, chart ? 'benchmarks.png' : undefined));
+  // The peer comparison's section (npm run bench:peers) is another run's: carried over as it is.
+  const peers = existingSection(md);
+  const text = renderMarkdown(r, chart ? 'benchmarks.png' : undefined);
+  writeFileSync(md, peers ? `${text}\n${peers}` : text);
   return chart ? [md, png, jsonFile] : [md, jsonFile];
 }
