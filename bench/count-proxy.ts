@@ -3,9 +3,19 @@
 // bytes sent back. Used where the server keeps no request metrics of its own (fake-gcs-server) and
 // where a per-second series is wanted (the training-loop simulator): MinIO's own metrics refresh
 // only every ~10 s. The same proxy is in front of every client of a comparison, so its cost is
-// shared alike.
+// shared alike. It runs in a process of its own (node dist/bench/count-proxy.js UPSTREAM TAG): in
+// the driver, a synchronous call into a mount (a directory listing) would stall the proxy the mount
+// itself is waiting on.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { onCleanup, recordPid, stopChild } from './procs.js';
+
+/** The proxy's own path for its counts; no store request looks like it. */
+export const COUNTS_PATH = '/__bench_counts';
 
 export type Kind = 'GET' | 'HEAD' | 'LIST' | 'OTHER';
 
@@ -60,16 +70,23 @@ const BUCKET_PROPS = new Set(['location', 'versioning', 'acl', 'policy', 'taggin
 
 export interface CountProxy {
   endpoint: string;
-  counts(): Counts;
+  /** Its cumulative counts, as JSON at this URL (for a child process to sample). */
+  countsUrl: string;
+  counts(): Promise<Counts>;
   stop(): Promise<void>;
 }
 
-/** Starts the proxy on 127.0.0.1 (a free port), forwarding to `upstream` (http://host:port). */
-export async function startCountProxy(upstream: string): Promise<CountProxy> {
+/** Runs the proxy in this process until it is killed; its port goes to stdout. */
+async function serve(upstream: string, rewriteHost: boolean): Promise<void> {
   const up = new URL(upstream);
   const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
   const c = zeroCounts();
   const server = http.createServer((req, res) => {
+    if (req.url === COUNTS_PATH) {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(c));
+      return;
+    }
     const kind = classify(req.method ?? 'GET', req.url ?? '/');
     c[kind]++;
     const fwd = http.request(
@@ -78,7 +95,7 @@ export async function startCountProxy(upstream: string): Promise<CountProxy> {
         port: up.port,
         method: req.method,
         path: req.url,
-        headers: req.headers,
+        headers: rewriteHost ? { ...req.headers, host: up.host } : req.headers,
         agent,
       },
       (upRes) => {
@@ -97,28 +114,53 @@ export async function startCountProxy(upstream: string): Promise<CountProxy> {
   });
   server.keepAliveTimeout = 60_000;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
+  process.stdout.write(`${(server.address() as AddressInfo).port}\n`);
+}
+
+/**
+ * Starts the proxy as a child process in front of `upstream`; `tag` (a path under the run's work
+ * dir) names it on its command line, so bench/run.sh's sweep knows it for ours. `rewriteHost`: send
+ * the upstream's own Host header (fake-gcs-server routes XML-API paths by it); S3 clients sign the
+ * Host they sent, so for MinIO it must pass unchanged.
+ */
+export async function startCountProxy(upstream: string, tag: string, rewriteHost = false): Promise<CountProxy> {
+  const script = fileURLToPath(import.meta.url);
+  const args = [script, upstream, tag, ...(rewriteHost ? ['--rewrite-host'] : [])];
+  const child: ChildProcess = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  recordPid(child.pid, 'count-proxy');
+  const drop = onCleanup('count-proxy', () => stopChild(child, 2000));
+  let out = '';
+  child.stdout?.setEncoding('utf8');
+  child.stdout?.on('data', (d: string) => {
+    out += d;
+  });
+  await Promise.race([
+    (async () => {
+      while (!out.includes('\n')) await new Promise((r) => setTimeout(r, 20));
+    })(),
+    once(child, 'exit').then(() => {
+      throw new Error('the counting proxy exited at start');
+    }),
+  ]);
+  const endpoint = `http://127.0.0.1:${out.trim()}`;
+  const countsUrl = `${endpoint}${COUNTS_PATH}`;
   return {
-    endpoint: `http://127.0.0.1:${port}`,
-    counts: () => ({ ...c }),
+    endpoint,
+    countsUrl,
+    counts: async () => (await (await fetch(countsUrl)).json()) as Counts,
     stop: async () => {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      agent.destroy();
+      await stopChild(child, 2000);
+      drop();
     },
   };
 }
 
-/** Serves the proxy's cumulative counts as JSON (GET /), for a child process to sample. */
-export async function serveCounts(proxy: CountProxy): Promise<{ url: string; stop(): Promise<void> }> {
-  const server = http.createServer((_req, res) => {
-    res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(JSON.stringify(proxy.counts()));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}/`,
-    stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
+const isMain = process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url);
+if (isMain) {
+  const upstream = process.argv[2];
+  if (!upstream) {
+    process.stderr.write('usage: node dist/bench/count-proxy.js UPSTREAM [TAG] [--rewrite-host]\n');
+    process.exit(2);
+  }
+  void serve(upstream, process.argv.includes('--rewrite-host'));
 }

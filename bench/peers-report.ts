@@ -127,7 +127,7 @@ function rate(m: PeerMeasure | undefined): string {
 function reqs(c: Counts | undefined): string {
   if (!c) return 'n/a';
   const parts = (['GET', 'HEAD', 'LIST', 'OTHER'] as const).filter((k) => c[k] > 0).map((k) => `${int(c[k])} ${k}`);
-  return `${int(total(c))}${parts.length ? ` (${parts.join(', ')})` : ''}`;
+  return `${int(total(c))}${parts.length ? ` (${parts.join(', ')})` : ''}; ${num(c.bytesIn / 2 ** 20)} MiB`;
 }
 
 export interface Versus {
@@ -299,7 +299,8 @@ export function renderPeers(r: PeersReport, charts: string[]): string {
     '',
     ...storeTable(r, 's3', ['bucketfs', 'rclone', 's3fs']),
     '',
-    'Store requests per workload and client (counted by MinIO):',
+    'Store requests per workload and client (counted by MinIO), and the MiB MinIO sent (a client that',
+    'downloads whole objects, or reads ahead far, shows it here):',
     '',
     ...requestTable(r, 's3', ['bucketfs', 'rclone', 's3fs']),
     '',
@@ -312,7 +313,7 @@ export function renderPeers(r: PeersReport, charts: string[]): string {
       '',
       ...storeTable(r, 'gcs', ['bucketfs-gs', 'gcsfuse']),
       '',
-      'Store requests (counted by the proxy; HEAD here is an object metadata GET):',
+      'Store requests and MiB sent (counted by the proxy; HEAD here is an object metadata GET):',
       '',
       ...requestTable(r, 'gcs', ['bucketfs-gs', 'gcsfuse']),
       '',

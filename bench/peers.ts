@@ -16,7 +16,7 @@ import { bigFile, putMany } from '../test/helpers/data.js';
 import { cleanEnv } from '../test/helpers/mount.js';
 import { type Preload, startServer, type TestServer, toolsBin } from '../test/helpers/servers.js';
 import { type ClientName, describeFlags, mountClient, type PeerBins, type Store } from './clients.js';
-import { type CountProxy, type Counts, diffCounts, serveCounts, startCountProxy } from './count-proxy.js';
+import { type CountProxy, type Counts, diffCounts, startCountProxy } from './count-proxy.js';
 import { fio, fromFio, listSmall } from './fio-run.js';
 import { BUCKET, bigKey, type Layout, smallObjects } from './layout.js';
 import { type MinioCreds, settled } from './minio-metrics.js';
@@ -73,9 +73,9 @@ const LAYOUT: Layout = QUICK
       smallPerDir: 128,
       smallBytes: 128 * KiB,
       ttfbFiles: 100,
-      randSeconds: 8,
-      capSeconds: 10,
-      sdkSeqCapSeconds: 10,
+      randSeconds: 6,
+      capSeconds: 8,
+      sdkSeqCapSeconds: 8,
     };
 
 /** The ls -lR trees: name, directories, files per directory. */
@@ -89,13 +89,13 @@ const TREES = QUICK
 
 const TRAIN: TrainSet = QUICK
   ? { samples: 300, dirs: 4, minBytes: 100 * KiB, maxBytes: 200 * KiB, shardBytes: 8 * MiB }
-  : { samples: 4000, dirs: 16, minBytes: 100 * KiB, maxBytes: 200 * KiB, shardBytes: 100 * MiB };
+  : { samples: 3000, dirs: 16, minBytes: 100 * KiB, maxBytes: 200 * KiB, shardBytes: 100 * MiB };
 
 /** The simulated job: loader workers, batch size, the "GPU"'s time per batch, epochs with a cache. */
 const SIM = {
   workers: 8,
   batch: 32,
-  computeMs: Number(process.env.BENCH_SIM_COMPUTE_MS ?? 100),
+  computeMs: Number(process.env.BENCH_SIM_COMPUTE_MS ?? 50),
   prefetch: 2,
   cachedEpochs: 3,
   maxSeconds: QUICK ? 40 : 120,
@@ -417,20 +417,21 @@ async function main(): Promise<void> {
         if (!toxiproxy) throw new Error('BENCH_TOXIPROXY is not set');
         shaper = await startShaper(toxiproxy, minio.endpoint, SHAPE.latencyMs, SHAPE.bytesPerSec);
       }
-      const proxy: CountProxy = await startCountProxy(shaper?.endpoint ?? minio.endpoint);
-      const statsServer = await serveCounts(proxy);
+      const proxy: CountProxy = await startCountProxy(
+        shaper?.endpoint ?? minio.endpoint,
+        path.join(WORK, `proxy-${net}`),
+      );
       try {
         const store: Store = { ...s3, endpoint: proxy.endpoint };
         for (const scenario of ['files', 'cached', 'shards'] as const) {
           for (const client of S3_CLIENTS) {
             log(`training loop (${net}, ${scenario}): ${client}`);
             await attempt(ctx, `train-sim ${client} ${net} ${scenario}`, async () => {
-              sims.push(await simulate(client, store, net, scenario, ctx, statsServer.url));
+              sims.push(await simulate(client, store, net, scenario, ctx, proxy.countsUrl));
             });
           }
         }
       } finally {
-        await statsServer.stop();
         await proxy.stop();
       }
     }
@@ -447,8 +448,7 @@ async function main(): Promise<void> {
         await gcs.stop();
         forgetPid(gcsPid);
       });
-      const proxy = await startCountProxy(gcs.endpoint);
-      onCleanup('gcs proxy', () => proxy.stop());
+      const proxy = await startCountProxy(gcs.endpoint, path.join(WORK, 'proxy-gcs'), true);
       const store: Store = {
         kind: 'gcs',
         bucket: BUCKET,
@@ -458,7 +458,7 @@ async function main(): Promise<void> {
         region: '',
       };
       // Every response has left the proxy once the client has unmounted.
-      const counter: Counter = { read: async () => proxy.counts() };
+      const counter: Counter = { read: () => proxy.counts() };
       for (const w of workloads) {
         if (w.epoch === 2) continue;
         const second = w.epoch === 1 ? workloads.find((x) => x.epoch === 2 && x.job === w.job) : undefined;
