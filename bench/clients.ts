@@ -2,11 +2,10 @@
 // documented high-throughput settings for the workload: bucketfs itself (s3:// and gs://), rclone
 // mount, s3fs-fuse and gcsfuse. Every mount is stopped and unmounted by its stop(), and at cleanup
 // if the run dies first; nothing here touches a mount it did not make.
-import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { cleanEnv, forceUnmount, isMounted } from '../test/helpers/mount.js';
-import { assertRunning, type Daemon, onCleanup, recordPid, sleep, startFuseDaemon, stopChild, WORK } from './procs.js';
+import { cleanEnv } from '../test/helpers/mount.js';
+import { type Daemon, startFuseDaemon, startMountProcess, WORK } from './procs.js';
 
 export type ClientName = 'bucketfs' | 'rclone' | 's3fs' | 'bucketfs-gs' | 'gcsfuse';
 
@@ -110,51 +109,6 @@ function flags(name: ClientName, cached: boolean, cacheDir: string): string[] {
   }
 }
 
-/** Starts a FUSE daemon that does not report readiness: ready when its mount shows in /proc/mounts. */
-async function startMountDaemon(
-  label: string,
-  cmd: string,
-  args: string[],
-  env: NodeJS.ProcessEnv,
-  mountpoint: string,
-  logFile: string,
-): Promise<Daemon> {
-  assertRunning();
-  mkdirSync(mountpoint, { recursive: true });
-  const log = openSync(logFile, 'a');
-  const child = spawn(cmd, args, { env, stdio: ['ignore', log, log] });
-  closeSync(log);
-  recordPid(child.pid, label);
-  let stopped: Promise<void> | undefined;
-  const stop = (): Promise<void> => {
-    stopped ??= (async () => {
-      await stopChild(child);
-      await forceUnmount(mountpoint);
-      if (await isMounted(mountpoint)) throw new Error(`${mountpoint} is still mounted`);
-    })();
-    return stopped;
-  };
-  const drop = onCleanup(label, stop);
-  const deadline = Date.now() + 60_000;
-  while (!(await isMounted(mountpoint))) {
-    if (child.exitCode !== null || child.signalCode !== null || Date.now() > deadline) {
-      await stop();
-      drop();
-      const tail = readFileSync(logFile, 'utf8').split('\n').slice(-6).join('\n');
-      throw new Error(`${label} did not mount ${mountpoint}\n${tail}`);
-    }
-    await sleep(50);
-  }
-  return {
-    child,
-    mountpoint,
-    stop: async () => {
-      await stop();
-      drop();
-    },
-  };
-}
-
 /** Mounts `name` on a fresh mountpoint under the run's work dir. */
 export async function mountClient(
   name: ClientName,
@@ -203,7 +157,7 @@ export async function mountClient(
       );
     }
     case 'rclone':
-      return startMountDaemon(
+      return startMountProcess(
         `rclone ${req.tag}`,
         bins.rclone,
         [
@@ -232,11 +186,12 @@ export async function mountClient(
         { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home },
         dir,
         `${log}.out`,
+        'mounted',
       );
     case 's3fs': {
       const passwd = path.join(home, 'passwd-s3fs');
       writeFileSync(passwd, `${store.accessKeyId}:${store.secretAccessKey}\n`, { mode: 0o600 });
-      return startMountDaemon(
+      return startMountProcess(
         `s3fs ${req.tag}`,
         bins.s3fs,
         [
@@ -258,10 +213,11 @@ export async function mountClient(
         { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home },
         dir,
         log,
+        'mounted',
       );
     }
     case 'gcsfuse':
-      return startMountDaemon(
+      return startMountProcess(
         `gcsfuse ${req.tag}`,
         bins.gcsfuse,
         [
@@ -283,6 +239,7 @@ export async function mountClient(
         { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home },
         dir,
         `${log}.out`,
+        'mounted',
       );
   }
 }

@@ -186,7 +186,13 @@ function storeTable(r: PeersReport, store: 's3' | 'gcs', clients: ClientName[]):
   return lines;
 }
 
-function requestTable(r: PeersReport, store: 's3' | 'gcs', clients: ClientName[]): string[] {
+/** One row per workload, one column per client, each cell `cell(measure)`. */
+function perClientTable(
+  r: PeersReport,
+  store: 's3' | 'gcs',
+  clients: ClientName[],
+  cell: (m: PeerMeasure | undefined) => string,
+): string[] {
   const lines = [
     `| Workload | ${clients.map((c) => LABEL[c]).join(' | ')} |`,
     `| --- | ${clients.map(() => '---:').join(' | ')} |`,
@@ -194,24 +200,19 @@ function requestTable(r: PeersReport, store: 's3' | 'gcs', clients: ClientName[]
   for (const w of r.workloads) {
     const ms = clients.map((c) => r.measures.find((m) => m.store === store && m.workload === w.name && m.client === c));
     if (ms.every((m) => !m)) continue;
-    lines.push(`| \`${w.name}\` | ${ms.map((m) => (m ? reqs(m.requests) : 'failed')).join(' | ')} |`);
+    lines.push(`| \`${w.name}\` | ${ms.map(cell).join(' | ')} |`);
   }
   return lines;
 }
 
+function requestTable(r: PeersReport, store: 's3' | 'gcs', clients: ClientName[]): string[] {
+  return perClientTable(r, store, clients, (m) => (m ? reqs(m.requests) : 'failed'));
+}
+
 function cpuTable(r: PeersReport, store: 's3' | 'gcs', clients: ClientName[]): string[] {
-  const lines = [
-    `| Workload | ${clients.map((c) => LABEL[c]).join(' | ')} |`,
-    `| --- | ${clients.map(() => '---:').join(' | ')} |`,
-  ];
-  for (const w of r.workloads) {
-    const ms = clients.map((c) => r.measures.find((m) => m.store === store && m.workload === w.name && m.client === c));
-    if (ms.every((m) => !m)) continue;
-    const c = (m: PeerMeasure | undefined) =>
-      m?.cpu ? `${Math.round(m.cpu.procs.daemon ?? 0)}% (machine ${Math.round(m.cpu.machine)}%)` : '–';
-    lines.push(`| \`${w.name}\` | ${ms.map(c).join(' | ')} |`);
-  }
-  return lines;
+  return perClientTable(r, store, clients, (m) =>
+    m?.cpu ? `${Math.round(m.cpu.procs.daemon ?? 0)}% (machine ${Math.round(m.cpu.machine)}%)` : '–',
+  );
 }
 
 /** The simulator's table: per net, scenario and client, each epoch's it/s, GPU wait and requests. */

@@ -307,6 +307,35 @@ async function simulate(
   }
 }
 
+/** Every fio workload (epoch pairs on one mount), then the ls -lR trees, on each of `clients`. */
+async function measureStore(
+  ctx: Ctx,
+  workloads: Workload[],
+  clients: ClientName[],
+  store: Store,
+  counter: Counter,
+  ls: boolean,
+): Promise<void> {
+  const where = store.kind === 's3' ? 'S3' : 'GCS';
+  for (const w of workloads) {
+    if (w.epoch === 2) continue;
+    const second = w.epoch === 1 ? workloads.find((x) => x.epoch === 2 && x.job === w.job) : undefined;
+    for (const client of clients) {
+      log(`${where} ${w.name}${second ? `+${second.name}` : ''}: ${client}`);
+      await attempt(ctx, `${client} ${w.name}`, () =>
+        measureFio(ctx, second ? [w, second] : [w], client, store, counter),
+      );
+    }
+  }
+  if (!ls) return;
+  for (const t of trees().filter((x) => store.kind === 's3' || x.gcs)) {
+    for (const client of clients) {
+      log(`${where} ${t.name}: ${client}`);
+      await attempt(ctx, `${client} ${t.name}`, () => measureLs(ctx, t, client, store, counter));
+    }
+  }
+}
+
 function trees(): { name: string; keys: string[]; gcs: boolean; dirs: number; perDir: number }[] {
   return TREES.map((t) => ({
     ...t,
@@ -388,26 +417,7 @@ async function main(): Promise<void> {
   const s3: Store = { kind: 's3', bucket: BUCKET, ...creds };
   const minioCounter: Counter = { read: () => settled(creds) };
 
-  if (parts.has('s3')) {
-    for (const w of workloads) {
-      if (w.epoch === 2) continue;
-      const second = w.epoch === 1 ? workloads.find((x) => x.epoch === 2 && x.job === w.job) : undefined;
-      for (const client of S3_CLIENTS) {
-        log(`S3 ${w.name}${second ? `+${second.name}` : ''}: ${client}`);
-        await attempt(ctx, `${client} ${w.name}`, () =>
-          measureFio(ctx, second ? [w, second] : [w], client, s3, minioCounter),
-        );
-      }
-    }
-  }
-  if (parts.has('ls')) {
-    for (const t of trees()) {
-      for (const client of S3_CLIENTS) {
-        log(`S3 ${t.name}: ${client}`);
-        await attempt(ctx, `${client} ${t.name}`, () => measureLs(ctx, t, client, s3, minioCounter));
-      }
-    }
-  }
+  if (parts.has('s3')) await measureStore(ctx, workloads, S3_CLIENTS, s3, minioCounter, parts.has('ls'));
 
   if (parts.has('sim')) {
     let shaper: Shaper | undefined;
@@ -459,24 +469,7 @@ async function main(): Promise<void> {
       };
       // Every response has left the proxy once the client has unmounted.
       const counter: Counter = { read: () => proxy.counts() };
-      for (const w of workloads) {
-        if (w.epoch === 2) continue;
-        const second = w.epoch === 1 ? workloads.find((x) => x.epoch === 2 && x.job === w.job) : undefined;
-        for (const client of GCS_CLIENTS) {
-          log(`GCS ${w.name}${second ? `+${second.name}` : ''}: ${client}`);
-          await attempt(ctx, `${client} ${w.name}`, () =>
-            measureFio(ctx, second ? [w, second] : [w], client, store, counter),
-          );
-        }
-      }
-      if (parts.has('ls')) {
-        for (const t of trees().filter((x) => x.gcs)) {
-          for (const client of GCS_CLIENTS) {
-            log(`GCS ${t.name}: ${client}`);
-            await attempt(ctx, `${client} ${t.name}`, () => measureLs(ctx, t, client, store, counter));
-          }
-        }
-      }
+      await measureStore(ctx, workloads, GCS_CLIENTS, store, counter, parts.has('ls'));
     });
   }
 

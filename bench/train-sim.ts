@@ -8,7 +8,7 @@
 import { createReadStream, readdirSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Counts } from './count-proxy.js';
+import { type Counts, diffCounts } from './count-proxy.js';
 
 export interface SimSpec {
   /** The data set's root on the mount: files/dNN/sample-N.bin, or shards/shard-N.tar. */
@@ -247,17 +247,7 @@ export async function simulate(spec: SimSpec): Promise<SimResult> {
       iters: n,
       itPerSec: n / seconds,
       gpuWaitPct: (100 * (waitMs - wait0)) / (seconds * 1000),
-      ...(c0 && c1
-        ? {
-            requests: {
-              GET: c1.GET - c0.GET,
-              HEAD: c1.HEAD - c0.HEAD,
-              LIST: c1.LIST - c0.LIST,
-              OTHER: c1.OTHER - c0.OTHER,
-              bytesIn: c1.bytesIn - c0.bytesIn,
-            },
-          }
-        : {}),
+      ...(c0 && c1 ? { requests: diffCounts(c0, c1) } : {}),
     });
   }
   sampling = false;
