@@ -18,7 +18,9 @@ die() { echo "install-peers: $*" >&2; exit 1; }
 say() { echo "install-peers: $*" >&2; }
 
 [[ -x "$TOOLS/bin/rclone" ]] || bash scripts/install-servers.sh >&2
-rclone_version=$("$TOOLS/bin/rclone" version --config /dev/null | head -n1 | awk '{print $2}')
+# Whole output first: `| head` would end rclone with SIGPIPE, which pipefail turns into a failure.
+rclone_says=$("$TOOLS/bin/rclone" version --config /dev/null)
+rclone_version=$(awk 'NR == 1 { print $2 }' <<<"$rclone_says")
 
 have_s3fs=$(dpkg-query -W -f='${Version}' s3fs 2>/dev/null || true)
 if [[ $have_s3fs != "$S3FS_VERSION" ]]; then

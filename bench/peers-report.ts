@@ -240,7 +240,7 @@ function simTable(r: PeersReport): string[] {
 const DOCS = [
   '- **rclone mount** ([rclone mount docs](https://rclone.org/commands/rclone_mount/), "VFS Chunked Reading" and "VFS File Caching"; [S3 backend](https://rclone.org/s3/) for `--use-server-modtime`): parallel chunk streams (`--vfs-read-chunk-streams 16 --vfs-read-chunk-size 4M`, the starting point its docs give for high-performance object stores), `--vfs-cache-mode off` for streaming and `full` with `--cache-dir` for the epoch workloads and the cached training scenario.',
   '- **s3fs-fuse** ([s3fs(1), 1.90](https://manpages.ubuntu.com/manpages/lunar/man1/s3fs.1.html)): `parallel_count`/`multireq_max` for parallel ranged downloads, a stat cache sized for the data set and kept for the run (`max_stat_cache_size`, `stat_cache_expire`), `enable_noobj_cache`; `use_cache=DIR` for its disk cache.',
-  '- **gcsfuse** ([CLI reference](https://cloud.google.com/storage/docs/cloud-storage-fuse/cli-options), [file caching](https://cloud.google.com/storage/docs/gcsfuse-file-cache), [performance tuning](https://cloud.google.com/storage/docs/cloud-storage-fuse/performance)): metadata caches without TTL or size bound and the kernel list cache (the ML-training settings), `--enable-buffered-read` for streaming; `--cache-dir` with `--file-cache-max-size-mb -1`, `--file-cache-cache-file-for-range-read` and `--file-cache-enable-parallel-downloads` for the epochs. It reaches fake-gcs-server through `--custom-endpoint` with `--anonymous-access`.',
+  '- **gcsfuse** ([CLI reference](https://cloud.google.com/storage/docs/cloud-storage-fuse/cli-options), [file caching](https://cloud.google.com/storage/docs/gcsfuse-file-cache), [performance tuning](https://cloud.google.com/storage/docs/cloud-storage-fuse/performance)): metadata caches without TTL or size bound and the kernel list cache (the ML-training settings), `--enable-buffered-read` for streaming; `--cache-dir` with `--file-cache-max-size-mb -1`, `--file-cache-cache-file-for-range-read` and `--file-cache-enable-parallel-downloads` for the epochs. It reaches fake-gcs-server through `--custom-endpoint` with `--anonymous-access` and `--enable-hns=false` (the emulator has no storage-layout API; without it the mount retries forever).',
   '- **bucketfs**: its defaults; `--cache-dir` for the epochs.',
 ];
 
@@ -251,7 +251,7 @@ export function renderPeers(r: PeersReport, charts: string[]): string {
   p(
     BEGIN,
     '',
-    '# Peers: bucketfs against rclone mount, s3fs-fuse and gcsfuse',
+    '## Peers: bucketfs against rclone mount, s3fs-fuse and gcsfuse',
     '',
     `Made by \`${r.command}\` on ${r.date} (bucketfs commit ${r.commit}), in ${(r.runSeconds / 60).toFixed(1)} min on ${r.nproc} cores / ${r.memGiB.toFixed(0)} GiB.` +
       ` Load average at start / end: ${r.loadavgStart} / ${r.loadavgEnd}. Quiet machine: ${r.quiet}.`,
@@ -269,7 +269,7 @@ export function renderPeers(r: PeersReport, charts: string[]): string {
     '',
     `Data (smaller than the limits benchmark's, so five clients fit one sitting): ${l.bigCount} objects of ${num(l.bigBytes / 2 ** 20)} MiB, ${int(l.smallDirs * l.smallPerDir)} files of ${l.smallBytes / 1024} KiB in ${l.smallDirs} directories, fio caps of ${l.capSeconds} s (random: ${l.randSeconds} s), ttfb over ${l.ttfbFiles} files; \`ls -lR\` trees of ${r.trees.map((t) => `${int(t.dirs * (t.perDir + 1))} entries`).join(' and ')}.`,
     '',
-    '## Versions and settings',
+    '### Versions and settings',
     '',
     '| Client | Version | Streaming flags | Epoch (disk cache) flags |',
     '| --- | --- | --- | --- |',
@@ -292,7 +292,7 @@ export function renderPeers(r: PeersReport, charts: string[]): string {
     "Tried and not installable from this machine's registries: Mountpoint for S3 (crates.io has only a",
     'placeholder crate), goofys and geesefs (the Go module proxy refuses both).',
     '',
-    '## S3 (MinIO, plain loopback)',
+    '### S3 (MinIO, plain loopback)',
     '',
     "Rate: MB/s the application read (fio's I/O phase), IOPS, p50 latency of the first 4 KiB (ttfb), or",
     'seconds of the whole `ls -lR`. Ratios above 1 mean bucketfs is ahead: faster, or fewer requests than',
@@ -308,7 +308,7 @@ export function renderPeers(r: PeersReport, charts: string[]): string {
   );
   if (r.measures.some((m) => m.store === 'gcs')) {
     p(
-      '## GCS (fake-gcs-server, through the counting proxy)',
+      '### GCS (fake-gcs-server, through the counting proxy)',
       '',
       'The proxy is a Node process in the data path of both clients alike; it bounds both rates here.',
       '',
@@ -321,7 +321,7 @@ export function renderPeers(r: PeersReport, charts: string[]): string {
     );
   }
   p(
-    '## Training loop (bench/train-sim.ts)',
+    '### Training loop (bench/train-sim.ts)',
     '',
     `One synthetic data set, ${int(r.train.samples)} samples of ${r.train.minBytes / 1024}–${r.train.maxBytes / 1024} KiB (scaled down from the issue's 20,000 to fit the run), in three layouts: scenario 1 reads it as one object per sample with no cache; scenario 2 the same with each client's disk cache over ${r.sim.cachedEpochs} epochs; scenario 3 reads tar shards of ~${num(r.train.shardBytes / 2 ** 20)} MiB (WebDataset order: shards shuffled, samples in order within one), no cache. ${r.sim.workers} loader workers read whole samples (\`readFile\`, as \`open().read()\` in a Dataset) at most ${r.sim.prefetch} batches each ahead of a stand-in GPU that takes batches of ${r.sim.batch} and computes ${r.sim.computeMs} ms on each (so at most ${num(1000 / r.sim.computeMs)} it/s). Every scenario runs on plain loopback and shaped like S3 (${r.shape}). Requests and bytes in are counted by a proxy in front of the store (in front of toxiproxy when shaped), sampled every second.`,
     '',
@@ -329,7 +329,7 @@ export function renderPeers(r: PeersReport, charts: string[]): string {
   for (const c of charts) p(`![${c.replace(/\.png$/, '')}](${c})`, '');
   p(...simTable(r), '');
   p(
-    '## CPU per client',
+    '### CPU per client',
     '',
     "The client daemon's CPU over each run, percent of one core (machine: all cores = 100%).",
     '',
@@ -338,7 +338,7 @@ export function renderPeers(r: PeersReport, charts: string[]): string {
   );
   if (r.measures.some((m) => m.store === 'gcs')) p(...cpuTable(r, 'gcs', ['bucketfs-gs', 'gcsfuse']), '');
   p(
-    '## Left out',
+    '### Left out',
     '',
     '- Write workloads: they need the writes issue, which has not landed; bucketfs mounts read-only.',
     '- `ls -lR` of 100,000 entries on GCS: fake-gcs-server loads a preloaded bucket in quadratic time.',

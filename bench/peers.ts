@@ -417,7 +417,54 @@ async function main(): Promise<void> {
   const s3: Store = { kind: 's3', bucket: BUCKET, ...creds };
   const minioCounter: Counter = { read: () => settled(creds) };
 
-  if (parts.has('s3')) await measureStore(ctx, workloads, S3_CLIENTS, s3, minioCounter, parts.has('ls'));
+  // The report is rewritten after every part (without the charts until the end), so a run cut
+  // short still leaves what it measured.
+  const flush = (final: boolean): void => {
+    const mem = /MemTotal:\s+(\d+)/.exec(readFileSync('/proc/meminfo', 'utf8'))?.[1];
+    const report: PeersReport = {
+      date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+      command: process.env.BENCH_COMMAND ?? 'npm run bench:peers',
+      commit: process.env.BENCH_COMMIT ?? 'unknown',
+      quick: QUICK,
+      nproc: os.availableParallelism(),
+      memGiB: mem ? Number(mem) / 1024 / 1024 : 0,
+      loadavgStart,
+      loadavgEnd: loadavg(),
+      quiet: process.env.BENCH_QUIET ?? 'unknown',
+      layout: LAYOUT,
+      trees: TREES.map(({ name, dirs, perDir, gcs }) => ({ name, dirs, perDir, gcs })),
+      train: TRAIN,
+      sim: SIM,
+      shape: `+${SHAPE.latencyMs} ms on every response, ${SHAPE.bytesPerSec / 1e6} MB/s per TCP connection`,
+      versions: { ...versions, minio: pinned('minio'), 'fake-gcs-server': pinned('fake-gcs-server') },
+      flags: Object.fromEntries(
+        [...S3_CLIENTS, ...GCS_CLIENTS].map((c) => [
+          c,
+          { streaming: describeFlags(c, false), cached: describeFlags(c, true) },
+        ]),
+      ),
+      workloads: [
+        ...workloads.map((w) => ({ name: w.name, title: w.title, kind: w.kind as PeerMeasure['kind'] })),
+        ...TREES.map((t) => ({
+          name: t.name,
+          title: `ls -lR of ${(t.dirs * (t.perDir + 1)).toLocaleString('en-US')} entries (${t.dirs} directories)`,
+          kind: 'listing' as const,
+        })),
+      ],
+      measures: ctx.measures,
+      sims,
+      errors: ctx.errors,
+      runSeconds: (performance.now() - started) / 1000,
+    };
+    const outDir = process.env.BENCH_OUT ?? path.join(ROOT, 'docs');
+    const jsonFile = process.env.BENCH_JSON ?? path.join(ROOT, 'bench', 'results', 'peers.json');
+    const written = writePeersReport(report, jsonFile, outDir, ROOT, final ? process.env.BENCH_PYTHON : undefined);
+    log(`wrote ${written.join(', ')} (${report.runSeconds.toFixed(0)} s)`);
+  };
+  if (parts.has('s3')) {
+    await measureStore(ctx, workloads, S3_CLIENTS, s3, minioCounter, parts.has('ls'));
+    flush(false);
+  }
 
   if (parts.has('sim')) {
     let shaper: Shaper | undefined;
@@ -446,6 +493,7 @@ async function main(): Promise<void> {
       }
     }
     await shaper?.stop();
+    flush(false);
   }
 
   if (parts.has('gcs')) {
@@ -473,46 +521,7 @@ async function main(): Promise<void> {
     });
   }
 
-  const mem = /MemTotal:\s+(\d+)/.exec(readFileSync('/proc/meminfo', 'utf8'))?.[1];
-  const report: PeersReport = {
-    date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
-    command: process.env.BENCH_COMMAND ?? 'npm run bench:peers',
-    commit: process.env.BENCH_COMMIT ?? 'unknown',
-    quick: QUICK,
-    nproc: os.availableParallelism(),
-    memGiB: mem ? Number(mem) / 1024 / 1024 : 0,
-    loadavgStart,
-    loadavgEnd: loadavg(),
-    quiet: process.env.BENCH_QUIET ?? 'unknown',
-    layout: LAYOUT,
-    trees: TREES.map(({ name, dirs, perDir, gcs }) => ({ name, dirs, perDir, gcs })),
-    train: TRAIN,
-    sim: SIM,
-    shape: `+${SHAPE.latencyMs} ms on every response, ${SHAPE.bytesPerSec / 1e6} MB/s per TCP connection`,
-    versions: { ...versions, minio: pinned('minio'), 'fake-gcs-server': pinned('fake-gcs-server') },
-    flags: Object.fromEntries(
-      [...S3_CLIENTS, ...GCS_CLIENTS].map((c) => [
-        c,
-        { streaming: describeFlags(c, false), cached: describeFlags(c, true) },
-      ]),
-    ),
-    workloads: [
-      ...workloads.map((w) => ({ name: w.name, title: w.title, kind: w.kind as PeerMeasure['kind'] })),
-      ...TREES.map((t) => ({
-        name: t.name,
-        title: `ls -lR of ${(t.dirs * (t.perDir + 1)).toLocaleString('en-US')} entries (${t.dirs} directories)`,
-        kind: 'listing' as const,
-      })),
-    ],
-    measures: ctx.measures,
-    sims,
-    errors: ctx.errors,
-    runSeconds: (performance.now() - started) / 1000,
-  };
-  const outDir = process.env.BENCH_OUT ?? path.join(ROOT, 'docs');
-  const jsonFile = process.env.BENCH_JSON ?? path.join(ROOT, 'bench', 'results', 'peers.json');
-  const written = writePeersReport(report, jsonFile, outDir, ROOT, process.env.BENCH_PYTHON);
-  log(`wrote ${written.join(', ')} (${report.runSeconds.toFixed(0)} s)`);
+  flush(true);
 }
 
 /** A server's pinned version from scripts/install-servers.sh's stamp. */
