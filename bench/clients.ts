@@ -24,6 +24,8 @@ export interface MountRequest {
   cacheDir?: string;
   /** A label for the mountpoint and log names. */
   tag: string;
+  /** bucketfs only: flags for its node process (a CPU profile). */
+  nodeFlags?: string[];
 }
 
 export interface PeerBins {
@@ -140,6 +142,7 @@ export async function mountClient(
       return startFuseDaemon(
         `${name} ${req.tag}`,
         [
+          ...(req.nodeFlags ?? []),
           bucketfsBin,
           '--foreground',
           '--endpoint-url',

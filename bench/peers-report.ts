@@ -9,7 +9,7 @@ import type { ClientName } from './clients.js';
 import type { Counts } from './count-proxy.js';
 import type { Layout } from './layout.js';
 import type { CpuUse } from './procs.js';
-import type { Percentiles } from './report.js';
+import type { Percentiles, ProfileSummary } from './report.js';
 import type { TrainSet } from './train-data.js';
 import type { SimResult } from './train-sim.js';
 
@@ -69,6 +69,8 @@ export interface PeersReport {
   workloads: { name: string; title: string; kind: PeerKind }[];
   measures: PeerMeasure[];
   sims: SimRun[];
+  /** bucketfs under node --cpu-prof on some S3 workloads (extra runs). */
+  profiles?: ProfileSummary[];
   errors: string[];
   runSeconds: number;
 }
@@ -337,6 +339,22 @@ export function renderPeers(r: PeersReport, charts: string[]): string {
     '',
   );
   if (r.measures.some((m) => m.store === 'gcs')) p(...cpuTable(r, 'gcs', ['bucketfs-gs', 'gcsfuse']), '');
+  if (r.profiles?.length) {
+    p(
+      "### Where bucketfs's time goes",
+      '',
+      'Extra S3 runs of bucketfs under `node --cpu-prof` (not the runs in the tables): self time of its',
+      'one JavaScript thread by category, then the functions with the most self time.',
+      '',
+    );
+    for (const prof of r.profiles) {
+      p(`**\`${prof.workload}\`**: ${prof.categories.map((c) => `${c.name} ${c.pct.toFixed(0)}%`).join(', ')}`, '');
+      p('| Function (self time) | Share |', '| --- | ---: |');
+      for (const fn of prof.functions.slice(0, 6))
+        p(`| \`${fn.name.replace(/\|/g, '\\|')}\` | ${fn.pct.toFixed(1)}% |`);
+      p('');
+    }
+  }
   p(
     '### Left out',
     '',

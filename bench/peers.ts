@@ -36,6 +36,8 @@ import {
   startShaper,
   WORK,
 } from './procs.js';
+import { summarizeProfile } from './profile-summary.js';
+import type { ProfileSummary } from './report.js';
 import { FILES_ROOT, SHARDS_ROOT, sampleObjects, shardObjects, type TrainSet } from './train-data.js';
 import type { SimResult, SimSpec } from './train-sim.js';
 import { WORKLOADS, type Workload } from './workloads.js';
@@ -397,6 +399,7 @@ async function main(): Promise<void> {
   const parts = new Set((process.env.BENCH_PEERS_PARTS ?? 's3,gcs,ls,sim').split(','));
   const workloads = WORKLOADS.filter((w) => !only || only.includes(w.name));
   const sims: SimRun[] = [];
+  const profiles: ProfileSummary[] = [];
   mkdirSync(path.join(WORK, 'logs'), { recursive: true });
 
   const pool = (await import('node:crypto')).randomBytes(8 * MiB);
@@ -453,6 +456,7 @@ async function main(): Promise<void> {
       ],
       measures: ctx.measures,
       sims,
+      profiles,
       errors: ctx.errors,
       runSeconds: (performance.now() - started) / 1000,
     };
@@ -463,6 +467,31 @@ async function main(): Promise<void> {
   };
   if (parts.has('s3')) {
     await measureStore(ctx, workloads, S3_CLIENTS, s3, minioCounter, parts.has('ls'));
+    // Where bucketfs's time goes on the workloads peers tend to win: extra runs, not in the tables.
+    for (const name of (process.env.BENCH_PEERS_PROFILE ?? 'small-16,ttfb,rand-4k').split(',')) {
+      const w = workloads.find((x) => x.name === name);
+      if (!w) continue;
+      log(`CPU profile of bucketfs (S3): ${name}`);
+      await attempt(ctx, `profile ${name}`, async () => {
+        const dir = path.join(WORK, 'prof', name);
+        dropCaches();
+        const d = await mountClient(
+          'bucketfs',
+          s3,
+          { tag: `prof-${name}`, nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${dir}`] },
+          ctx.bins,
+          ctx.bucketfsBin,
+        );
+        try {
+          listSmall(w, LAYOUT, d.mountpoint);
+          await fio(w, LAYOUT, d.mountpoint, 'bucketfs-prof');
+        } finally {
+          await d.stop();
+        }
+        const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
+        if (file) profiles.push(summarizeProfile(path.join(dir, file), name, 'loopback'));
+      });
+    }
     flush(false);
   }
 
