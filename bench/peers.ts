@@ -75,9 +75,9 @@ const LAYOUT: Layout = QUICK
       smallPerDir: 128,
       smallBytes: 128 * KiB,
       ttfbFiles: 100,
-      randSeconds: 6,
-      capSeconds: 8,
-      sdkSeqCapSeconds: 8,
+      randSeconds: 5,
+      capSeconds: 6,
+      sdkSeqCapSeconds: 6,
     };
 
 /** The ls -lR trees: name, directories, files per directory. */
@@ -100,7 +100,7 @@ const SIM = {
   computeMs: Number(process.env.BENCH_SIM_COMPUTE_MS ?? 50),
   prefetch: 2,
   cachedEpochs: 3,
-  maxSeconds: QUICK ? 40 : 120,
+  maxSeconds: QUICK ? 40 : 90,
 };
 
 const S3_CLIENTS: ClientName[] = ['bucketfs', 'rclone', 's3fs'];
