@@ -360,6 +360,10 @@ export function renderMarkdown(r: RunReport, chart?: string): string {
     'same MinIO server and the same objects in one run; each workload runs on plain loopback and again',
     'behind a shaper that makes the store behave like S3 over a network.',
     '',
+    'How bucketfs compares with the tools a user would pick instead (rclone mount, s3fs-fuse, gcsfuse),',
+    'and the training-loop simulator, is the last section ([Peers](#peers-bucketfs-against-rclone-mount-s3fs-fuse-and-gcsfuse)),',
+    'made by its own run: `npm run bench:peers`.',
+    '',
     ...(f.directIo
       ? [
           "**This run bypasses the kernel's page cache**: bucketfs with `--direct-io`, the FUSE limit with",
