@@ -174,6 +174,30 @@ function ratio(x: number): string {
   return Number.isFinite(x) ? `${x.toFixed(2)}×` : 'n/a';
 }
 
+/**
+ * Epoch 1 runs whose fio job hit its time cap before reading the whole data set: their epoch 2
+ * still finds uncached files, so it makes requests and reads slower, through no fault of the cache.
+ */
+function cutShort(r: PeersReport, store: 's3' | 'gcs'): string[] {
+  const l = r.layout;
+  const whole: Record<string, number> = {
+    'epoch1-seq': l.bigBytes,
+    'epoch1-small': l.smallDirs * l.smallPerDir * l.smallBytes,
+  };
+  const out: string[] = [];
+  for (const m of r.measures) {
+    const want = whole[m.workload];
+    if (m.store !== store || !want || m.mbps === undefined) continue;
+    const read = m.mbps * 1e6 * m.seconds;
+    if (read < 0.98 * want) {
+      out.push(
+        `- \`${m.workload}\`, ${LABEL[m.client]}: read ${num(read / 2 ** 20)} of ${num(want / 2 ** 20)} MiB before fio's ${l.capSeconds} s cap, so its epoch 2 found files it had never cached.`,
+      );
+    }
+  }
+  return out.length ? ['Epoch 1 runs cut short:', '', ...out, ''] : [];
+}
+
 function storeTable(r: PeersReport, store: 's3' | 'gcs', clients: ClientName[]): string[] {
   const head = `| Workload | ${clients.map((c) => LABEL[c]).join(' | ')} | bucketfs ÷ best peer (rate) | best peer ÷ bucketfs (requests) |`;
   const lines = [head, `| --- | ${clients.map(() => '---:').join(' | ')} | ---: | ---: |`];
@@ -260,6 +284,14 @@ export function renderPeers(r: PeersReport, charts: string[]): string {
     '',
   );
   if (r.quick) p('**Quick run (`BENCH_QUICK=1`): tiny data, figures not meaningful.**', '');
+  if (r.quiet !== 'yes') {
+    p(
+      `**Taken on a loaded machine** (load average ${r.loadavgStart} at the start: other work shared the ${r.nproc} cores).`,
+      'Every client lost CPU to it, bucketfs (one JavaScript thread) most of all; read these figures as',
+      'indicative and re-run on a quiet machine before quoting them.',
+      '',
+    );
+  }
   p(
     'The tools a user would otherwise pick, on the same server, the same data, in the same run: every',
     'client is mounted afresh for every workload (its own caches cold) with the page cache dropped, and',
@@ -302,6 +334,7 @@ export function renderPeers(r: PeersReport, charts: string[]): string {
     '',
     ...storeTable(r, 's3', ['bucketfs', 'rclone', 's3fs']),
     '',
+    ...cutShort(r, 's3'),
     'Store requests per workload and client (counted by MinIO), and the MiB MinIO sent (a client that',
     'downloads whole objects, or reads ahead far, shows it here):',
     '',
@@ -316,6 +349,7 @@ export function renderPeers(r: PeersReport, charts: string[]): string {
       '',
       ...storeTable(r, 'gcs', ['bucketfs-gs', 'gcsfuse']),
       '',
+      ...cutShort(r, 'gcs'),
       'Store requests and MiB sent (counted by the proxy; HEAD here is an object metadata GET):',
       '',
       ...requestTable(r, 'gcs', ['bucketfs-gs', 'gcsfuse']),
