@@ -6,7 +6,6 @@
 // each on plain loopback and behind toxiproxy (latency + per-connection bandwidth), then writes
 // the Markdown report, its JSON and the chart.
 import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,7 +15,8 @@ import { OPTIONS } from '../src/config/options.js';
 import { bigFile, putMany } from '../test/helpers/data.js';
 import { cleanEnv, freePort, sumMetric } from '../test/helpers/mount.js';
 import { startServer, type TestServer, toolsBin } from '../test/helpers/servers.js';
-import { BUCKET, bigKey, type Layout, layoutFromEnv, smallCount, smallKey } from './layout.js';
+import { fio, fromFio, listSmall } from './fio-run.js';
+import { BUCKET, bigKey, type Layout, layoutFromEnv, smallCount, smallKey, smallObjects } from './layout.js';
 import {
   assertRunning,
   cleanupAll,
@@ -33,6 +33,7 @@ import {
   startShaper,
   WORK,
 } from './procs.js';
+import { summarizeProfile } from './profile-summary.js';
 import {
   bestOf,
   type Facts,
@@ -43,7 +44,7 @@ import {
   writeReport,
 } from './report.js';
 import type { Result, Spec } from './sdk-read.js';
-import { fioEnv, WORKLOADS, type Workload } from './workloads.js';
+import { WORKLOADS, type Workload } from './workloads.js';
 
 /** The snapshot bench/run.sh copied (dist/, bin/, bench/, package.json, node_modules link). */
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -128,82 +129,7 @@ async function seed(server: TestServer, l: Layout): Promise<void> {
   await Promise.all(Array.from({ length: l.bigCount }, (_, i) => server.putFile(BUCKET, bigKey(i), big.path)));
   rmSync(path.dirname(big.path), { recursive: true, force: true });
   log(`seeding ${smallCount(l)} small files of ${l.smallBytes / 1024} KiB`);
-  const pool = randomBytes(4 * 1024 * 1024);
-  function* smalls(): Generator<[string, Buffer]> {
-    let n = 0;
-    for (let d = 0; d < l.smallDirs; d++) {
-      for (let f = 0; f < l.smallPerDir; f++) {
-        const off = (n++ * 4096) % (pool.length - l.smallBytes);
-        yield [smallKey(d, f), pool.subarray(off, off + l.smallBytes)];
-      }
-    }
-  }
-  await putMany(server, BUCKET, smalls(), 32);
-}
-
-interface FioRead {
-  io_bytes: number;
-  bw_bytes: number;
-  iops: number;
-  runtime: number;
-  total_ios: number;
-  clat_ns: { mean: number; percentile?: Record<string, number> };
-}
-
-interface FioRun {
-  read: FioRead;
-  /** fio's whole run, start to exit: includes the set-up phase in which it looks up every file. */
-  wallSeconds: number;
-}
-
-/** Runs one fio job file against a mounted directory; returns its (group-reported) read side. */
-async function fio(w: Workload, l: Layout, dir: string, tag: string): Promise<FioRun> {
-  const out = path.join(WORK, 'fio', `${tag}-${w.name}.json`);
-  mkdirSync(path.dirname(out), { recursive: true });
-  const jobFile = path.join(ROOT, 'bench', 'fio', `${w.job ?? w.name}.fio`);
-  // fio's runtime bounds its I/O phase only; looking up the files comes before it.
-  const bound = 3 * Math.max(l.capSeconds, l.randSeconds) + 120;
-  const t0 = performance.now();
-  const r = await runBounded('fio', ['--output-format=json', `--output=${out}`, jobFile], {
-    env: { ...process.env, ...fioEnv(l, dir) },
-    timeoutMs: bound * 1000,
-    label: `fio ${w.name}`,
-  });
-  if (r.code !== 0) throw new Error(`fio ${w.name} exited ${r.code}: ${r.stderr.trim() || r.stdout.trim()}`);
-  const text = readFileSync(out, 'utf8');
-  const json = JSON.parse(text.slice(text.indexOf('{'))) as { jobs: { read: FioRead; error: number }[] };
-  const job = json.jobs[0];
-  if (!job) throw new Error(`fio ${w.name}: no job in output`);
-  if (job.error) throw new Error(`fio ${w.name}: job error ${job.error}`);
-  return { read: job.read, wallSeconds: (performance.now() - t0) / 1000 };
-}
-
-function pct(read: FioRead): { p50: number; p90: number; p99: number } {
-  const p = read.clat_ns.percentile ?? {};
-  const ms = (k: string) => (p[k] ?? 0) / 1e6;
-  return { p50: ms('50.000000'), p90: ms('90.000000'), p99: ms('99.000000') };
-}
-
-/** The measure of one fio run: fio's own I/O phase, plus how long fio took before it. */
-function fromFio(w: Workload, run: FioRun, listSeconds = 0): Omit<Measure, 'workload' | 'target' | 'net'> {
-  const { read } = run;
-  return {
-    bytes: read.io_bytes,
-    seconds: read.runtime / 1000,
-    ios: read.total_ios,
-    mbps: read.bw_bytes / 1e6,
-    iops: read.iops,
-    setupSeconds: Math.max(0, run.wallSeconds - read.runtime / 1000) + listSeconds,
-    ...(w.kind === 'latency' || w.kind === 'iops' ? { latMs: pct(read) } : {}),
-  };
-}
-
-/** Lists every small/dN directory of a mount (see Workload.listFirst); returns the seconds it took. */
-function listSmall(w: Workload, l: Layout, dir: string): number {
-  if (!w.listFirst) return 0;
-  const t0 = performance.now();
-  for (let d = 0; d < l.smallDirs; d++) readdirSync(path.join(dir, 'small', `d${d}`));
-  return (performance.now() - t0) / 1000;
+  await putMany(server, BUCKET, smallObjects(l), 32);
 }
 
 async function sdkRun(spec: Spec, endpoint: string, server: TestServer, l: Layout): Promise<Result> {
@@ -477,51 +403,6 @@ async function measureRamfs(
     await daemon.stop();
   }
   return out;
-}
-
-interface CpuProfile {
-  nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; hitCount?: number }[];
-  samples: number[];
-}
-
-function category(url: string, fn: string): string {
-  if (fn === '(idle)') return 'idle (waiting for FUSE or the network)';
-  if (fn === '(garbage collector)') return 'garbage collection';
-  if (fn === '(program)') return 'native (libuv, libfuse glue, V8 internals)';
-  if (url.includes('@aws-sdk') || url.includes('@smithy')) return 'AWS SDK';
-  if (url.includes('fuse-native')) return 'fuse-native (JS)';
-  if (url.includes('/dist/src/')) return 'bucketfs';
-  if (url.includes('node_modules')) return 'other dependencies';
-  if (url.startsWith('node:') || url === '') return 'Node core (http, streams, buffers)';
-  return 'other';
-}
-
-function summarizeProfile(file: string, workload: string, net: Net): ProfileSummary {
-  const prof = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
-  const byId = new Map(prof.nodes.map((n) => [n.id, n]));
-  const counts = new Map<number, number>();
-  for (const s of prof.samples) counts.set(s, (counts.get(s) ?? 0) + 1);
-  const total = prof.samples.length || 1;
-  const cats = new Map<string, number>();
-  const fns = new Map<string, number>();
-  for (const [id, n] of counts) {
-    const node = byId.get(id);
-    if (!node) continue;
-    const { functionName, url, lineNumber } = node.callFrame;
-    const cat = category(url, functionName);
-    cats.set(cat, (cats.get(cat) ?? 0) + n);
-    const where = url
-      ? ` ${url.replace(/^.*\/(node_modules|dist)\//, '').replace(/^file:\/\//, '')}:${lineNumber + 1}`
-      : '';
-    const name = `${functionName || '(anonymous)'}${where}`;
-    fns.set(name, (fns.get(name) ?? 0) + n);
-  }
-  const top = (m: Map<string, number>, k: number) =>
-    [...m.entries()]
-      .sort((a, b) => b[1] - a[1])
-      .slice(0, k)
-      .map(([name, n]) => ({ name, pct: (100 * n) / total }));
-  return { workload, net, categories: top(cats, 8), functions: top(fns, 10) };
 }
 
 async function main(): Promise<void> {

@@ -1,6 +1,7 @@
 // The benchmark's data set, described once: the bucket seeding, the RAM file system (the FUSE
 // limit), the direct-SDK client (the network limit) and the fio jobs all derive names and sizes
 // from here, so the three targets read the same bytes under the same names.
+import { randomBytes } from 'node:crypto';
 
 const MiB = 1024 * 1024;
 const KiB = 1024;
@@ -66,4 +67,16 @@ export function smallCount(l: Layout): number {
 
 export function layoutFromEnv(env: NodeJS.ProcessEnv = process.env): Layout {
   return env.BENCH_QUICK === '1' ? QUICK : FULL;
+}
+
+/** The small files' keys and bodies (slices of one random pool, so seeding costs no hashing). */
+export function* smallObjects(l: Layout): Generator<[string, Buffer]> {
+  const pool = randomBytes(4 * 1024 * 1024);
+  let n = 0;
+  for (let d = 0; d < l.smallDirs; d++) {
+    for (let f = 0; f < l.smallPerDir; f++) {
+      const off = (n++ * 4096) % (pool.length - l.smallBytes);
+      yield [smallKey(d, f), pool.subarray(off, off + l.smallBytes)];
+    }
+  }
 }

@@ -112,17 +112,35 @@ export interface Daemon {
  * Starts a FUSE process that reports "ready" on fd 3 (bucketfs: BUCKETFS_READY_FD, ramfs:
  * BENCH_READY_FD) and unmounts on SIGTERM. Teardown always ends with nothing mounted.
  */
-export async function startFuseDaemon(
+export function startFuseDaemon(
   label: string,
   args: string[],
   env: NodeJS.ProcessEnv,
   mountpoint: string,
   logFile: string,
 ): Promise<Daemon> {
+  return startMountProcess(label, process.execPath, args, env, mountpoint, logFile, 'fd3');
+}
+
+/**
+ * Starts a FUSE process, `cmd args`, ready when it says "ready" on fd 3 ('fd3') or when its mount
+ * shows in /proc/mounts ('mounted': clients that report nothing, as rclone, s3fs and gcsfuse).
+ * Teardown (SIGTERM, then the unmount) always ends with nothing mounted.
+ */
+export async function startMountProcess(
+  label: string,
+  cmd: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  mountpoint: string,
+  logFile: string,
+  ready: 'fd3' | 'mounted',
+): Promise<Daemon> {
   assertRunning();
   mkdirSync(mountpoint, { recursive: true });
   const log = openSync(logFile, 'a');
-  const child = spawn(process.execPath, args, { env, stdio: ['ignore', log, log, 'pipe'] });
+  const stdio: ('ignore' | 'pipe' | number)[] = ['ignore', log, log, ...(ready === 'fd3' ? ['pipe' as const] : [])];
+  const child = spawn(cmd, args, { env, stdio });
   closeSync(log);
   recordPid(child.pid, label);
   let stopped: Promise<void> | undefined;
@@ -135,19 +153,23 @@ export async function startFuseDaemon(
     return stopped;
   };
   const drop = onCleanup(label, stop);
-  const pipe = child.stdio[3] as NodeJS.ReadableStream;
   let report = '';
-  pipe.setEncoding('utf8');
-  pipe.on('data', (d: string) => {
-    report += d;
-  });
-  const ok = await Promise.race([
-    (async () => {
-      while (!report.includes('\n') && alive(child)) await sleep(20);
-      return report.trim() === 'ready';
-    })(),
-    sleep(90_000).then(() => false),
-  ]);
+  if (ready === 'fd3') {
+    const pipe = child.stdio[3] as NodeJS.ReadableStream;
+    pipe.setEncoding('utf8');
+    pipe.on('data', (d: string) => {
+      report += d;
+    });
+  }
+  const up = async (): Promise<boolean> => {
+    if (ready === 'mounted') {
+      while (alive(child) && !(await isMounted(mountpoint))) await sleep(50);
+      return alive(child);
+    }
+    while (!report.includes('\n') && alive(child)) await sleep(20);
+    return report.trim() === 'ready';
+  };
+  const ok = await Promise.race([up(), sleep(90_000).then(() => false)]);
   if (!ok) {
     await stop();
     drop();

@@ -5,6 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Layout } from './layout.js';
+import { existingSection } from './peers-report.js';
 import type { CpuUse } from './procs.js';
 import type { Kind } from './workloads.js';
 
@@ -359,6 +360,10 @@ export function renderMarkdown(r: RunReport, chart?: string): string {
     'same MinIO server and the same objects in one run; each workload runs on plain loopback and again',
     'behind a shaper that makes the store behave like S3 over a network.',
     '',
+    'How bucketfs compares with the tools a user would pick instead (rclone mount, s3fs-fuse, gcsfuse),',
+    'and the training-loop simulator, is the last section ([Peers](#peers-bucketfs-against-rclone-mount-s3fs-fuse-and-gcsfuse)),',
+    'made by its own run: `npm run bench:peers`.',
+    '',
     ...(f.directIo
       ? [
           "**This run bypasses the kernel's page cache**: bucketfs with `--direct-io`, the FUSE limit with",
@@ -578,6 +583,9 @@ export function writeReport(r: RunReport, jsonFile: string, outDir: string, root
     if (!chart) r.errors.push(`chart: ${(res.stderr || res.stdout).trim().split('\n').pop()}`);
   }
   const md = path.join(outDir, 'benchmarks.md');
-  writeFileSync(md, renderMarkdown(r, chart ? 'benchmarks.png' : undefined));
+  // The peer comparison's section (npm run bench:peers) is another run's: carried over as it is.
+  const peers = existingSection(md);
+  const text = renderMarkdown(r, chart ? 'benchmarks.png' : undefined);
+  writeFileSync(md, peers ? `${text}\n${peers}` : text);
   return chart ? [md, png, jsonFile] : [md, jsonFile];
 }

@@ -32,7 +32,7 @@ our_pids() {
     [[ -e $pidf ]] || continue
     pid=${pidf##*/}
     cmd=$( { tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null || true)
-    if [[ -n $cmd && ( $cmd == *"$dir"* || $cmd == *bench/sdk-read.js* ) ]]; then echo "$pid"; fi
+    if [[ -n $cmd && ( $cmd == *"$dir"* || $cmd == *bench/sdk-read.js* || $cmd == *fake-gcs-server* ) ]]; then echo "$pid"; fi
   done
 }
 
@@ -90,7 +90,27 @@ if ! npx --no-install tsc -p tsconfig.json; then
   say "WARNING: type errors; benchmarking what tsc emitted (BENCH_ALLOW_TYPE_ERRORS=1)"
 fi
 
-if [[ ${BENCH_QUICK:-0} == 1 ]]; then
+# BENCH_PEERS=1 (npm run bench:peers): the peer comparison (bench/peers.ts) instead, with the peers
+# it installs (bench/install-peers.sh); its report is the peers section of docs/benchmarks.md.
+DRIVER=bench.js
+if [[ ${BENCH_PEERS:-0} == 1 ]]; then
+  DRIVER=peers.js
+  BENCH_PEER_BINS=$(bash bench/install-peers.sh) || die "installing the peers failed (above)"
+  export BENCH_PEER_BINS
+  # Whether the lead's quiet-machine flag was up when the run started (the report says so).
+  if [[ -e /tmp/bucketfs-quiet ]]; then export BENCH_QUIET=yes; else export BENCH_QUIET="no (/tmp/bucketfs-quiet absent)"; fi
+fi
+if [[ ${BENCH_PEERS:-0} == 1 && ${BENCH_QUICK:-0} == 1 ]]; then
+  export BENCH_OUT="${BENCH_OUT:-/tmp/bucketfs-bench-quick}"
+  export BENCH_JSON="${BENCH_JSON:-$BENCH_OUT/peers.json}"
+  export BENCH_COMMAND="BENCH_QUICK=1 npm run bench:peers"
+  size=6g
+elif [[ ${BENCH_PEERS:-0} == 1 ]]; then
+  export BENCH_OUT="${BENCH_OUT:-$ROOT/docs}"
+  export BENCH_JSON="${BENCH_JSON:-$ROOT/bench/results/peers.json}"
+  export BENCH_COMMAND="npm run bench:peers"
+  size=16g
+elif [[ ${BENCH_QUICK:-0} == 1 ]]; then
   export BENCH_OUT="${BENCH_OUT:-/tmp/bucketfs-bench-quick}"
   export BENCH_JSON="${BENCH_JSON:-$BENCH_OUT/benchmarks.json}"
   export BENCH_COMMAND="BENCH_QUICK=1 npm run bench"
@@ -151,7 +171,7 @@ start=$(date +%s)
 env -u AWS_CA_BUNDLE TMPDIR="$WORK" BENCH_WORK="$WORK" BENCH_TOXIPROXY="$TOXIPROXY" \
   BENCH_TOXIPROXY_VERSION="$TOXIPROXY_VERSION" BENCH_COMMIT="$commit" \
   BENCH_PYTHON="$VENV/bin/python" AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true \
-  node "$APP/dist/bench/bench.js" &
+  node "$APP/dist/bench/$DRIVER" &
 NODE_PID=$!
 wait "$NODE_PID"
 NODE_PID=
