@@ -42,5 +42,11 @@ if [[ ! -x $gcsfuse ]]; then
 fi
 
 echo "rclone $TOOLS/bin/rclone $rclone_version"
+# rclone mount runs fusermount3. Debian's fuse (2) package, which bucketfs needs, conflicts with fuse3
+# and names its binary fusermount; that binary takes the same arguments.
+if ! command -v fusermount3 >/dev/null; then
+  ln -sf "$(command -v fusermount)" /usr/local/bin/fusermount3
+  say "linked /usr/local/bin/fusermount3 to fusermount (fuse 2; fuse3 conflicts with it)"
+fi
 echo "s3fs $(command -v s3fs) $S3FS_VERSION"
 echo "gcsfuse $gcsfuse $GCSFUSE_VERSION"
