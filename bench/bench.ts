@@ -9,7 +9,6 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { entryId, FORMAT_DIR } from '../src/cache/file/layout.js';
 import { OPTIONS } from '../src/config/options.js';
 import { bigFile, putMany } from '../test/helpers/data.js';
@@ -19,8 +18,10 @@ import { fio, fromFio, listSmall } from './fio-run.js';
 import { BUCKET, bigKey, type Layout, layoutFromEnv, smallCount, smallKey, smallObjects } from './layout.js';
 import {
   assertRunning,
+  BENCH_ROOT,
   cleanupAll,
   cpuMeter,
+  DIST_BENCH,
   downloadsSettled,
   dropCaches,
   findPid,
@@ -28,6 +29,7 @@ import {
   onCleanup,
   recordPid,
   runBounded,
+  S3_SHAPE,
   type Shaper,
   startFuseDaemon,
   startShaper,
@@ -46,10 +48,8 @@ import {
 import type { Result, Spec } from './sdk-read.js';
 import { WORKLOADS, type Workload } from './workloads.js';
 
-/** The snapshot bench/run.sh copied (dist/, bin/, bench/, package.json, node_modules link). */
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const DIST_BENCH = fileURLToPath(new URL('.', import.meta.url));
-const SHAPE = { latencyMs: 20, bytesPerSec: 100e6 };
+const ROOT = BENCH_ROOT;
+const SHAPE = S3_SHAPE;
 /**
  * File cache directories of the epoch runs: on the machine's disk, not the run's tmpfs, so epoch 2
  * reads a real local disk (with the page cache dropped), as a training node's second epoch would.

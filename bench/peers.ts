@@ -11,7 +11,6 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { bigFile, putMany } from '../test/helpers/data.js';
 import { cleanEnv } from '../test/helpers/mount.js';
 import { type Preload, startServer, type TestServer, toolsBin } from '../test/helpers/servers.js';
@@ -23,14 +22,17 @@ import { type MinioCreds, settled } from './minio-metrics.js';
 import { type PeerMeasure, type PeersReport, type Scenario, type SimRun, writePeersReport } from './peers-report.js';
 import {
   assertRunning,
+  BENCH_ROOT,
   cleanupAll,
   cpuMeter,
+  DIST_BENCH,
   dropCaches,
   findPid,
   forgetPid,
   onCleanup,
   recordPid,
   runBounded,
+  S3_SHAPE,
   type Shaper,
   sleep,
   startShaper,
@@ -42,9 +44,8 @@ import { FILES_ROOT, SHARDS_ROOT, sampleObjects, shardObjects, type TrainSet } f
 import type { SimResult, SimSpec } from './train-sim.js';
 import { WORKLOADS, type Workload } from './workloads.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const DIST_BENCH = fileURLToPath(new URL('.', import.meta.url));
-const SHAPE = { latencyMs: 20, bytesPerSec: 100e6 };
+const ROOT = BENCH_ROOT;
+const SHAPE = S3_SHAPE;
 /** Each client's disk cache for the epoch workloads: the machine's disk, as bucketfs's in bench.ts. */
 const CACHE_ROOT = process.env.BENCH_CACHE_ROOT ?? '/var/tmp/bucketfs-bench-peers-cache';
 const QUICK = process.env.BENCH_QUICK === '1';

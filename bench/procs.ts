@@ -1,13 +1,21 @@
 // Process plumbing for the benchmark: children that are always cleaned up (pid files under the
 // run's work dir, so bench/run.sh can sweep them after a crash), FUSE mounts that are always
 // unmounted, CPU accounting from /proc, and the toxiproxy shaper. Touches only what it started.
+
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { forceUnmount, freePort, isMounted, sumMetric } from '../test/helpers/mount.js';
 
 export const WORK = process.env.BENCH_WORK ?? '';
+/** The snapshot bench/run.sh copied (dist/, bin/, bench/, package.json, node_modules link). */
+export const BENCH_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+/** The compiled bench/ directory of that snapshot. */
+export const DIST_BENCH = fileURLToPath(new URL('.', import.meta.url));
+/** The network shaped like S3 (toxiproxy): latency per response, bandwidth per connection. */
+export const S3_SHAPE = { latencyMs: 20, bytesPerSec: 100e6 };
 
 /** A timer that never keeps the process alive (timeouts raced against events stay pending). */
 export function sleep(ms: number): Promise<void> {

@@ -138,9 +138,9 @@ export class NextFiles {
     });
   }
 
-  /** Settles once `entry`'s copy, if it is being registered ahead, is registered (or could not be). */
-  async registering(entry: CacheEntry): Promise<void> {
-    await this.registeringAhead.get(entry);
+  /** Settles once `entry`'s copy is registered ahead (or could not be); undefined when none is under way. */
+  registering(entry: CacheEntry): Promise<unknown> | undefined {
+    return this.registeringAhead.get(entry);
   }
 
   /** Gives every held block back (unmount; ids registered ahead go with the registry). */

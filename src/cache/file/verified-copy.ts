@@ -83,7 +83,8 @@ async function attachVerifiedCopy(
   const entry = cache.lookup(meta);
   if (!entry) return undefined;
   // Being registered ahead, as the next file of a directory read in numbered order (next-files.ts).
-  await cache.nextFiles.registering(entry);
+  const registering = cache.nextFiles.registering(entry);
+  if (registering) await registering;
   if (registry.isKept(entry)) {
     // A change to the file made before this open was sent is in the watch's queue: let it in first.
     await new Promise((resolve) => setImmediate(resolve));
