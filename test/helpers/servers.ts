@@ -5,7 +5,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createReadStream, existsSync, rmSync } from 'node:fs';
-import { mkdir, mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -76,8 +76,12 @@ export interface TestServer {
    * "snowball"); undefined elsewhere.
    */
   putEmptyObjects?(bucket: string, keys: string[]): Promise<void>;
-  /** Freezes the server process (SIGSTOP): connections hang, as with a stalled network. */
-  pause(): void;
+  /**
+   * Freezes the server process (SIGSTOP): connections hang, as with a stalled network. Resolves
+   * once every thread of it is stopped: a stop is delivered to each thread as it next runs, and on
+   * a loaded machine a thread already serving a request can answer one more in between.
+   */
+  pause(): Promise<void>;
   resume(): void;
   /** Kills the server, waits for it to exit (its port is then closed) and removes its temp dir. */
   stop(): Promise<void>;
@@ -240,10 +244,31 @@ function stopProc(p: Proc): Promise<void> {
   return p.stopped;
 }
 
+async function untilStopped(pid: number | undefined): Promise<void> {
+  if (pid === undefined) throw new Error('untilStopped: the server has no pid');
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const tasks = await readdir(`/proc/${pid}/task`);
+    const states = await Promise.all(
+      // The state is the first field after the parenthesised command name, which may hold spaces.
+      tasks.map(
+        async (t) => (await readFile(`/proc/${pid}/task/${t}/stat`, 'utf8').catch(() => ') T')).split(') ')[1]?.[0],
+      ),
+    );
+    if (states.every((st) => st === 'T' || st === 't')) return;
+    if (Date.now() > deadline)
+      throw new Error(`server ${pid} not stopped after 10 s: thread states ${states.join('')}`);
+    await sleep(5);
+  }
+}
+
 function lifecycle(p: Proc): Pick<TestServer, 'logFile' | 'pause' | 'resume' | 'stop'> {
   return {
     logFile: p.logFile,
-    pause: () => p.child.kill('SIGSTOP'),
+    pause: async () => {
+      p.child.kill('SIGSTOP');
+      await untilStopped(p.child.pid);
+    },
     resume: () => p.child.kill('SIGCONT'),
     stop: () => stopProc(p),
   };

@@ -33,7 +33,7 @@ describe('faults on minio', { concurrency: false }, () => {
 
   test('a server stalled for 1.5 s is retried through: the read returns the right bytes', async () => {
     const retries0 = sumMetric(await m.metricsText(), 'bucketfs_store_retries_total');
-    server.pause();
+    await server.pause();
     const reading = runOk('sha256sum', [path.join(m.mountpoint, 'f0.bin')]);
     await sleep(1500);
     server.resume();
@@ -46,7 +46,7 @@ describe('faults on minio', { concurrency: false }, () => {
     const timeouts = async () =>
       sumMetric(await m.metricsText(), 'bucketfs_store_requests_total', { kind: 'GET', outcome: 'BFS_TIMEOUT' });
     const timeouts0 = await timeouts();
-    server.pause();
+    await server.pause();
     try {
       const r = await run('cat', [path.join(m.mountpoint, 'f1.bin')], { timeoutMs: 60_000 });
       assert.notEqual(r.code, 0);

@@ -196,7 +196,7 @@ for (const backend of ALL_BACKENDS) {
       const m = await mount(cacheDir, ['--file-cache-parallel-downloads-per-file', '1']);
       const file = path.join(m.mountpoint, 'large', '64m.bin');
       await runOk('sh', ['-c', `head -c 1000 "${file}" > /dev/null`]);
-      server.pause(); // the download stalls where it is
+      await server.pause(); // the download stalls where it is
       try {
         await sleep(100);
         const partial = await cacheFiles(cacheDir, '.partial');
@@ -271,7 +271,7 @@ for (const backend of ALL_BACKENDS) {
         const m = await mount(path.join(disk, 'cache'), ['--file-cache-parallel-downloads-per-file', '1']);
         const file = path.join(m.mountpoint, 'large', '64m.bin');
         await runOk('sh', ['-c', `head -c 1000 "${file}" > /dev/null`]);
-        server.pause();
+        await server.pause();
         try {
           // Someone else takes the rest of the disk while our download is under way.
           await run('dd', ['if=/dev/zero', `of=${path.join(disk, 'filler')}`, 'bs=1M']);

@@ -172,7 +172,7 @@ for (const backend of ALL_BACKENDS) {
       },
       async () => {
         const quick = await storeFor(server, 'contract', { requestTimeoutMs: 500 });
-        server.pause();
+        await server.pause();
         try {
           const started = Date.now();
           await assert.rejects(quick.read('data.bin', { start: 0, end: 1024 }), { code: ErrorCodes.Timeout });
