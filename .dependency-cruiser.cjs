@@ -6,7 +6,7 @@ const layers = [
   ['fuse'],
   ['vfs'],
   ['cache/file', 'cache/meta'],
-  ['read'],
+  ['read', 'write'],
   ['memory', 'backing'],
   ['store'],
   ['config'],

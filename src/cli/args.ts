@@ -20,7 +20,7 @@ export interface ParsedArgs {
 
 export const USAGE = `bucketfs [options] <bucket> <mountpoint>
 
-Mount an S3 or Google Cloud Storage bucket as a read-only directory.
+Mount an S3 or Google Cloud Storage bucket as a directory (read-write; --read-only for reads only).
 
   <bucket>      s3://bucket[/prefix/], gs://bucket[/prefix/], or a bare S3 bucket name
   <mountpoint>  an existing, empty or non-empty directory

@@ -1,6 +1,8 @@
 // The mount process: builds store, caches, VFS and FUSE from a Config, mounts, reports
 // readiness, and unmounts cleanly on SIGINT/SIGTERM or when someone else unmounts it.
-import { availableParallelism } from 'node:os';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { availableParallelism, tmpdir } from 'node:os';
+import path from 'node:path';
 import { cachedReaderFactory } from '../cache/file/cached-reader.js';
 import { FileCache } from '../cache/file/file-cache.js';
 import { cacheCopySource } from '../cache/file/verified-copy.js';
@@ -15,8 +17,9 @@ import { RangeDownloader } from '../read/range-downloader.js';
 import { createStore } from '../store/index.js';
 import { Namespace } from '../vfs/namespace.js';
 import { PassthroughOpens } from '../vfs/passthrough.js';
-import { Vfs } from '../vfs/vfs.js';
+import { Vfs, type VfsWriting } from '../vfs/vfs.js';
 import { warmMetadata } from '../vfs/warmer.js';
+import { Writes } from '../vfs/writes.js';
 import { checkBucket, checkMountpoint, mountedPaths } from './preflight.js';
 
 /** First request of a sequential stream: small, so the first byte of a small file comes fast (as Mountpoint). */
@@ -28,6 +31,8 @@ const FORWARD_SKIP_BYTES = 1024 * 1024;
  * bytes: the kernel's read-ahead runs on past where an application reading its share stops.
  */
 const SIBLING_SLACK_BYTES = 4 * 1024 * 1024;
+/** Parts of one file's upload in flight at once (where the store takes them in parallel). */
+const UPLOAD_PARTS_IN_FLIGHT = 4;
 /** Read buffers of a handle unused this long go back to the budget. */
 const IDLE_HANDLE_MS = 10_000;
 
@@ -113,7 +118,24 @@ export async function startMount(config: Readonly<Config>, log: Logger, onStoppe
           log,
         )
       : undefined;
-  const vfs = new Vfs(ns, readers, config, metrics, log, passthrough);
+  const staging = config.readOnly ? undefined : await stagingDir(config.cacheDir, log);
+  const writing: VfsWriting | undefined = staging
+    ? {
+        store,
+        writes: new Writes(
+          store,
+          ns,
+          {
+            stagingDir: staging.dir,
+            upload: { partBytes: config.writePartBytes, concurrency: UPLOAD_PARTS_IN_FLIGHT },
+          },
+          budget,
+          metrics,
+          log,
+        ),
+      }
+    : undefined;
+  const vfs = new Vfs(ns, readers, config, metrics, log, passthrough, writing);
   let metricsServer: MetricsServer | undefined;
   try {
     if (config.metricsPort !== undefined)
@@ -126,6 +148,7 @@ export async function startMount(config: Readonly<Config>, log: Logger, onStoppe
     vfs,
     {
       mountpoint: config.mountpoint,
+      readOnly: config.readOnly,
       fsName: `${config.backend === 'gcs' ? 'gs' : 's3'}://${config.bucket}/${config.prefix}`,
       allowOther: config.allowOther,
       allowRoot: config.allowRoot,
@@ -165,7 +188,10 @@ export async function startMount(config: Readonly<Config>, log: Logger, onStoppe
       clearInterval(watch);
       background.abort();
       if ((await mountedPaths()).has(config.mountpoint)) await mount.unmount();
+      // Unmounted by someone else with files still open (umount -l): what they wrote goes up now.
+      else await vfs.closeAll();
       await fileCache?.close();
+      await staging?.removeIfEmpty();
       await metricsServer?.close();
       onStopped();
     })();
@@ -180,4 +206,33 @@ export async function startMount(config: Readonly<Config>, log: Logger, onStoppe
   const running: Running = { mount, metrics, stop };
   if (metricsServer) running.metricsServer = metricsServer;
   return running;
+}
+
+/**
+ * Where files being written keep their bytes: under the cache directory when there is one (its
+ * lock makes it this mount's alone, and bytes kept by a failed upload are found there at the next
+ * start), else a directory of this mount's own in the temp dir.
+ */
+async function stagingDir(
+  cacheDir: string | undefined,
+  log: Logger,
+): Promise<{ dir: string; removeIfEmpty(): Promise<void> }> {
+  if (cacheDir) {
+    const dir = path.join(cacheDir, 'staging');
+    const kept = await readdir(dir).catch(() => []);
+    if (kept.length > 0) {
+      log.warn(
+        { dir, files: kept.length },
+        `${kept.length} staged file(s) in ${dir} were left by an earlier run whose uploads did not finish; bucketfs leaves them for you to recover`,
+      );
+    }
+    return { dir, removeIfEmpty: async () => {} };
+  }
+  const dir = await mkdtemp(path.join(tmpdir(), 'bucketfs-staging-'));
+  return {
+    dir,
+    removeIfEmpty: async () => {
+      if ((await readdir(dir).catch(() => ['?'])).length === 0) await rm(dir, { recursive: true, force: true });
+    },
+  };
 }

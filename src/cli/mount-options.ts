@@ -4,7 +4,7 @@
 //   bucketfs s3://my-bucket/train /mnt/train -o rw,allow_other,cache_dir=/var/cache/bucketfs,dev,suid
 // Every bucketfs option can be written there by its name (underscores for dashes, as fstab options
 // are usually spelled); mount(8)'s generic options are accepted and mostly mean nothing to a
-// read-only FUSE daemon; the restricting ones (noexec, nosuid, nodev) go on to the kernel mount.
+// FUSE daemon (ro is --read-only); the restricting ones (noexec, nosuid, nodev) go on to the kernel mount.
 import { OPTIONS, type OptionSpec } from '../config/options.js';
 import { BucketfsError, ErrorCodes } from '../errors.js';
 
@@ -14,12 +14,11 @@ const KERNEL_FLAGS = new Set(['noexec', 'nosuid', 'nodev']);
 /**
  * Generic options with nothing to do here: handled by mount(8) or systemd before we run (noauto,
  * _netdev, nofail, user), the defaults mount adds to every mount (rw, dev, suid, exec, async: a
- * FUSE mount is nosuid,nodev anyway), or moot on a read-only file system (atime, sync). `rw` is
- * accepted because mount adds it unasked; the mount is read-only whatever the list says.
+ * FUSE mount is nosuid,nodev anyway), or moot for an object store (atime, sync: close and fsync
+ * upload anyway). `rw` is the default.
  */
 const IGNORED = new Set([
   'rw',
-  'ro',
   'defaults',
   'auto',
   'noauto',
@@ -75,6 +74,7 @@ function itemToFlag(item: string, kernelFlags: string[]): string | undefined {
     if (!kernelFlags.includes(name)) kernelFlags.push(name);
     return undefined;
   }
+  if (name === 'ro' && value === undefined) return '--read-only';
   // x-systemd.*, x-gvfs-*: userspace options meant for other readers of fstab.
   if ((IGNORED.has(name) && value === undefined) || name.startsWith('x-') || name === 'comment') return undefined;
   const flag = name.replace(/_/g, '-');

@@ -58,6 +58,8 @@ export interface Config {
   warmMetadata: boolean;
 
   readPartBytes: number;
+  /** Upload part size asked for (--write-part-size). */
+  writePartBytes: number;
   maxConcurrency: number;
   prefetchMaxBytes: number;
   memoryLimitBytes: number;
@@ -292,6 +294,7 @@ export async function resolveConfig(input: ResolveInput): Promise<Readonly<Confi
     listCacheBytes: sizeBytes(num('list-cache-max-size-mb')),
     warmMetadata: bool('warm-metadata'),
     readPartBytes: Math.floor(num('read-part-size') * MiB),
+    writePartBytes: Math.floor(num('write-part-size') * MiB),
     maxConcurrency: num('max-concurrency'),
     prefetchMaxBytes: Math.floor(num('prefetch-max-mb') * MiB),
     memoryLimitBytes:
@@ -317,8 +320,13 @@ export async function resolveConfig(input: ResolveInput): Promise<Readonly<Confi
     metricsPort: raw['metrics-port'] !== undefined ? num('metrics-port') : undefined,
     metricsHost: String(raw['metrics-host']),
   };
-  if (!config.readOnly) {
-    throw invalidArgument('--read-only', 'only read-only mounts are supported in this version; drop --read-only=false');
+  for (const flag of ['allow-delete', 'allow-overwrite'] as const satisfies OptionFlag[]) {
+    if (raw[flag] === false) {
+      throw invalidArgument(
+        `--${flag}`,
+        'bucketfs always allows this on a writable mount; use --read-only to refuse every change',
+      );
+    }
   }
   if (config.allowOther && config.allowRoot) {
     throw invalidArgument('--allow-root', 'cannot be combined with --allow-other (allow-other already includes root)');

@@ -31,6 +31,8 @@ export interface MountOptions {
   fsName: string;
   allowOther: boolean;
   allowRoot: boolean;
+  /** The kernel refuses every change (mount option ro); the VFS answers EROFS too. */
+  readOnly: boolean;
   /** libfuse's auto_unmount: a fusermount process unmounts once our /dev/fuse descriptor closes. */
   autoUnmount: boolean;
   /** No kernel page cache for file data: every read comes to us (mount option direct_io). */
@@ -96,7 +98,6 @@ export function fuseOptionList(o: MountOptions): string[] {
   const opts = [
     `fsname=${o.fsName.replace(/[,\\]/g, '_')}`,
     'subtype=bucketfs',
-    'ro',
     'default_permissions',
     // libfuse 2's fusermount refuses a non-empty mountpoint without this; mount-s3 allows it.
     'nonempty',
@@ -116,6 +117,13 @@ export function fuseOptionList(o: MountOptions): string[] {
     `max_background=${MAX_BACKGROUND}`,
     `congestion_threshold=${CONGESTION_THRESHOLD}`,
   ];
+  if (o.readOnly) opts.push('ro');
+  else {
+    // O_TRUNC arrives with the open instead of as a truncate before it: an overwrite is one
+    // upload, not an empty object first. big_writes: writes of up to 128 KiB per request (libfuse
+    // 2's channel buffer) instead of one page.
+    opts.push('atomic_o_trunc', 'big_writes', `max_write=${MAX_READ_BYTES}`);
+  }
   if (o.allowOther) opts.push('allow_other');
   if (o.allowRoot) opts.push('allow_root');
   if (o.autoUnmount) opts.push('auto_unmount');
@@ -226,7 +234,7 @@ export class FuseMount {
 
   /** Unmounts (lazily if busy, so a stuck reader cannot keep the daemon alive). */
   async unmount(): Promise<void> {
-    this.vfs.closeAll();
+    await this.vfs.closeAll();
     this.unmounted = true;
     await new Promise<void>((resolve) => {
       this.fuse.unmount((err) => {
@@ -269,12 +277,17 @@ export class FuseMount {
 
   private ops(): Record<string, unknown> {
     const vfs = this.vfs;
-    const rofs =
-      (op: string) =>
+    type Done = (err: number) => void;
+    const unsupported =
+      (op: string, errno: ErrnoName) =>
       (path: string, ...args: unknown[]) => {
-        const cb = args[args.length - 1] as (err: number) => void;
-        this.run(op, path, () => Promise.reject(new PosixError('EROFS', `read-only mount: ${op} ${path}`)), cb);
+        const cb = args[args.length - 1] as Done;
+        this.run(op, path, () => Promise.reject(new PosixError(errno, `${op} ${path}: not supported`)), cb);
       };
+    const accepted =
+      (op: string) =>
+      (path: string, ...args: unknown[]) =>
+        this.run(op, path, () => vfs.setattrAccepted(path), args[args.length - 1] as Done);
     return {
       init: (cb: (err: number) => void) => cb(0),
       getattr: (path: string, cb: (err: number, st?: unknown) => void) =>
@@ -315,20 +328,38 @@ export class FuseMount {
         this.run('release', path, () => vfs.release(fd), cb),
       statfs: (path: string, cb: (err: number, st?: unknown) => void) =>
         this.run('statfs', path, () => vfs.statfs(), cb),
-      create: rofs('create'),
-      write: rofs('write'),
-      truncate: rofs('truncate'),
-      ftruncate: rofs('ftruncate'),
-      unlink: rofs('unlink'),
-      mkdir: rofs('mkdir'),
-      rmdir: rofs('rmdir'),
-      rename: rofs('rename'),
-      chmod: rofs('chmod'),
-      chown: rofs('chown'),
-      utimens: rofs('utimens'),
-      symlink: rofs('symlink'),
-      link: rofs('link'),
-      mknod: rofs('mknod'),
+      create: (path: string, _mode: number, cb: (err: number, fd?: number) => void) =>
+        this.run(
+          'create',
+          path,
+          () => vfs.create(path),
+          (err, o) => (err !== 0 || !o ? cb(err) : cb(0, o.fh)),
+        ),
+      write: (path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (n: number) => void) =>
+        this.run(
+          'write',
+          path,
+          // buf is the kernel's, valid until cb: the write is staged before it.
+          () => vfs.write(fd, buf.length > len ? buf.subarray(0, len) : buf, pos),
+          (err, n) => cb(err === 0 ? (n ?? 0) : err),
+        ),
+      flush: (path: string, fd: number, cb: Done) => this.run('flush', path, () => vfs.flush(fd), cb),
+      fsync: (path: string, _datasync: number, fd: number, cb: Done) =>
+        this.run('fsync', path, () => vfs.fsync(fd), cb),
+      truncate: (path: string, size: number, cb: Done) =>
+        this.run('truncate', path, () => vfs.truncate(path, size), cb),
+      ftruncate: (path: string, fd: number, size: number, cb: Done) =>
+        this.run('ftruncate', path, () => vfs.ftruncate(fd, size), cb),
+      unlink: (path: string, cb: Done) => this.run('unlink', path, () => vfs.unlink(path), cb),
+      mkdir: (path: string, _mode: number, cb: Done) => this.run('mkdir', path, () => vfs.mkdir(path), cb),
+      rmdir: (path: string, cb: Done) => this.run('rmdir', path, () => vfs.rmdir(path), cb),
+      rename: (from: string, to: string, cb: Done) => this.run('rename', from, () => vfs.rename(from, to), cb),
+      chmod: accepted('chmod'),
+      chown: accepted('chown'),
+      utimens: accepted('utimens'),
+      symlink: unsupported('symlink', 'ENOSYS'),
+      link: unsupported('link', 'EPERM'),
+      mknod: unsupported('mknod', 'EPERM'),
     };
   }
 }

@@ -16,7 +16,7 @@ export class Metrics {
 
   readonly storeRequests = new Counter({
     name: 'bucketfs_store_requests_total',
-    help: 'Requests sent to the object store, by kind (HEAD, LIST, GET) and outcome (ok or an error code)',
+    help: 'Requests sent to the object store, by kind (HEAD, LIST, GET, PUT, DELETE, COPY, UPLOAD_START, UPLOAD_PART, UPLOAD_COMPLETE, UPLOAD_ABORT) and outcome (ok or an error code)',
     labelNames: ['kind', 'outcome'] as const,
     registers: [this.registry],
   });
@@ -30,6 +30,11 @@ export class Metrics {
   readonly storeBytesIn = new Counter({
     name: 'bucketfs_store_bytes_in_total',
     help: 'Object bytes received from the store',
+    registers: [this.registry],
+  });
+  readonly storeBytesOut = new Counter({
+    name: 'bucketfs_store_bytes_out_total',
+    help: 'Object bytes sent to the store (PUTs and upload parts, every attempt)',
     registers: [this.registry],
   });
   readonly storeRetries = new Counter({
@@ -54,6 +59,22 @@ export class Metrics {
   readonly bytesServed = new Counter({
     name: 'bucketfs_read_bytes_served_total',
     help: 'Bytes returned to FUSE read calls',
+    registers: [this.registry],
+  });
+  readonly bytesWritten = new Counter({
+    name: 'bucketfs_write_bytes_total',
+    help: 'Bytes taken by FUSE write calls',
+    registers: [this.registry],
+  });
+  readonly uploads = new Counter({
+    name: 'bucketfs_uploads_total',
+    help: 'Files uploaded at flush, fsync or close, by outcome (ok or an error code)',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly stagedFiles = new Gauge({
+    name: 'bucketfs_staged_files',
+    help: 'Files being written whose bytes are staged on local disk',
     registers: [this.registry],
   });
   readonly pageCacheOpens = new Counter({

@@ -11,13 +11,26 @@
 // into the caller's buffer (part-pool.ts) as the S3 adapter does.
 // Reads pin the object generation seen at open: they read that generation, so an overwrite
 // makes the next read fail with BFS_STALE_OBJECT instead of returning bytes of two versions.
+// Writes are JSON API requests made by gcs-upload.ts (raw-http.ts sends no bodies): multipart
+// uploads, deletes, rewrites, and resumable sessions for uploads in parts.
 import { readFile } from 'node:fs/promises';
 import { type File, type FileMetadata, Storage, type StorageOptions } from '@google-cloud/storage';
 import type { HttpRequest } from '@smithy/types';
 import { BucketfsError, describe, ErrorCodes, networkErrno } from '../errors.js';
+import { errorText, GCS_UPLOAD_SHAPE, GcsWriter, WriteClient } from './gcs-upload.js';
 import { type RawBody, RawHttpHandler } from './raw-http.js';
 import { readBodyInto } from './read-body.js';
-import type { ByteRange, ListOptions, ListPage, ObjectMeta, ObjectPin, ObjectStore } from './types.js';
+import type {
+  ByteRange,
+  ListOptions,
+  ListPage,
+  ObjectMeta,
+  ObjectPin,
+  ObjectStore,
+  Upload,
+  UploadedPart,
+  WriteCondition,
+} from './types.js';
 
 export interface GcsStoreOptions {
   bucket: string;
@@ -63,7 +76,8 @@ export async function createGcsStore(opts: GcsStoreOptions, env = process.env): 
       connectTimeoutMs: opts.requestTimeoutMs,
       socketTimeoutMs: opts.requestTimeoutMs,
     });
-    return new GcsStore(storage, media, opts.bucket, !opts.anonymous);
+    const writes = new WriteClient(opts.requestTimeoutMs, opts.maxSockets);
+    return new GcsStore(storage, media, writes, opts.bucket, !opts.anonymous);
   } finally {
     if (saved !== undefined) env.STORAGE_EMULATOR_HOST = saved;
   }
@@ -108,6 +122,7 @@ class GcsStore implements ObjectStore {
   readonly bucket: string;
   private readonly storage: Storage;
   private readonly media: RawHttpHandler;
+  private readonly writer: GcsWriter;
   private readonly endpoint: URL;
   /**
    * Whether reads carry the library's credentials. Like the library, a read goes without them
@@ -116,12 +131,22 @@ class GcsStore implements ObjectStore {
    */
   private sendAuth: boolean;
 
-  constructor(storage: Storage, media: RawHttpHandler, bucket: string, sendAuth: boolean) {
+  readonly uploadShape = GCS_UPLOAD_SHAPE;
+
+  constructor(storage: Storage, media: RawHttpHandler, writes: WriteClient, bucket: string, sendAuth: boolean) {
     this.storage = storage;
     this.media = media;
     this.endpoint = new URL(storage.apiEndpoint);
     this.bucket = bucket;
     this.sendAuth = sendAuth;
+    this.writer = new GcsWriter({
+      endpoint: this.endpoint,
+      bucket,
+      client: writes,
+      authHeaders: () => this.authHeaders(),
+      classify: (err, key, bucketLevel) => classifyGcsError(err, key, bucketLevel),
+      toMeta: (key, json) => toMeta(key, json as FileMetadata),
+    });
   }
 
   async head(key: string): Promise<ObjectMeta | undefined> {
@@ -191,6 +216,40 @@ class GcsStore implements ObjectStore {
     }
   }
 
+  put(key: string, body: Buffer, condition?: WriteCondition, signal?: AbortSignal): Promise<ObjectMeta> {
+    return this.writer.put(key, body, condition, signal);
+  }
+
+  delete(key: string, signal?: AbortSignal): Promise<void> {
+    return this.writer.delete(key, signal);
+  }
+
+  copy(source: ObjectMeta, to: string, signal?: AbortSignal): Promise<ObjectMeta> {
+    return this.writer.copy(source, to, signal);
+  }
+
+  startUpload(key: string, condition?: WriteCondition, signal?: AbortSignal): Promise<Upload> {
+    return this.writer.startUpload(key, condition, signal);
+  }
+
+  uploadPart(
+    upload: Upload,
+    number: number,
+    offset: number,
+    body: Buffer,
+    signal?: AbortSignal,
+  ): Promise<UploadedPart> {
+    return this.writer.uploadPart(upload, number, offset, body, signal);
+  }
+
+  completeUpload(upload: Upload, parts: UploadedPart[], signal?: AbortSignal): Promise<ObjectMeta> {
+    return this.writer.completeUpload(upload, parts, signal);
+  }
+
+  abortUpload(upload: Upload, signal?: AbortSignal): Promise<void> {
+    return this.writer.abortUpload(upload, signal);
+  }
+
   /** GET {endpoint}/storage/v1/b/BUCKET/o/KEY?alt=media, as the library sends it. */
   private async mediaRequest(key: string, range: ByteRange, pin: ObjectPin): Promise<HttpRequest> {
     const url = this.endpoint;
@@ -231,7 +290,7 @@ class GcsStore implements ObjectStore {
   }
 }
 
-/** The message of a JSON API error body ({"error": {"message": ...}}), or its first line. */
+/** The message of a JSON API error body, read (at most 16 KiB of it) off the socket. */
 async function errorMessage(body: RawBody, status: number): Promise<string> {
   let text = '';
   try {
@@ -243,13 +302,7 @@ async function errorMessage(body: RawBody, status: number): Promise<string> {
     // The status says enough.
   }
   body.destroy();
-  try {
-    const json = JSON.parse(text) as { error?: { message?: unknown } };
-    if (typeof json.error?.message === 'string') return json.error.message;
-  } catch {
-    // Not JSON.
-  }
-  return text.split('\n')[0]?.trim() || `HTTP ${status}`;
+  return errorText(text, status);
 }
 
 /** Maps anything @google-cloud/storage (gaxios, google-auth-library) throws onto a BucketfsError. */

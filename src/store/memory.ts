@@ -5,7 +5,19 @@
 // behaviour rests on this alone; the conformance suite runs the real adapters.
 import { createHash } from 'node:crypto';
 import { BucketfsError, type ErrorCode, ErrorCodes } from '../errors.js';
-import type { ByteRange, ListOptions, ListPage, ObjectMeta, ObjectPin, ObjectStore, RequestKind } from './types.js';
+import type {
+  ByteRange,
+  ListOptions,
+  ListPage,
+  ObjectMeta,
+  ObjectPin,
+  ObjectStore,
+  RequestKind,
+  Upload,
+  UploadedPart,
+  UploadShape,
+  WriteCondition,
+} from './types.js';
 
 interface Stored {
   data: Buffer;
@@ -18,19 +30,43 @@ export class MemoryStore implements ObjectStore {
   private readonly objects = new Map<string, Stored>();
   private generation = 1;
   /** Requests served, by kind (unit tests assert on them). */
-  readonly requests: Record<RequestKind, number> = { HEAD: 0, LIST: 0, GET: 0 };
+  readonly requests: Record<RequestKind, number> = {
+    HEAD: 0,
+    LIST: 0,
+    GET: 0,
+    PUT: 0,
+    DELETE: 0,
+    COPY: 0,
+    UPLOAD_START: 0,
+    UPLOAD_PART: 0,
+    UPLOAD_COMPLETE: 0,
+    UPLOAD_ABORT: 0,
+  };
+  /** Small limits, so that unit tests exercise parts without megabytes of data. */
+  readonly uploadShape: UploadShape;
+  private readonly uploads = new Map<string, { key: string; parts: Map<number, Buffer> }>();
+  private nextUpload = 1;
   private faults: ErrorCode[] = [];
   /** Artificial latency per request, to let concurrency show in tests. */
   delayMs = 0;
 
   private readonly style: 'gcs' | 's3';
 
-  constructor(bucket = 'memory', opts: { style?: 'gcs' | 's3' } = {}) {
+  constructor(bucket = 'memory', opts: { style?: 'gcs' | 's3'; uploadShape?: Partial<UploadShape> } = {}) {
     this.bucket = bucket;
     this.style = opts.style ?? 'gcs';
+    this.uploadShape = {
+      minPartBytes: 1024,
+      maxParts: 10_000,
+      partMultiple: 1,
+      sequentialParts: this.style === 'gcs',
+      maxPutBytes: 64 * 1024,
+      ...opts.uploadShape,
+    };
   }
 
-  put(key: string, body: Buffer | string, mtime = new Date()): ObjectMeta {
+  /** Stores an object at once, as another client would: no request counted, no fault. */
+  seed(key: string, body: Buffer | string, mtime = new Date()): ObjectMeta {
     const data = Buffer.isBuffer(body) ? body : Buffer.from(body);
     const meta: ObjectMeta = {
       key,
@@ -44,8 +80,19 @@ export class MemoryStore implements ObjectStore {
     return meta;
   }
 
-  delete(key: string): void {
+  /** Removes an object at once, as another client would. */
+  remove(key: string): void {
     this.objects.delete(key);
+  }
+
+  /** The bytes stored under a key (tests compare them). */
+  bytes(key: string): Buffer | undefined {
+    return this.objects.get(key)?.data;
+  }
+
+  /** Uploads started and neither completed nor aborted. */
+  get openUploads(): number {
+    return this.uploads.size;
   }
 
   /** The next requests fail with these codes, one each, in order. */
@@ -53,10 +100,17 @@ export class MemoryStore implements ObjectStore {
     this.faults.push(...codes);
   }
 
+  /** The next request of this kind fails with `code`. */
+  failNextOf(kind: RequestKind, code: ErrorCode): void {
+    this.faultsOf.set(kind, code);
+  }
+  private readonly faultsOf = new Map<RequestKind, ErrorCode>();
+
   private async begin(kind: RequestKind, key: string): Promise<void> {
     this.requests[kind]++;
     if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
-    const fault = this.faults.shift();
+    const fault = this.faults.shift() ?? this.faultsOf.get(kind);
+    this.faultsOf.delete(kind);
     if (fault) throw new BucketfsError(fault, `injected ${fault}`, { key });
   }
 
@@ -107,5 +161,72 @@ export class MemoryStore implements ObjectStore {
       return range.into;
     }
     return Buffer.from(bytes);
+  }
+
+  async put(key: string, body: Buffer, condition?: WriteCondition): Promise<ObjectMeta> {
+    await this.begin('PUT', key);
+    this.check(key, condition);
+    return { ...this.seed(key, Buffer.from(body)) };
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.begin('DELETE', key);
+    this.objects.delete(key);
+  }
+
+  async copy(source: ObjectMeta, to: string): Promise<ObjectMeta> {
+    await this.begin('COPY', to);
+    const o = this.objects.get(source.key);
+    if (!o || (source.generation ? o.meta.generation !== source.generation : o.meta.etag !== source.etag)) {
+      throw new BucketfsError(ErrorCodes.Stale, `${source.key} changed since it was read`, { key: source.key });
+    }
+    return { ...this.seed(to, o.data) };
+  }
+
+  async startUpload(key: string, condition?: WriteCondition): Promise<Upload> {
+    await this.begin('UPLOAD_START', key);
+    const id = `u${this.nextUpload++}`;
+    this.uploads.set(id, { key, parts: new Map() });
+    return condition ? { key, id, condition } : { key, id };
+  }
+
+  async uploadPart(upload: Upload, number: number, _offset: number, body: Buffer): Promise<UploadedPart> {
+    await this.begin('UPLOAD_PART', upload.key);
+    const u = this.uploads.get(upload.id);
+    if (!u) throw new BucketfsError(ErrorCodes.NotFound, `no upload ${upload.id}`, { key: upload.key, status: 404 });
+    u.parts.set(number, Buffer.from(body));
+    return { number, etag: `"p${number}-${body.length}"`, size: body.length };
+  }
+
+  async completeUpload(upload: Upload, parts: UploadedPart[]): Promise<ObjectMeta> {
+    await this.begin('UPLOAD_COMPLETE', upload.key);
+    const u = this.uploads.get(upload.id);
+    if (!u) throw new BucketfsError(ErrorCodes.NotFound, `no upload ${upload.id}`, { key: upload.key, status: 404 });
+    const bodies = parts.map((p) => u.parts.get(p.number));
+    if (bodies.some((b, i) => b?.length !== parts[i]?.size)) {
+      throw new BucketfsError(ErrorCodes.BadResponse, `upload ${upload.id}: a part is missing`, { key: upload.key });
+    }
+    this.check(upload.key, upload.condition);
+    this.uploads.delete(upload.id);
+    return { ...this.seed(upload.key, Buffer.concat(bodies as Buffer[])) };
+  }
+
+  async abortUpload(upload: Upload): Promise<void> {
+    await this.begin('UPLOAD_ABORT', upload.key);
+    this.uploads.delete(upload.id);
+  }
+
+  private check(key: string, condition: WriteCondition | undefined): void {
+    if (!condition) return;
+    const o = this.objects.get(key);
+    const holds =
+      'ifAbsent' in condition
+        ? !o
+        : !!o &&
+          (condition.ifMatch.generation
+            ? o.meta.generation === condition.ifMatch.generation
+            : o.meta.etag === condition.ifMatch.etag);
+    if (!holds)
+      throw new BucketfsError(ErrorCodes.Stale, `${key}: the write's precondition failed`, { key, status: 412 });
   }
 }

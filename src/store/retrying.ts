@@ -6,11 +6,23 @@ import { backoffCeilingMs, type RetryPolicy } from '../config/retry-policy.js';
 import { BucketfsError, ErrorCodes } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
-import type { ByteRange, ListOptions, ListPage, ObjectMeta, ObjectPin, ObjectStore, RequestKind } from './types.js';
+import type {
+  ByteRange,
+  ListOptions,
+  ListPage,
+  ObjectMeta,
+  ObjectPin,
+  ObjectStore,
+  RequestKind,
+  Upload,
+  UploadedPart,
+  WriteCondition,
+} from './types.js';
 
 export class RetryingStore implements ObjectStore {
   readonly kind;
   readonly bucket;
+  readonly uploadShape;
   private readonly inner: ObjectStore;
   private readonly policy: RetryPolicy;
   private readonly metrics: Metrics;
@@ -23,6 +35,7 @@ export class RetryingStore implements ObjectStore {
     this.log = log;
     this.kind = inner.kind;
     this.bucket = inner.bucket;
+    this.uploadShape = inner.uploadShape;
   }
 
   head(key: string, signal?: AbortSignal): Promise<ObjectMeta | undefined> {
@@ -35,6 +48,45 @@ export class RetryingStore implements ObjectStore {
 
   read(key: string, range: ByteRange, pin?: ObjectPin, signal?: AbortSignal): Promise<Buffer> {
     return this.attempt('GET', key, signal, () => this.inner.read(key, range, pin, signal));
+  }
+
+  // Writes are retried one request at a time: a failed part is sent again, never the whole upload.
+  // A conditional write whose first attempt landed but whose answer was lost fails its retry with
+  // BFS_STALE_OBJECT; the uploader above checks what the store then holds (see src/write/).
+  put(key: string, body: Buffer, condition?: WriteCondition, signal?: AbortSignal): Promise<ObjectMeta> {
+    return this.attempt('PUT', key, signal, () => this.inner.put(key, body, condition, signal));
+  }
+
+  delete(key: string, signal?: AbortSignal): Promise<void> {
+    return this.attempt('DELETE', key, signal, () => this.inner.delete(key, signal));
+  }
+
+  copy(source: ObjectMeta, to: string, signal?: AbortSignal): Promise<ObjectMeta> {
+    return this.attempt('COPY', to, signal, () => this.inner.copy(source, to, signal));
+  }
+
+  startUpload(key: string, condition?: WriteCondition, signal?: AbortSignal): Promise<Upload> {
+    return this.attempt('UPLOAD_START', key, signal, () => this.inner.startUpload(key, condition, signal));
+  }
+
+  uploadPart(
+    upload: Upload,
+    number: number,
+    offset: number,
+    body: Buffer,
+    signal?: AbortSignal,
+  ): Promise<UploadedPart> {
+    return this.attempt('UPLOAD_PART', upload.key, signal, () =>
+      this.inner.uploadPart(upload, number, offset, body, signal),
+    );
+  }
+
+  completeUpload(upload: Upload, parts: UploadedPart[], signal?: AbortSignal): Promise<ObjectMeta> {
+    return this.attempt('UPLOAD_COMPLETE', upload.key, signal, () => this.inner.completeUpload(upload, parts, signal));
+  }
+
+  abortUpload(upload: Upload, signal?: AbortSignal): Promise<void> {
+    return this.attempt('UPLOAD_ABORT', upload.key, signal, () => this.inner.abortUpload(upload, signal));
   }
 
   private async attempt<T>(

@@ -3,17 +3,52 @@
 import http from 'node:http';
 import https from 'node:https';
 import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CopyObjectCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
+  PutObjectCommand,
   S3Client,
   type S3ClientConfig,
+  UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { BucketfsError, ErrorCodes, networkErrno } from '../errors.js';
 import { RawBody, RawHttpHandler } from './raw-http.js';
 import { readBodyInto } from './read-body.js';
-import type { ByteRange, ListOptions, ListPage, ObjectMeta, ObjectPin, ObjectStore } from './types.js';
+import type {
+  ByteRange,
+  ListOptions,
+  ListPage,
+  ObjectMeta,
+  ObjectPin,
+  ObjectStore,
+  Upload,
+  UploadedPart,
+  UploadShape,
+  WriteCondition,
+} from './types.js';
+
+const MiB = 1024 * 1024;
+/** S3's limits on uploads in parts (and on one PUT and one CopyObject: 5 GiB). */
+const S3_UPLOAD_SHAPE: UploadShape = {
+  minPartBytes: 5 * MiB,
+  maxParts: 10_000,
+  partMultiple: 1,
+  sequentialParts: false,
+  maxPutBytes: 5 * 1024 * MiB,
+};
+
+/** The S3 headers for a write condition: If-None-Match: * or If-Match: ETag. */
+function conditionHeaders(c: WriteCondition | undefined): { IfNoneMatch?: string; IfMatch?: string } {
+  if (!c) return {};
+  if ('ifAbsent' in c) return { IfNoneMatch: '*' };
+  return c.ifMatch.etag ? { IfMatch: c.ifMatch.etag } : {};
+}
 
 export interface S3StoreOptions {
   bucket: string;
@@ -80,6 +115,7 @@ export function createS3Store(opts: S3StoreOptions): ObjectStore {
 
 class S3Store implements ObjectStore {
   readonly kind = 's3' as const;
+  readonly uploadShape = S3_UPLOAD_SHAPE;
   readonly bucket: string;
   private readonly client: S3Client;
   private readonly getClient: S3Client;
@@ -185,6 +221,133 @@ class S3Store implements ObjectStore {
       signal?.removeEventListener('abort', onAbort);
     }
   }
+
+  async put(key: string, body: Buffer, condition?: WriteCondition, signal?: AbortSignal): Promise<ObjectMeta> {
+    try {
+      const out = await this.client.send(
+        new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ...conditionHeaders(condition) }),
+        { abortSignal: signal },
+      );
+      return writtenMeta(key, body.length, out.ETag);
+    } catch (err) {
+      throw classifyS3Error(err, key);
+    }
+  }
+
+  async delete(key: string, signal?: AbortSignal): Promise<void> {
+    try {
+      // S3 answers 204 for a key that is not there: deletes are idempotent, as retries need.
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }), { abortSignal: signal });
+    } catch (err) {
+      const e = classifyS3Error(err, key);
+      if (e.code !== ErrorCodes.NotFound) throw e;
+    }
+  }
+
+  async copy(source: ObjectMeta, to: string, signal?: AbortSignal): Promise<ObjectMeta> {
+    try {
+      const out = await this.client.send(
+        new CopyObjectCommand({
+          Bucket: this.bucket,
+          Key: to,
+          CopySource: `${this.bucket}/${encodeURIComponent(source.key).replace(/%2F/g, '/')}`,
+          CopySourceIfMatch: source.etag,
+        }),
+        { abortSignal: signal },
+      );
+      const meta = writtenMeta(to, source.size, out.CopyObjectResult?.ETag);
+      if (out.CopyObjectResult?.LastModified) meta.mtime = out.CopyObjectResult.LastModified;
+      return meta;
+    } catch (err) {
+      const e = classifyS3Error(err, source.key);
+      // The source is gone: for the caller, it changed since it was read.
+      if (e.code === ErrorCodes.NotFound) throw new BucketfsError(ErrorCodes.Stale, e.message, { key: source.key });
+      throw e;
+    }
+  }
+
+  async startUpload(key: string, condition?: WriteCondition, signal?: AbortSignal): Promise<Upload> {
+    try {
+      const out = await this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: key }), {
+        abortSignal: signal,
+      });
+      if (!out.UploadId) throw new BucketfsError(ErrorCodes.BadResponse, `no UploadId for ${key}`, { key });
+      // S3 checks a write condition when the upload completes, not when it starts.
+      return condition ? { key, id: out.UploadId, condition } : { key, id: out.UploadId };
+    } catch (err) {
+      throw classifyS3Error(err, key);
+    }
+  }
+
+  async uploadPart(
+    upload: Upload,
+    number: number,
+    _offset: number,
+    body: Buffer,
+    signal?: AbortSignal,
+  ): Promise<UploadedPart> {
+    try {
+      const out = await this.client.send(
+        new UploadPartCommand({
+          Bucket: this.bucket,
+          Key: upload.key,
+          UploadId: upload.id,
+          PartNumber: number,
+          Body: body,
+        }),
+        { abortSignal: signal },
+      );
+      if (!out.ETag) throw new BucketfsError(ErrorCodes.BadResponse, `no ETag for part ${number}`, { key: upload.key });
+      return { number, etag: out.ETag, size: body.length };
+    } catch (err) {
+      throw classifyS3Error(err, upload.key);
+    }
+  }
+
+  async completeUpload(upload: Upload, parts: UploadedPart[], signal?: AbortSignal): Promise<ObjectMeta> {
+    try {
+      const out = await this.client.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: this.bucket,
+          Key: upload.key,
+          UploadId: upload.id,
+          MultipartUpload: { Parts: parts.map((p) => ({ PartNumber: p.number, ETag: p.etag })) },
+          ...conditionHeaders(upload.condition),
+        }),
+        { abortSignal: signal },
+      );
+      return writtenMeta(
+        upload.key,
+        parts.reduce((n, p) => n + p.size, 0),
+        out.ETag,
+      );
+    } catch (err) {
+      throw classifyS3Error(err, upload.key);
+    }
+  }
+
+  async abortUpload(upload: Upload, signal?: AbortSignal): Promise<void> {
+    try {
+      await this.client.send(
+        new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: upload.key, UploadId: upload.id }),
+        { abortSignal: signal },
+      );
+    } catch (err) {
+      const e = classifyS3Error(err, upload.key);
+      // NoSuchUpload: already completed, aborted, or never there.
+      if (e.code !== ErrorCodes.NotFound) throw e;
+    }
+  }
+}
+
+/**
+ * The metadata of an object we just wrote. S3 answers a write with its ETag only: the size is what
+ * we sent, the mtime our clock's (a LIST or HEAD later gives the store's).
+ */
+function writtenMeta(key: string, size: number, etag: string | undefined): ObjectMeta {
+  if (!etag)
+    throw new BucketfsError(ErrorCodes.BadResponse, `the store answered a write of ${key} without an ETag`, { key });
+  return { key, size, etag: quoteEtag(etag), mtime: new Date() };
 }
 
 /** One spelling for ETags: some servers list them unquoted and return them quoted (rclone). */
@@ -232,7 +395,7 @@ export function classifyS3Error(err: unknown, key?: string, isList = false): Buc
     return new BucketfsError(ErrorCodes.Network, `${net}: ${msg}`, o);
   }
   if (status === 412 || name === 'PreconditionFailed') return new BucketfsError(ErrorCodes.Stale, msg, o);
-  if (status === 404 || name === 'NotFound' || name === 'NoSuchKey') {
+  if (status === 404 || name === 'NotFound' || name === 'NoSuchKey' || name === 'NoSuchUpload') {
     // A 404 on a LIST can only be the bucket.
     return new BucketfsError(isList ? ErrorCodes.NoSuchBucket : ErrorCodes.NotFound, msg, o);
   }
@@ -242,6 +405,8 @@ export function classifyS3Error(err: unknown, key?: string, isList = false): Buc
     return new BucketfsError(ErrorCodes.Throttled, msg, o);
   }
   if (status === 416 || name === 'InvalidRange') return new BucketfsError(ErrorCodes.BadResponse, msg, o);
+  // Another conditional write to the key is under way; S3 says to try again.
+  if (name === 'ConditionalRequestConflict') return new BucketfsError(ErrorCodes.ServerError, msg, o);
   if (status !== undefined && status >= 500) return new BucketfsError(ErrorCodes.ServerError, msg, o);
   if (net) return new BucketfsError(ErrorCodes.Network, `${net}: ${msg}`, o);
   return new BucketfsError(ErrorCodes.Unknown, msg, o);

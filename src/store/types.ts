@@ -72,7 +72,56 @@ export interface ByteRange {
 export type StoreKind = 's3' | 'gcs' | 'memory';
 
 /** Request kinds as counted in metrics. One call to an adapter method is one request. */
-export type RequestKind = 'HEAD' | 'LIST' | 'GET';
+export type RequestKind =
+  | 'HEAD'
+  | 'LIST'
+  | 'GET'
+  | 'PUT'
+  | 'DELETE'
+  | 'COPY'
+  | 'UPLOAD_START'
+  | 'UPLOAD_PART'
+  | 'UPLOAD_COMPLETE'
+  | 'UPLOAD_ABORT';
+
+/**
+ * What must hold for a write to happen: the key is absent (S3 `If-None-Match: *`, GCS
+ * `ifGenerationMatch=0`), or it holds the version we read (S3 `If-Match`, GCS `ifGenerationMatch`).
+ * A write whose condition fails is BFS_STALE_OBJECT and changes nothing.
+ */
+export type WriteCondition = { ifAbsent: true } | { ifMatch: ObjectPin };
+
+/** An upload in parts under way: the store's handle for it (S3 UploadId, GCS resumable session URI). */
+export interface Upload {
+  key: string;
+  id: string;
+  condition?: WriteCondition;
+}
+
+/** One uploaded part, as completeUpload wants it back. */
+export interface UploadedPart {
+  /** 1-based, in order of the bytes. */
+  number: number;
+  /** S3's ETag of the part; GCS has none (its session keeps the bytes). */
+  etag?: string;
+  size: number;
+}
+
+/**
+ * How a store takes an object in parts. S3: parts of 5 MiB to 5 GiB (the last may be smaller), up
+ * to 10,000, sent in any order and in parallel. GCS resumable uploads: parts sent in order, one at a
+ * time, each a multiple of 256 KiB but the last.
+ */
+export interface UploadShape {
+  minPartBytes: number;
+  maxParts: number;
+  /** Parts must be multiples of this (but the last). */
+  partMultiple: number;
+  /** Parts must be sent one after another, in order. */
+  sequentialParts: boolean;
+  /** Largest object a single PUT takes. */
+  maxPutBytes: number;
+}
 
 export interface ObjectStore {
   readonly kind: StoreKind;
@@ -86,4 +135,26 @@ export interface ObjectStore {
    * never asks for one).
    */
   read(key: string, range: ByteRange, pin?: ObjectPin, signal?: AbortSignal): Promise<Buffer>;
+
+  readonly uploadShape: UploadShape;
+  /** Writes a whole object in one request; its metadata as stored. */
+  put(key: string, body: Buffer, condition?: WriteCondition, signal?: AbortSignal): Promise<ObjectMeta>;
+  /** Deletes an object; a key that is already gone is no error (deletes are retried). */
+  delete(key: string, signal?: AbortSignal): Promise<void>;
+  /**
+   * Server-side copy of the version `source` describes to `to` (the bytes never come to us); the new
+   * metadata. BFS_STALE_OBJECT when the source is no longer that version. Up to maxPutBytes on S3.
+   */
+  copy(source: ObjectMeta, to: string, signal?: AbortSignal): Promise<ObjectMeta>;
+  /** Starts an upload in parts; the object appears only when it completes. */
+  startUpload(key: string, condition?: WriteCondition, signal?: AbortSignal): Promise<Upload>;
+  /**
+   * Sends part `number`, which starts at byte `offset` of the object. A part sent again (a retry)
+   * replaces the one before.
+   */
+  uploadPart(upload: Upload, number: number, offset: number, body: Buffer, signal?: AbortSignal): Promise<UploadedPart>;
+  /** Makes the object from its parts, all of them, in order; its metadata as stored. */
+  completeUpload(upload: Upload, parts: UploadedPart[], signal?: AbortSignal): Promise<ObjectMeta>;
+  /** Drops an upload and its parts; one that is already gone is no error. */
+  abortUpload(upload: Upload, signal?: AbortSignal): Promise<void>;
 }

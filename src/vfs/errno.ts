@@ -9,12 +9,17 @@ export const Errno = {
   EBADF: 9,
   EACCES: 13,
   EBUSY: 16,
+  EEXIST: 17,
+  EXDEV: 18,
   ENOTDIR: 20,
   EISDIR: 21,
   EINVAL: 22,
+  EFBIG: 27,
+  ENOSPC: 28,
   EROFS: 30,
   ENAMETOOLONG: 36,
   ENOSYS: 38,
+  ENOTEMPTY: 39,
   ENODATA: 61,
   ETIMEDOUT: 110,
   ESTALE: 116,
@@ -53,8 +58,15 @@ export class PosixError extends Error {
   }
 }
 
+/** Errors of the local disk (staged writes) that the caller should see as they are. */
+const LOCAL_DISK: ReadonlySet<string> = new Set<ErrnoName>(['ENOSPC', 'EFBIG']);
+
 export function errnoName(err: unknown): ErrnoName {
   if (err instanceof PosixError) return err.errno;
   if (err instanceof BucketfsError) return BY_CODE[err.code];
+  const code = (err as { code?: unknown })?.code;
+  if (typeof code === 'string' && LOCAL_DISK.has(code)) return code as ErrnoName;
+  // A full quota is a full disk to the writer.
+  if (code === 'EDQUOT') return 'ENOSPC';
   return 'EIO';
 }

@@ -148,6 +148,51 @@ export class Namespace {
     this.lists.delete(parentPath(path));
   }
 
+  /**
+   * What a write made: `path` is now the file `meta`, or a file whose metadata the next lookup asks
+   * for (one HEAD) when the write's answer cannot be trusted to be what HEAD says. Its directory's
+   * listing is fetched again.
+   */
+  fileWritten(path: string, meta: ObjectMeta | undefined): void {
+    this.justFound.delete(path);
+    this.types.set(path, 'file');
+    if (meta) this.stats.set(meta.key, meta);
+    else this.stats.delete(pathToKey(this.prefix, path));
+    this.lists.delete(parentPath(path));
+  }
+
+  /** A directory made by mkdir. */
+  dirMade(path: string): void {
+    this.justFound.delete(path);
+    this.types.set(path, 'dir');
+    this.lists.delete(parentPath(path));
+  }
+
+  /** Nothing is at `path` any more (unlink, rmdir, the source of a rename). */
+  removed(path: string): void {
+    this.justFound.delete(path);
+    this.stats.delete(pathToKey(this.prefix, path));
+    this.types.set(path, 'absent', this.negativeTtl);
+    this.lists.delete(path);
+    this.lists.delete(parentPath(path));
+  }
+
+  /**
+   * The version of the file at `path` now, asked of the store (one HEAD), whatever the caches say:
+   * a write replaces only the version the store holds, not one the stat cache remembers.
+   */
+  async currentFile(path: string, signal?: AbortSignal): Promise<ObjectMeta | undefined> {
+    const meta = await this.store.head(pathToKey(this.prefix, path), signal);
+    if (meta) this.rememberFile(path, meta);
+    else this.removed(path);
+    return meta;
+  }
+
+  /** The key of a path under the mount's prefix. */
+  keyOf(path: string): string {
+    return pathToKey(this.prefix, path);
+  }
+
   private fromCache(path: string): Entry | undefined | 'unknown' {
     const type = this.types.get(path);
     if (type === 'absent') return undefined;

@@ -2,14 +2,17 @@
 // reads. The only room that knows both the metadata caches and the readers. It raises
 // PosixError or BucketfsError; the FUSE glue turns those into one errno each.
 import type { Config } from '../config/config.js';
+import { BucketfsError, ErrorCodes } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { FileReader, ReaderFactory } from '../read/types.js';
-import { type ObjectMeta, versionKey } from '../store/types.js';
+import { type ObjectMeta, type ObjectStore, versionKey } from '../store/types.js';
 import { PosixError } from './errno.js';
+import { baseName, joinPath, parentPath } from './names.js';
 import type { Entry, Namespace } from './namespace.js';
 import { type PageCacheUse, PageCacheVersions } from './page-cache.js';
 import type { PassthroughOpens } from './passthrough.js';
+import type { WritableFile, Writes } from './writes.js';
 
 export interface Attr {
   mode: number;
@@ -50,11 +53,21 @@ const IO_SIZE = 128 * 1024;
 
 interface Handle {
   path: string;
-  meta: ObjectMeta;
+  /** The version opened; undefined for a file that had no object yet (created, or opened to write). */
+  meta: ObjectMeta | undefined;
   version: string;
-  reader: FileReader;
+  /** Made at open for readers, at the first read for writers (which often never read). */
+  reader: FileReader | undefined;
   /** The kernel reads this handle from a cached copy itself (passthrough.ts). */
   passthrough: boolean;
+  /** Set on handles opened for writing: the file they change, shared with other handles of the path. */
+  file: WritableFile | undefined;
+}
+
+/** What the VFS needs to write: the store itself (deletes, copies, markers) and the open files. */
+export interface VfsWriting {
+  store: ObjectStore;
+  writes: Writes;
 }
 
 /**
@@ -79,6 +92,8 @@ export class Vfs {
   private nextHandle = 1;
   private readonly pageCache = new PageCacheVersions();
   private readonly passthrough: PassthroughOpens | undefined;
+  /** Undefined on a read-only mount: every change is EROFS. */
+  private readonly writing: VfsWriting | undefined;
   /** Directories have no mtime in an object store; they show the mount time. */
   private readonly mountTime = new Date();
 
@@ -89,8 +104,10 @@ export class Vfs {
     metrics: Metrics,
     log: Logger,
     passthrough?: PassthroughOpens,
+    writing?: VfsWriting,
   ) {
     this.ns = ns;
+    this.writing = writing;
     this.passthrough = passthrough;
     this.readers = readers;
     this.config = config;
@@ -99,6 +116,8 @@ export class Vfs {
   }
 
   async getattr(path: string): Promise<Attr> {
+    const open = this.writing?.writes.get(path);
+    if (open) return this.makeAttr(S_IFREG | this.config.fileMode, this.writing?.writes.size(open) ?? 0, open.mtime);
     const entry = await this.ns.lookup(path);
     if (!entry) throw new PosixError('ENOENT', `no such file or directory: ${path}`);
     return this.attr(entry);
@@ -135,17 +154,25 @@ export class Vfs {
     const names = ['.', '..'];
     const dirAttr = this.attr(entry);
     const attrs = [dirAttr, dirAttr];
+    const listed = new Set<string>();
     for (const c of children) {
       names.push(c.name);
-      attrs.push(this.attr(c.entry));
+      listed.add(c.name);
+      const open = this.writing?.writes.get(joinPath(path, c.name));
+      attrs.push(open ? await this.getattr(open.path) : this.attr(c.entry));
+    }
+    // Files created and not yet uploaded are listed too, as local file systems do.
+    for (const f of this.writing?.writes.in(path) ?? []) {
+      const name = baseName(f.path);
+      if (listed.has(name)) continue;
+      names.push(name);
+      attrs.push(await this.getattr(f.path));
     }
     return { names, attrs };
   }
 
   async open(path: string, flags: number): Promise<Opened> {
-    if ((flags & O_ACCMODE) !== 0 || flags & (O_TRUNC | O_APPEND)) {
-      throw new PosixError('EROFS', `read-only mount: cannot open ${path} for writing`);
-    }
+    if ((flags & O_ACCMODE) !== 0 || flags & (O_TRUNC | O_APPEND)) return this.openToWrite(path, flags);
     const entry = await this.ns.lookup(path, undefined, true);
     if (!entry) throw new PosixError('ENOENT', `no such file: ${path}`);
     if (entry.type !== 'file') throw new PosixError('EISDIR', `is a directory: ${path}`);
@@ -161,20 +188,205 @@ export class Vfs {
       reader.close();
       throw err;
     }
-    const fh = this.nextHandle++;
     const passthrough = backingId !== undefined;
-    this.handles.set(fh, { path, meta: entry.meta, version, reader, passthrough });
-    this.metrics.openHandles.set(this.handles.size);
+    const fh = this.addHandle({ path, meta: entry.meta, version, reader, passthrough, file: undefined });
     if (passthrough) return { fh, pageCache: 'drop', backingId };
     // With direct_io the kernel caches no pages: nothing to keep or bypass.
     const pageCache = this.config.directIo ? 'drop' : this.pageCache.opened(path, version);
     return { fh, pageCache };
   }
 
-  /** Copies up to `length` bytes at `offset` of an open file into `into`: how many. */
-  async read(fh: number, offset: number, length: number, into: Buffer): Promise<number> {
+  private addHandle(h: Handle): number {
+    const fh = this.nextHandle++;
+    this.handles.set(fh, h);
+    this.metrics.openHandles.set(this.handles.size);
+    return fh;
+  }
+
+  private handle(fh: number): Handle {
     const h = this.handles.get(fh);
     if (!h) throw new PosixError('EBADF', `bad file handle ${fh}`);
+    return h;
+  }
+
+  private writingOf(what: string): VfsWriting {
+    if (!this.writing) throw new PosixError('EROFS', `read-only mount: ${what}`);
+    return this.writing;
+  }
+
+  /** An open that may change the file: O_WRONLY, O_RDWR, O_TRUNC (the kernel sends O_APPEND writes at the end). */
+  private async openToWrite(path: string, flags: number): Promise<Opened> {
+    const { writes } = this.writingOf(`cannot open ${path} for writing`);
+    let file = writes.get(path);
+    if (file) {
+      file = await writes.open(path, file.key, file.base, (flags & O_TRUNC) !== 0);
+    } else {
+      const entry = await this.ns.lookup(path);
+      if (!entry) throw new PosixError('ENOENT', `no such file: ${path}`);
+      if (entry.type !== 'file') throw new PosixError('EISDIR', `is a directory: ${path}`);
+      const meta = await this.ns.currentFile(path);
+      if (!meta) throw new PosixError('ENOENT', `no such file: ${path} (removed from the store)`);
+      file = await writes.open(path, meta.key, meta, (flags & O_TRUNC) !== 0);
+    }
+    const meta = file.base;
+    const fh = this.addHandle({
+      path,
+      meta,
+      version: meta ? versionKey(meta) : '',
+      reader: undefined,
+      passthrough: false,
+      file,
+    });
+    return { fh, pageCache: 'drop' };
+  }
+
+  /** create(2) of a file that does not exist (the kernel has looked): an empty object at the first flush. */
+  async create(path: string): Promise<Opened> {
+    const { writes } = this.writingOf(`cannot create ${path}`);
+    await this.parentDir(path);
+    this.ns.invalidate(path);
+    const file = await writes.open(path, this.ns.keyOf(path), undefined, true);
+    const fh = this.addHandle({ path, meta: undefined, version: '', reader: undefined, passthrough: false, file });
+    return { fh, pageCache: 'drop' };
+  }
+
+  private async parentDir(path: string): Promise<void> {
+    const parent = await this.ns.lookup(parentPath(path));
+    if (!parent) throw new PosixError('ENOENT', `no such directory: ${parentPath(path)}`);
+    if (parent.type !== 'dir') throw new PosixError('ENOTDIR', `not a directory: ${parentPath(path)}`);
+  }
+
+  async write(fh: number, data: Buffer, offset: number): Promise<number> {
+    const h = this.handle(fh);
+    if (!h.file || !this.writing) throw new PosixError('EBADF', `handle ${fh} of ${h.path} is not open for writing`);
+    await this.writing.writes.write(h.file, data, offset);
+    return data.length;
+  }
+
+  /** close(2) of one descriptor: the store has the file's bytes when this resolves. */
+  async flush(fh: number): Promise<void> {
+    const h = this.handles.get(fh);
+    if (h?.file) await this.writing?.writes.flush(h.file);
+  }
+
+  async fsync(fh: number): Promise<void> {
+    await this.flush(fh);
+  }
+
+  async ftruncate(fh: number, size: number): Promise<void> {
+    const h = this.handle(fh);
+    if (!h.file || !this.writing) throw new PosixError('EBADF', `handle ${fh} of ${h.path} is not open for writing`);
+    await this.writing.writes.truncate(h.file, size);
+  }
+
+  /** truncate(2) by path: through the open file when there is one, else opened, changed, uploaded, closed. */
+  async truncate(path: string, size: number): Promise<void> {
+    const { writes } = this.writingOf(`cannot truncate ${path}`);
+    const open = writes.get(path);
+    if (open) return writes.truncate(open, size);
+    const { fh } = await this.openToWrite(path, size === 0 ? O_TRUNC | 1 : 1);
+    try {
+      await this.ftruncate(fh, size);
+      await this.flush(fh);
+    } finally {
+      await this.release(fh);
+    }
+  }
+
+  async unlink(path: string): Promise<void> {
+    const { store, writes } = this.writingOf(`cannot remove ${path}`);
+    const open = writes.get(path);
+    const entry = await this.ns.lookup(path);
+    if (entry?.type === 'dir') throw new PosixError('EISDIR', `is a directory: ${path}`);
+    if (!entry && !open) throw new PosixError('ENOENT', `no such file: ${path}`);
+    writes.unlinked(path);
+    if (entry || open?.base) await store.delete(this.ns.keyOf(path));
+    this.ns.removed(path);
+  }
+
+  async mkdir(path: string): Promise<void> {
+    const { store } = this.writingOf(`cannot make directory ${path}`);
+    await this.parentDir(path);
+    if (this.writing?.writes.get(path) || (await this.ns.lookup(path))) {
+      throw new PosixError('EEXIST', `already exists: ${path}`);
+    }
+    // A marker object "dir/", as the S3 console, gcsfuse and Mountpoint's readers take it.
+    try {
+      await store.put(`${this.ns.keyOf(path)}/`, Buffer.alloc(0), { ifAbsent: true });
+    } catch (err) {
+      if (err instanceof BucketfsError && err.code === ErrorCodes.Stale) {
+        throw new PosixError('EEXIST', `already exists: ${path}`);
+      }
+      throw err;
+    }
+    this.ns.dirMade(path);
+  }
+
+  async rmdir(path: string): Promise<void> {
+    const { store, writes } = this.writingOf(`cannot remove directory ${path}`);
+    if (path === '/') throw new PosixError('EBUSY', 'cannot remove the mount root');
+    const entry = await this.ns.lookup(path);
+    if (!entry) throw new PosixError('ENOENT', `no such directory: ${path}`);
+    if (entry.type !== 'dir') throw new PosixError('ENOTDIR', `not a directory: ${path}`);
+    const marker = `${this.ns.keyOf(path)}/`;
+    // Asked of the store, not the list cache: a child another client added must not be deleted with it.
+    const page = await store.list(marker, { delimiter: '/', limit: 2 });
+    const children = page.prefixes.length + page.objects.filter((o) => o.key !== marker).length;
+    if (children > 0 || writes.anyUnder(path)) throw new PosixError('ENOTEMPTY', `directory not empty: ${path}`);
+    await store.delete(marker);
+    this.ns.removed(path);
+  }
+
+  /**
+   * rename(2) of a file: a server-side copy, then a delete of the source (not atomic: for a moment
+   * both exist, as in gcsfuse). Directories answer EXDEV, so that mv copies them file by file.
+   */
+  async rename(from: string, to: string): Promise<void> {
+    const { store, writes } = this.writingOf(`cannot rename ${from}`);
+    await this.parentDir(to);
+    const open = writes.get(from);
+    if (open) await writes.flush(open);
+    const entry = await this.ns.lookup(from);
+    if (!entry && !open) throw new PosixError('ENOENT', `no such file: ${from}`);
+    if (entry?.type === 'dir') {
+      throw new PosixError('EXDEV', `renaming directories is not supported: ${from} (mv copies them instead)`);
+    }
+    const target = await this.ns.lookup(to);
+    if (target?.type === 'dir') throw new PosixError('EISDIR', `is a directory: ${to}`);
+    const source = await this.ns.currentFile(from);
+    if (!source) throw new PosixError('ENOENT', `no such file: ${from}`);
+    if (source.size > store.uploadShape.maxPutBytes) {
+      throw new PosixError('EXDEV', `${from} is larger than one server-side copy takes (mv copies it instead)`);
+    }
+    const toKey = this.ns.keyOf(to);
+    const copied = await store.copy(source, toKey);
+    await store.delete(source.key);
+    writes.unlinked(to);
+    if (open) writes.moved(open, to, toKey, copied);
+    this.ns.removed(from);
+    this.ns.fileWritten(to, copied);
+  }
+
+  /** Object stores keep no modes, owners or times bucketfs could set: accepted and not kept (as gcsfuse). */
+  async setattrAccepted(path: string): Promise<void> {
+    this.writingOf(`cannot change ${path}`);
+    if (!this.writing?.writes.get(path) && !(await this.ns.lookup(path))) {
+      throw new PosixError('ENOENT', `no such file or directory: ${path}`);
+    }
+  }
+
+  /** Copies up to `length` bytes at `offset` of an open file into `into`: how many. */
+  async read(fh: number, offset: number, length: number, into: Buffer): Promise<number> {
+    const h = this.handle(fh);
+    // The bytes as written so far, for every handle of a path being written.
+    const writing = this.writing?.writes.get(h.path);
+    if (writing) {
+      const staged = await this.writing?.writes.read(writing, into, offset, length);
+      if (staged !== undefined) return staged;
+    }
+    const meta = h.meta ?? writing?.base;
+    if (!meta) return 0;
+    h.reader ??= this.readers(meta);
     try {
       const copied = await h.reader.read(offset, length, into);
       this.metrics.bytesServed.inc(copied);
@@ -190,9 +402,10 @@ export class Vfs {
     if (!h) return;
     this.handles.delete(fh);
     if (h.passthrough) this.passthrough?.released(h.path);
-    else if (!this.config.directIo) this.pageCache.closed(h.path, h.version);
-    h.reader.close();
+    else if (!this.config.directIo && !h.file) this.pageCache.closed(h.path, h.version);
+    h.reader?.close();
     this.metrics.openHandles.set(this.handles.size);
+    if (h.file) await this.writing?.writes.release(h.file);
   }
 
   /** Object stores have no capacity; report a large, stable, mostly free filesystem. */
@@ -211,9 +424,9 @@ export class Vfs {
     };
   }
 
-  /** Closes every handle (unmount). */
-  closeAll(): void {
-    for (const fh of [...this.handles.keys()]) void this.release(fh);
+  /** Closes every handle (unmount), uploading what was written and not yet flushed. */
+  async closeAll(): Promise<void> {
+    await Promise.allSettled([...this.handles.keys()].map((fh) => this.release(fh)));
     this.log.debug('all handles closed');
   }
 }

@@ -87,7 +87,7 @@ export async function settled(c: FileCache, rigStore: MemoryStore, meta: ObjectM
 /** Puts `size` random bytes at `key`, reads them once through the cache and waits until cached. */
 export async function cachedCopy(r: Rig, key: string, size: number): Promise<{ meta: ObjectMeta; data: Buffer }> {
   const data = randomBytes(size);
-  const meta = r.store.put(key, data);
+  const meta = r.store.seed(key, data);
   assert.ok((await readAll(r.open(meta), meta.size)).equals(data), `first read of ${key}`);
   await settled(r.cache, r.store, meta);
   return { meta, data };

@@ -42,6 +42,21 @@ export interface Quirks {
   /** GET honours If-Match (S3) / ifGenerationMatch (GCS) with a 412. Only MinIO does. */
   conditionalRead: boolean;
   /**
+   * PUT and upload completion honour If-None-Match: * / If-Match (S3), ifGenerationMatch (GCS) with a
+   * 412, and a copy its source condition (x-amz-copy-source-if-match). rclone ignores them all.
+   */
+  conditionalWrite: boolean;
+  /**
+   * Upload completion honours the condition given when the upload started. fake-gcs-server v1.54
+   * ignores ifGenerationMatch on resumable uploads (fixed in v1.55, #2260).
+   */
+  conditionalUpload: boolean;
+  /**
+   * A part sent again is appended instead of replacing itself: fake-gcs-server appends every chunk
+   * of a resumable upload whatever its Content-Range (its PR #2056 is open). GCS ignores bytes it holds.
+   */
+  resentPartAppends: boolean;
+  /**
    * A delimited listing repeats a common prefix on later pages: fake-gcs-server puts on every page
    * each prefix that sorts after the page token, and its maxResults counts objects only.
    */
@@ -399,6 +414,9 @@ async function startMinio(): Promise<TestServer> {
     markerListedAsFile: false,
     fileBesidePrefix: 'unlisted',
     conditionalRead: true,
+    conditionalWrite: true,
+    conditionalUpload: true,
+    resentPartAppends: false,
     prefixesRepeatAcrossPages: false,
   });
   server.putEmptyObjects = (bucket, keys) => putSnowball(endpoint, bucket, keys);
@@ -471,6 +489,9 @@ async function startRclone(): Promise<TestServer> {
     markerListedAsFile: true,
     fileBesidePrefix: 'refused',
     conditionalRead: false,
+    conditionalWrite: false,
+    conditionalUpload: false,
+    resentPartAppends: false,
     prefixesRepeatAcrossPages: false,
   });
 }
@@ -571,6 +592,9 @@ async function startFakeGcs(preload?: Preload): Promise<TestServer> {
       markerListedAsFile: false,
       fileBesidePrefix: 'stored',
       conditionalRead: false,
+      conditionalWrite: true,
+      conditionalUpload: false,
+      resentPartAppends: true,
       prefixesRepeatAcrossPages: true,
     },
     endpoint,

@@ -38,7 +38,7 @@ test('chunks start at one block and double up to the chunk size', () => {
 test('a first read at offset 0 caches the whole object; a second handle sends no request', async () => {
   const r = await rig(await tempDir());
   const data = randomBytes(3 * MiB + 777);
-  const meta = r.store.put('obj', data);
+  const meta = r.store.seed('obj', data);
   assert.ok((await readAll(r.open(meta), meta.size)).equals(data));
   await settled(r.cache, r.store, meta);
   const gets = r.store.requests.GET;
@@ -151,7 +151,7 @@ test('concurrent readers share one download, waiting only for their bytes', asyn
   store.delayMs = 5;
   const r = await rig(await tempDir(), { parallelThresholdBytes: Number.POSITIVE_INFINITY }, store);
   const data = randomBytes(9 * MiB);
-  const meta = store.put('obj', data);
+  const meta = store.seed('obj', data);
   const results = await Promise.all(Array.from({ length: 6 }, () => readAll(r.open(meta), meta.size)));
   for (const b of results) assert.ok(b.equals(data));
   await settled(r.cache, store, meta);
@@ -162,7 +162,7 @@ test('concurrent readers share one download, waiting only for their bytes', asyn
 test('a first read past the first part reads directly unless range reads are cached', async () => {
   const plain = await rig(await tempDir());
   const data = randomBytes(5 * MiB);
-  const meta = plain.store.put('obj', data);
+  const meta = plain.store.seed('obj', data);
   const at = 3 * MiB; // the rig's part (chunk) size is 2 MiB
   const reader = plain.open(meta);
   assert.ok((await readBytes(reader, at, 4 * KiB)).equals(data.subarray(at, at + 4 * KiB)));
@@ -178,7 +178,7 @@ test('a first read past the first part reads directly unless range reads are cac
   assert.equal(plain.cache.size, 1, 'a first read within the first part caches the object');
 
   const ranged = await rig(await tempDir(), { cacheForRangeRead: true });
-  const meta2 = ranged.store.put('obj', data);
+  const meta2 = ranged.store.seed('obj', data);
   const r2 = ranged.open(meta2);
   assert.ok((await readBytes(r2, at, 4 * KiB)).equals(data.subarray(at, at + 4 * KiB)));
   r2.close();
@@ -195,7 +195,7 @@ test('eviction is least recently used by bytes; an object larger than the cache 
     data: randomBytes(MiB),
     meta: undefined as unknown as ObjectMeta,
   }));
-  for (const o of objs) o.meta = r.store.put(o.k, o.data);
+  for (const o of objs) o.meta = r.store.seed(o.k, o.data);
   const [a, b, c, d] = objs as [(typeof objs)[0], (typeof objs)[0], (typeof objs)[0], (typeof objs)[0]];
   for (const o of [a, b, c, a, d]) {
     await readAll(r.open(o.meta), MiB);
@@ -209,7 +209,7 @@ test('eviction is least recently used by bytes; an object larger than the cache 
   assert.equal(r.store.requests.GET, before + 1, 'b was evicted');
   assert.ok(r.cache.bytes <= 3 * MiB);
 
-  const big = r.store.put('big', randomBytes(4 * MiB));
+  const big = r.store.seed('big', randomBytes(4 * MiB));
   const gets = r.store.requests.GET;
   await readAll(r.open(big), big.size);
   await readAll(r.open(big), big.size);
@@ -220,10 +220,10 @@ test('eviction is least recently used by bytes; an object larger than the cache 
 
 test('a changed object is never served from the old copy', async () => {
   const r = await rig(await tempDir());
-  const v1 = r.store.put('obj', 'version one');
+  const v1 = r.store.seed('obj', 'version one');
   await readAll(r.open(v1), v1.size);
   await settled(r.cache, r.store, v1);
-  const v2 = r.store.put('obj', 'version two!');
+  const v2 = r.store.seed('obj', 'version two!');
   assert.equal((await readAll(r.open(v2), v2.size)).toString(), 'version two!');
   await settled(r.cache, r.store, v2);
   const gets = r.store.requests.GET;
@@ -236,7 +236,7 @@ test('a flipped byte or a truncated file on disk is detected, never served, and 
   const dir = await tempDir();
   const r = await rig(dir);
   const data = randomBytes(2 * MiB + 100);
-  const meta = r.store.put('obj', data);
+  const meta = r.store.seed('obj', data);
   await readAll(r.open(meta), meta.size);
   await settled(r.cache, r.store, meta);
   const paths = entryPaths(dir, entryId('memory', r.store.bucket, 'obj'));
@@ -269,7 +269,7 @@ test('entries survive a restart; partial and orphaned files are removed', async 
   const dir = await tempDir();
   const r = await rig(dir);
   const data = randomBytes(MiB + 1);
-  const meta = r.store.put('obj', data);
+  const meta = r.store.seed('obj', data);
   await readAll(r.open(meta), meta.size);
   await settled(r.cache, r.store, meta);
   await r.cache.close();
@@ -294,7 +294,7 @@ test('entries survive a restart; partial and orphaned files are removed', async 
 test('recency survives a restart: the entry read last before it is evicted last after it', async () => {
   const dir = await tempDir();
   const store = new MemoryStore();
-  const [a, b, c] = ['a', 'b', 'c'].map((k) => store.put(k, randomBytes(MiB))) as [ObjectMeta, ObjectMeta, ObjectMeta];
+  const [a, b, c] = ['a', 'b', 'c'].map((k) => store.seed(k, randomBytes(MiB))) as [ObjectMeta, ObjectMeta, ObjectMeta];
   const r1 = await rig(dir, { maxBytes: 2 * MiB }, store);
   for (const m of [a, b]) {
     await readAll(r1.open(m), MiB);
@@ -325,7 +325,7 @@ test('recency survives a restart: the entry read last before it is evicted last 
 
 test('a store error fails the read; the failed download leaves nothing behind', async () => {
   const r = await rig(await tempDir());
-  const meta = r.store.put('obj', randomBytes(MiB));
+  const meta = r.store.seed('obj', randomBytes(MiB));
   // One for the download, one for the direct read a handle falls back to if it comes second.
   r.store.failNext('BFS_ACCESS_DENIED', 'BFS_ACCESS_DENIED');
   await assert.rejects(readBytes(r.open(meta), 0, 128 * KiB), { code: 'BFS_ACCESS_DENIED' });

@@ -27,9 +27,13 @@ describe('-o option lists', () => {
   });
 
   test('restricting kernel flags are kept for the mount; generic ones dropped', () => {
-    const r = expandMountOptions(['-oro,nosuid,noatime,noexec,nodev,nofail,_netdev,x-systemd.automount,comment=x']);
+    const r = expandMountOptions(['-orw,nosuid,noatime,noexec,nodev,nofail,_netdev,x-systemd.automount,comment=x']);
     assert.deepEqual(r.argv, []);
     assert.deepEqual(r.kernelFlags, ['nosuid', 'noexec', 'nodev']);
+  });
+
+  test('ro is --read-only; rw is the default', () => {
+    assert.deepEqual(expandMountOptions(['-o', 'ro,noatime']).argv, ['--read-only']);
   });
 
   test('dashes or underscores, booleans on or off, commas escaped in values, several -o', () => {

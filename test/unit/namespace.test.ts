@@ -23,7 +23,7 @@ function setup(over: Partial<NamespaceConfig> = {}) {
 
 test('lookup of an unknown name asks HEAD and LIST once, then nothing', async () => {
   const { store, ns } = setup();
-  store.put('a/b.txt', 'x');
+  store.seed('a/b.txt', 'x');
   assert.deepEqual(await ns.lookup('/a'), { type: 'dir' });
   assert.equal(store.requests.HEAD + store.requests.LIST, 2);
   const f = await ns.lookup('/a/b.txt');
@@ -35,8 +35,8 @@ test('lookup of an unknown name asks HEAD and LIST once, then nothing', async ()
 
 test('readdir fills the caches: stat of every entry afterwards costs nothing', async () => {
   const { store, ns } = setup();
-  for (let i = 0; i < 2500; i++) store.put(`d/f${i}`, 'x');
-  store.put('d/sub/x', 'y');
+  for (let i = 0; i < 2500; i++) store.seed(`d/f${i}`, 'x');
+  store.seed('d/sub/x', 'y');
   const entries = await ns.readdir('/d');
   assert.equal(entries.length, 2501);
   assert.equal(store.requests.LIST, 3, 'paged 1,000 at a time');
@@ -48,9 +48,9 @@ test('readdir fills the caches: stat of every entry afterwards costs nothing', a
 
 test('a directory shadows an object of the same name; markers make empty dirs', async () => {
   const { store, ns } = setup();
-  store.put('both', 'file');
-  store.put('both/inner', 'x');
-  store.put('empty/', '');
+  store.seed('both', 'file');
+  store.seed('both/inner', 'x');
+  store.seed('empty/', '');
   const root = await ns.readdir('/');
   assert.deepEqual(
     root.map((e) => [e.name, e.entry.type]),
@@ -70,13 +70,13 @@ test('negative entries live for the negative TTL only', async () => {
   assert.equal(await ns.lookup('/nope'), undefined);
   assert.equal(store.requests.HEAD, 1);
   await new Promise((r) => setTimeout(r, 60));
-  store.put('nope', 'now here');
+  store.seed('nope', 'now here');
   assert.equal((await ns.lookup('/nope'))?.type, 'file');
 });
 
 test('ttl 0 revalidates every time', async () => {
   const { store, ns } = setup({ statTtl: 0, listTtl: 0 });
-  store.put('f', 'x');
+  store.seed('f', 'x');
   await ns.lookup('/f');
   await new Promise((r) => setTimeout(r, 150));
   await ns.lookup('/f');
@@ -85,14 +85,14 @@ test('ttl 0 revalidates every time', async () => {
 
 test('ttl 0: the requests of one system call share one answer; the next call asks again', async () => {
   const { store, ns } = setup({ statTtl: 0, listTtl: 0 });
-  store.put('f', 'v1');
+  store.seed('f', 'v1');
   await ns.lookup('/f'); // the kernel's LOOKUP
   const attr = await ns.lookup('/f'); // its GETATTRs, moments later
   assert.equal(attr?.type, 'file');
   assert.equal(store.requests.HEAD, 1);
   await ns.lookup('/f', undefined, true); // its OPEN asks: the version pinned must be current
   assert.equal(store.requests.HEAD, 2);
-  store.put('f', 'version 2');
+  store.seed('f', 'version 2');
   await new Promise((r) => setTimeout(r, 150));
   const later = await ns.lookup('/f');
   assert.equal(later?.type === 'file' && later.meta.size, 9, 'the new version, asked again');
@@ -102,7 +102,7 @@ test('ttl 0: the requests of one system call share one answer; the next call ask
 test('concurrent lookups of one name share one request pair', async () => {
   const { store, ns } = setup();
   store.delayMs = 5;
-  store.put('f', 'x');
+  store.seed('f', 'x');
   await Promise.all([ns.lookup('/f'), ns.lookup('/f'), ns.lookup('/f')]);
   assert.equal(store.requests.HEAD, 1);
   assert.equal(store.requests.LIST, 1);
@@ -110,10 +110,10 @@ test('concurrent lookups of one name share one request pair', async () => {
 
 test('names that cannot be POSIX names are skipped', async () => {
   const { store, ns } = setup();
-  store.put(`d/${'n'.repeat(256)}`, 'x');
-  store.put('d/a//b', 'x');
-  store.put('d/./c', 'x');
-  store.put('d/ok', 'x');
+  store.seed(`d/${'n'.repeat(256)}`, 'x');
+  store.seed('d/a//b', 'x');
+  store.seed('d/./c', 'x');
+  store.seed('d/ok', 'x');
   assert.deepEqual(
     (await ns.readdir('/d')).map((e) => e.name),
     ['a', 'ok'],

@@ -39,7 +39,7 @@ async function cached(readAheadFiles: number) {
   // d/f1 .. d/f12, sizes from one block's part to three blocks.
   for (let i = 1; i <= 12; i++) {
     const data = randomBytes(100 * KiB + i * 211 * KiB);
-    files.set(`d/f${i}`, { meta: store.put(`d/f${i}`, data), data });
+    files.set(`d/f${i}`, { meta: store.seed(`d/f${i}`, data), data });
   }
   /** Opens, reads whole as the kernel does, and closes; checks the bytes. */
   const readFile = async (key: string): Promise<void> => {
@@ -90,7 +90,7 @@ test('first blocks held ahead stay at 32 mount-wide; an unclaimed one gives way 
   const { store, cache, metrics, open } = await rig(path.join(dir, 'cache'), { readAheadFiles: 4 });
   const metas = new Map<string, ObjectMeta>();
   for (let d = 0; d <= 8; d++)
-    for (let f = 1; f <= 6; f++) metas.set(`d${d}/f${f}`, store.put(`d${d}/f${f}`, randomBytes(64 * KiB)));
+    for (let f = 1; f <= 6; f++) metas.set(`d${d}/f${f}`, store.seed(`d${d}/f${f}`, randomBytes(64 * KiB)));
   const readFile = async (key: string) => {
     const meta = metas.get(key) as ObjectMeta;
     await readAll(open(meta), meta.size);

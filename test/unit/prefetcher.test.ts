@@ -25,7 +25,7 @@ const OPTS: PrefetchOptions = {
 function setup(size: number, budgetBytes = 256 * MiB, opts = OPTS, style: 'gcs' | 's3' = 'gcs') {
   const store = new MemoryStore('memory', { style });
   const data = randomBytes(size);
-  const meta = store.put('obj', data);
+  const meta = store.seed('obj', data);
   const budget = new MemoryBudget(budgetBytes);
   const readers = createReaderFactory(new RangeDownloader(store, 8), budget, opts, new Metrics());
   return { store, data, meta, budget, open: () => readers(meta) };
@@ -141,7 +141,7 @@ test('a stale object fails the read that needs it; close aborts and frees', asyn
   const { store, budget, open } = setup(size);
   const r = open();
   await readBytes(r, 0, 128 * KiB);
-  store.put('obj', randomBytes(size)); // overwritten: the pinned etag no longer matches
+  store.seed('obj', randomBytes(size)); // overwritten: the pinned etag no longer matches
   await assert.rejects(readBytes(r, 6 * MiB, 4096), { code: ErrorCodes.Stale });
   r.close();
   await assert.rejects(readBytes(r, 0, 10), { code: ErrorCodes.Aborted });
@@ -156,7 +156,7 @@ test('on an S3-style store (no generation: reads pin the ETag, lent parts filled
   const r = open();
   // Full-size parts are pooled buffers the store fills: every byte must still come out right.
   assert.ok((await readSequential(r, 16 * MiB)).equals(data.subarray(0, 16 * MiB)));
-  store.put('obj', randomBytes(size)); // same key and size, a new ETag
+  store.seed('obj', randomBytes(size)); // same key and size, a new ETag
   // A seek past the read-ahead: a new GET, pinned to the ETag seen at open.
   await assert.rejects(readBytes(r, 60 * MiB, 4096), { code: ErrorCodes.Stale });
   r.close();

@@ -19,7 +19,7 @@ function stack() {
 
 test('retries throttling, 5xx and resets, counting every attempt', async () => {
   const { mem, metrics, store } = stack();
-  mem.put('k', 'value');
+  mem.seed('k', 'value');
   mem.failNext(ErrorCodes.Throttled, ErrorCodes.ServerError, ErrorCodes.Network);
   const buf = await store.read('k', { start: 0, end: 5 });
   assert.equal(buf.toString(), 'value');
@@ -28,7 +28,7 @@ test('retries throttling, 5xx and resets, counting every attempt', async () => {
 
 test('gives up after maxAttempts with the last error', async () => {
   const { mem, store } = stack();
-  mem.put('k', 'value');
+  mem.seed('k', 'value');
   mem.failNext(...Array(4).fill(ErrorCodes.ServerError));
   await assert.rejects(store.read('k', { start: 0, end: 5 }), { code: ErrorCodes.ServerError });
   assert.equal(mem.requests.GET, 4);
@@ -39,9 +39,9 @@ test('does not retry what a retry cannot fix', async () => {
   mem.failNext(ErrorCodes.AccessDenied);
   await assert.rejects(store.head('k'), { code: ErrorCodes.AccessDenied });
   assert.equal(mem.requests.HEAD, 1);
-  mem.put('k', 'v1');
+  mem.seed('k', 'v1');
   const pin = { etag: (await mem.head('k'))?.etag };
-  mem.put('k', 'v2');
+  mem.seed('k', 'v2');
   await assert.rejects(store.read('k', { start: 0, end: 2 }, pin), { code: ErrorCodes.Stale });
   assert.equal(mem.requests.GET, 1);
 });
@@ -81,7 +81,7 @@ test('no pause of a throttled store is longer than the worst case allows for', a
   let slept: number;
   try {
     mem.failNext(ErrorCodes.Throttled, ErrorCodes.Throttled);
-    mem.put('k', 'v');
+    mem.seed('k', 'v');
     const started = performance.now();
     await store.head('k');
     slept = performance.now() - started;

@@ -52,12 +52,12 @@ function setup(style: 'gcs' | 's3') {
 for (const style of ['gcs', 's3'] as const) {
   test(`a read that finds the object changed (${style}) is ESTALE, and the next stat and open see the new version at once`, async () => {
     const { store, vfs } = setup(style);
-    store.put('d/f.bin', randomBytes(8 * MiB));
+    store.seed('d/f.bin', randomBytes(8 * MiB));
     const { fh } = await vfs.open('/d/f.bin', 0);
     const into = Buffer.alloc(4096);
     assert.equal(await vfs.read(fh, 0, 4096, into), 4096);
     const newer = randomBytes(3 * MiB);
-    store.put('d/f.bin', newer);
+    store.seed('d/f.bin', newer);
     // Far from what the handle has read ahead: a new GET, pinned to the version opened.
     await assert.rejects(vfs.read(fh, 7 * MiB, 4096, into), { code: ErrorCodes.Stale });
     await vfs.release(fh);

@@ -33,7 +33,7 @@ function tree(): MemoryStore {
     'other/outside.txt',
   ];
   for (let i = 0; i < 2500; i++) keys.push(`root/many/k${i}`);
-  for (const k of keys) store.put(k, k);
+  for (const k of keys) store.seed(k, k);
   return store;
 }
 

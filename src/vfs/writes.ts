@@ -1,0 +1,273 @@
+// Files open for writing, one per path however many handles share it: where their bytes are staged,
+// the version they replace, and the upload that makes them durable. A change is staged on local disk
+// (src/write/staged-file.ts) and uploaded at flush (every close(2)), fsync and the last release;
+// close and fsync return only once the store has the object. Conditional writes make a lost update
+// an error instead of a silent overwrite: a new file is created only if absent, a changed one
+// replaces only the version it was opened on (ESTALE otherwise, as gcsfuse's precondition errors).
+import { BucketfsError, describe, ErrorCodes } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { MemoryBudget } from '../memory/budget.js';
+import type { Metrics } from '../metrics/metrics.js';
+import { type ObjectMeta, type ObjectStore, versionPin, type WriteCondition } from '../store/types.js';
+import { StagedFile } from '../write/staged-file.js';
+import { type UploadOptions, uploadStaged } from '../write/upload.js';
+import { parentPath } from './names.js';
+import type { Namespace } from './namespace.js';
+
+/** Old bytes are read into the staged file in pieces of this size. */
+const FILL_BYTES = 8 * 1024 * 1024;
+
+export interface WritableFile {
+  path: string;
+  key: string;
+  /** The version this file replaces; undefined while no object has the key (a new file). */
+  base: ObjectMeta | undefined;
+  /** Its bytes, once a change needed them (or at once for new and truncated files). */
+  stage: StagedFile | undefined;
+  /** Changed since the last upload. */
+  dirty: boolean;
+  /** Removed by unlink or replaced by a rename while open: nothing is uploaded any more. */
+  unlinked: boolean;
+  /** The last upload failed: the release keeps the staged bytes instead of trying again. */
+  failed: boolean;
+  handles: number;
+  mtime: Date;
+  /** Staging and uploads of this file, one at a time. */
+  queue: Promise<unknown>;
+}
+
+export interface WritesConfig {
+  stagingDir: string;
+  upload: Omit<UploadOptions, 'budget'>;
+}
+
+export class Writes {
+  private readonly store: ObjectStore;
+  private readonly ns: Namespace;
+  private readonly config: WritesConfig;
+  private readonly budget: MemoryBudget;
+  private readonly metrics: Metrics;
+  private readonly log: Logger;
+  private readonly files = new Map<string, WritableFile>();
+
+  constructor(
+    store: ObjectStore,
+    ns: Namespace,
+    config: WritesConfig,
+    budget: MemoryBudget,
+    metrics: Metrics,
+    log: Logger,
+  ) {
+    this.store = store;
+    this.ns = ns;
+    this.config = config;
+    this.budget = budget;
+    this.metrics = metrics;
+    this.log = log;
+  }
+
+  get(path: string): WritableFile | undefined {
+    return this.files.get(path);
+  }
+
+  /** Files open for writing directly in directory `dir` (a listing shows them before they are uploaded). */
+  in(dir: string): WritableFile[] {
+    return [...this.files.values()].filter((f) => !f.unlinked && parentPath(f.path) === dir);
+  }
+
+  /** Whether anything is open for writing under directory `dir`. */
+  anyUnder(dir: string): boolean {
+    const prefix = dir === '/' ? '/' : `${dir}/`;
+    for (const f of this.files.values()) if (!f.unlinked && f.path.startsWith(prefix)) return true;
+    return false;
+  }
+
+  /**
+   * A new handle on `path` for writing. `base` is the object there now (undefined: a new file, which
+   * is created even if nothing is written); `truncate` drops its bytes (O_TRUNC).
+   */
+  async open(path: string, key: string, base: ObjectMeta | undefined, truncate: boolean): Promise<WritableFile> {
+    let f = this.files.get(path);
+    if (!f) {
+      f = {
+        path,
+        key,
+        base,
+        stage: undefined,
+        dirty: base === undefined,
+        unlinked: false,
+        failed: false,
+        handles: 0,
+        mtime: new Date(),
+        queue: Promise.resolve(),
+      };
+      this.files.set(path, f);
+    }
+    f.handles++;
+    try {
+      if (base === undefined || truncate) await this.truncate(f, 0);
+    } catch (err) {
+      await this.release(f);
+      throw err;
+    }
+    return f;
+  }
+
+  size(f: WritableFile): number {
+    return f.stage ? f.stage.size : (f.base?.size ?? 0);
+  }
+
+  async write(f: WritableFile, data: Buffer, offset: number): Promise<void> {
+    // A write that covers every old byte needs none of them.
+    const stage = await this.staged(f, !(offset === 0 && data.length >= (f.base?.size ?? 0)));
+    await stage.write(data, offset);
+    this.changed(f);
+    this.metrics.bytesWritten.inc(data.length);
+  }
+
+  async truncate(f: WritableFile, size: number): Promise<void> {
+    const stage = await this.staged(f, size > 0);
+    if (size === stage.size && !(size === 0 && f.base && f.base.size > 0)) return;
+    await stage.truncate(size);
+    this.changed(f);
+  }
+
+  /** Reads the file as written so far; undefined when nothing is staged (the object is the file). */
+  async read(f: WritableFile, into: Buffer, offset: number, length: number): Promise<number | undefined> {
+    if (!f.stage) return undefined;
+    return f.stage.read(into, offset, length);
+  }
+
+  /** Uploads the file if it changed; resolves once the store has it. */
+  flush(f: WritableFile): Promise<void> {
+    return this.serially(f, () => this.upload(f));
+  }
+
+  /** The last handle gone: upload what is left, then forget the file (its staged bytes too, unless kept). */
+  async release(f: WritableFile): Promise<void> {
+    f.handles--;
+    if (f.handles > 0) return;
+    try {
+      if (f.dirty && !f.failed && !f.unlinked) await this.flush(f);
+    } catch {
+      // flush logged it and marked the file failed: keep its bytes below.
+    }
+    await f.queue;
+    if (this.files.get(f.path) === f) this.files.delete(f.path);
+    if (f.dirty && !f.unlinked && f.stage) {
+      await f.stage.sync().catch(() => {});
+      await f.stage.close();
+      this.log.error(
+        { key: f.key, staged: f.stage.path },
+        `${f.path} was closed with changes the store does not have: its bytes are kept in ${f.stage.path}`,
+      );
+    } else {
+      await f.stage?.discard();
+    }
+    if (f.stage) this.metrics.stagedFiles.dec();
+  }
+
+  /** The file is gone from its path (unlink, or another file renamed over it): nothing more is uploaded. */
+  unlinked(path: string): void {
+    const f = this.files.get(path);
+    if (!f) return;
+    f.unlinked = true;
+    this.files.delete(path);
+  }
+
+  /** The file now lives at `path`/`key` as `meta` (a rename moved it there). */
+  moved(f: WritableFile, path: string, key: string, meta: ObjectMeta | undefined): void {
+    this.files.delete(f.path);
+    this.unlinked(path);
+    f.path = path;
+    f.key = key;
+    f.base = meta;
+    this.files.set(path, f);
+  }
+
+  /** Every file still open: flushed at unmount, so that nothing written is lost. */
+  async flushAll(): Promise<void> {
+    await Promise.allSettled([...this.files.values()].map((f) => this.flush(f)));
+  }
+
+  private changed(f: WritableFile): void {
+    f.dirty = true;
+    f.failed = false;
+    f.mtime = new Date();
+  }
+
+  /** The staged bytes of `f`, made (and filled from the object when `needOld`) on first use. */
+  private staged(f: WritableFile, needOld: boolean): Promise<StagedFile> {
+    if (f.stage) return Promise.resolve(f.stage);
+    return this.serially(f, async () => {
+      if (f.stage) return f.stage;
+      const stage = await StagedFile.create(this.config.stagingDir, f.key);
+      this.metrics.stagedFiles.inc();
+      try {
+        if (needOld && f.base && f.base.size > 0) await this.fill(stage, f.base);
+      } catch (err) {
+        await stage.discard();
+        this.metrics.stagedFiles.dec();
+        throw err;
+      }
+      f.stage = stage;
+      return stage;
+    });
+  }
+
+  /** Copies the version `base` into the staged file (pinned: a newer version makes this ESTALE). */
+  private async fill(stage: StagedFile, base: ObjectMeta): Promise<void> {
+    const pin = versionPin(base);
+    for (let start = 0; start < base.size; start += FILL_BYTES) {
+      const end = Math.min(base.size, start + FILL_BYTES);
+      await this.budget.reserve(end - start);
+      try {
+        const bytes = await this.store.read(base.key, { start, end }, pin);
+        await stage.write(bytes, start);
+      } finally {
+        this.budget.release(end - start);
+      }
+    }
+  }
+
+  private async upload(f: WritableFile): Promise<void> {
+    if (!f.dirty || f.unlinked) return;
+    const stage = f.stage ?? (await StagedFile.create(this.config.stagingDir, f.key));
+    if (!f.stage) {
+      f.stage = stage;
+      this.metrics.stagedFiles.inc();
+    }
+    const condition: WriteCondition = f.base ? { ifMatch: versionPin(f.base) } : { ifAbsent: true };
+    // Writes that arrive while the upload runs mark the file changed again, for the next flush.
+    f.dirty = false;
+    try {
+      const { meta, inParts } = await uploadStaged(this.store, f.key, stage, condition, {
+        ...this.config.upload,
+        budget: this.budget,
+      });
+      this.metrics.uploads.inc({ outcome: 'ok' });
+      f.base = meta;
+      this.ns.fileWritten(f.path, inParts ? undefined : meta);
+    } catch (err) {
+      f.dirty = true;
+      f.failed = true;
+      const code = err instanceof BucketfsError ? err.code : ErrorCodes.Unknown;
+      this.metrics.uploads.inc({ outcome: code });
+      const why =
+        code === ErrorCodes.Stale
+          ? 'the object changed in the store since it was opened (another client wrote it)'
+          : describe(err);
+      this.log.error(
+        { key: f.key, staged: stage.path, code },
+        `upload of ${f.path} failed: ${why}; its bytes are kept in ${stage.path}`,
+      );
+      throw err;
+    }
+  }
+
+  private serially<T>(f: WritableFile, task: () => Promise<T>): Promise<T> {
+    const run = f.queue.then(task);
+    f.queue = run.catch(() => {});
+    return run;
+  }
+}

@@ -1,0 +1,203 @@
+// The write path of the VFS over the in-memory store: what each POSIX change sends, and what is
+// kept when the store refuses. The same paths run against real servers in
+// test/integration/writes.test.ts; here faults and races are exact.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, test } from 'node:test';
+import { ErrorCodes } from '../../src/errors.js';
+import { silentLogger } from '../../src/log.js';
+import { MemoryBudget } from '../../src/memory/budget.js';
+import { Metrics } from '../../src/metrics/metrics.js';
+import { createReaderFactory } from '../../src/read/prefetcher.js';
+import { RangeDownloader } from '../../src/read/range-downloader.js';
+import { MemoryStore } from '../../src/store/memory.js';
+import { Namespace } from '../../src/vfs/namespace.js';
+import { Vfs } from '../../src/vfs/vfs.js';
+import { Writes } from '../../src/vfs/writes.js';
+import { partSizeFor } from '../../src/write/upload.js';
+
+const KiB = 1024;
+const O_WRONLY = 1;
+const O_RDWR = 2;
+const O_TRUNC = 0o1000;
+const dirs: string[] = [];
+after(async () => {
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
+
+async function setup(style: 'gcs' | 's3' = 's3') {
+  const store = new MemoryStore('memory', { style, uploadShape: { minPartBytes: 4 * KiB, maxPutBytes: 64 * KiB } });
+  const metrics = new Metrics();
+  const log = silentLogger();
+  const ns = new Namespace(
+    store,
+    {
+      prefix: '',
+      statTtl: 3_600_000,
+      negativeTtl: 3_600_000,
+      listTtl: 3_600_000,
+      statCacheBytes: 1 << 20,
+      typeCacheBytes: 1 << 20,
+      listCacheBytes: 1 << 20,
+    },
+    metrics,
+    log,
+  );
+  const budget = new MemoryBudget(1 << 20);
+  const readers = createReaderFactory(
+    new RangeDownloader(store, 4),
+    budget,
+    {
+      partSize: 64 * KiB,
+      initialWindow: 16 * KiB,
+      maxWindow: 256 * KiB,
+      forwardTolerance: 16 * KiB,
+      siblingSlack: 64 * KiB,
+      idleMs: 60_000,
+    },
+    metrics,
+  );
+  const stagingDir = await mkdtemp(path.join(os.tmpdir(), 'bucketfs-unit-staging-'));
+  dirs.push(stagingDir);
+  const writes = new Writes(
+    store,
+    ns,
+    { stagingDir, upload: { partBytes: 16 * KiB, concurrency: 3 } },
+    budget,
+    metrics,
+    log,
+  );
+  const vfs = new Vfs(
+    ns,
+    readers,
+    { uid: 0, gid: 0, fileMode: 0o644, dirMode: 0o755, directIo: false },
+    metrics,
+    log,
+    undefined,
+    { store, writes },
+  );
+  return { store, vfs, stagingDir, budget };
+}
+
+const reset = (store: MemoryStore) => {
+  for (const k of Object.keys(store.requests) as (keyof typeof store.requests)[]) store.requests[k] = 0;
+};
+
+test('a new file written in order is one PUT when small and parts when larger, within the memory budget', async () => {
+  const { store, vfs, budget } = await setup();
+  const small = randomBytes(10 * KiB);
+  const a = await vfs.create('/small');
+  await vfs.write(a.fh, small, 0);
+  await vfs.flush(a.fh);
+  await vfs.release(a.fh);
+  assert.deepEqual(store.bytes('small'), small);
+  assert.equal(store.requests.PUT, 1);
+  reset(store);
+  const big = randomBytes(50 * KiB + 7);
+  const b = await vfs.create('/big');
+  for (let off = 0; off < big.length; off += 4 * KiB) await vfs.write(b.fh, big.subarray(off, off + 4 * KiB), off);
+  await vfs.release(b.fh); // release without a flush uploads too
+  assert.deepEqual(store.bytes('big'), big);
+  assert.deepEqual(
+    [store.requests.UPLOAD_START, store.requests.UPLOAD_PART, store.requests.UPLOAD_COMPLETE],
+    [1, 4, 1],
+  );
+  assert.equal(store.openUploads, 0);
+  assert.ok(budget.peak <= 3 * 16 * KiB, `peak ${budget.peak}`);
+  assert.equal(budget.used, 0);
+});
+
+test('the part size grows so that any size fits in the part limit, on the store multiple', () => {
+  const shape = {
+    minPartBytes: 256 * KiB,
+    maxParts: 10_000,
+    partMultiple: 256 * KiB,
+    sequentialParts: true,
+    maxPutBytes: 0,
+  };
+  assert.equal(partSizeFor(1, 8 << 20, shape), 8 << 20);
+  const huge = 200 * 1024 ** 3;
+  const p = partSizeFor(huge, 8 << 20, shape);
+  assert.ok(Math.ceil(huge / p) <= 10_000 && p % (256 * KiB) === 0, String(p));
+});
+
+test('an overwrite in the middle fills the old bytes first; the upload replaces only the version opened', async () => {
+  const { store, vfs } = await setup('gcs');
+  const old = randomBytes(20 * KiB);
+  store.seed('f', old);
+  const h = await vfs.open('/f', O_RDWR);
+  await vfs.write(h.fh, Buffer.from('XYZ'), 100);
+  const into = Buffer.alloc(200);
+  assert.equal(await vfs.read(h.fh, 0, 200, into), 200, 'the handle reads what it wrote');
+  assert.equal(into.subarray(100, 103).toString(), 'XYZ');
+  await vfs.flush(h.fh);
+  const want = Buffer.from(old);
+  want.write('XYZ', 100);
+  assert.deepEqual(store.bytes('f'), want);
+  // Someone else replaces the object; our next change must not overwrite theirs.
+  store.seed('f', 'theirs');
+  await vfs.write(h.fh, Buffer.from('again'), 0);
+  await assert.rejects(vfs.flush(h.fh), { code: ErrorCodes.Stale });
+  assert.equal(store.bytes('f')?.toString(), 'theirs');
+  await vfs.release(h.fh);
+});
+
+test('a failed upload is an error to close, and the bytes stay on disk where the log says', async () => {
+  const { store, vfs, stagingDir } = await setup();
+  const body = randomBytes(5 * KiB);
+  const h = await vfs.create('/lost');
+  await vfs.write(h.fh, body, 0);
+  store.failNext(ErrorCodes.AccessDenied);
+  await assert.rejects(vfs.flush(h.fh), { code: ErrorCodes.AccessDenied });
+  await vfs.release(h.fh);
+  assert.equal(store.bytes('lost'), undefined);
+  const kept = await readdir(stagingDir);
+  assert.equal(kept.length, 1, kept.join());
+  assert.deepEqual(await readFile(path.join(stagingDir, kept[0] as string)), body);
+});
+
+test('an upload in parts that fails aborts, leaving no upload behind', async () => {
+  const { store, vfs } = await setup();
+  const h = await vfs.create('/parts');
+  await vfs.write(h.fh, randomBytes(40 * KiB), 0);
+  store.failNextOf('UPLOAD_PART', ErrorCodes.AccessDenied);
+  await assert.rejects(vfs.flush(h.fh), { code: ErrorCodes.AccessDenied });
+  assert.equal(store.requests.UPLOAD_START, 1);
+  assert.equal(store.requests.UPLOAD_ABORT, 1);
+  assert.equal(store.openUploads, 0);
+  assert.equal(store.bytes('parts'), undefined);
+  await vfs.release(h.fh);
+});
+
+test('O_TRUNC without writes empties the file; open for writing without changes uploads nothing', async () => {
+  const { store, vfs } = await setup();
+  store.seed('t', 'some bytes');
+  const quiet = await vfs.open('/t', O_WRONLY);
+  await vfs.flush(quiet.fh);
+  await vfs.release(quiet.fh);
+  assert.equal(store.requests.PUT, 0);
+  const t = await vfs.open('/t', O_WRONLY | O_TRUNC);
+  assert.equal((await vfs.getattr('/t')).size, 0);
+  await vfs.release(t.fh);
+  assert.equal(store.bytes('t')?.length, 0);
+});
+
+test('unlink of a file open for writing uploads nothing more; rename moves an open file with its changes', async () => {
+  const { store, vfs } = await setup();
+  const a = await vfs.create('/a');
+  await vfs.write(a.fh, Buffer.from('never stored'), 0);
+  await vfs.unlink('/a');
+  await vfs.release(a.fh);
+  assert.equal(store.bytes('a'), undefined);
+  const b = await vfs.create('/b');
+  await vfs.write(b.fh, Buffer.from('first'), 0);
+  await vfs.rename('/b', '/c');
+  await vfs.write(b.fh, Buffer.from('FIRST'), 0);
+  await vfs.release(b.fh);
+  assert.equal(store.bytes('b'), undefined);
+  assert.equal(store.bytes('c')?.toString(), 'FIRST');
+  assert.deepEqual((await vfs.readdir('/')).names.sort(), ['.', '..', 'c']);
+});
