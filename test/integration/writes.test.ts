@@ -141,6 +141,35 @@ for (const backend of ALL_BACKENDS) {
       assert.ok(names.includes('moved.bin') && !names.includes('tomove.bin'), names.join());
     });
 
+    test('an upload the store never takes is an error to close, and the bytes stay on disk where the log says', async () => {
+      const quick = await mountBucket(server, 'writes', { args: ['--max-attempts', '2', '--request-timeout', '1'] });
+      try {
+        const body = randomBytes(200_000);
+        await writeFile(path.join(work, 'doomed.bin'), body);
+        // The listing, cached, answers cp's lookups of the name: the store is needed only to upload.
+        await runOk('ls', [quick.mountpoint]);
+        await server.pause();
+        let r: Awaited<ReturnType<typeof run>>;
+        try {
+          r = await run('cp', [path.join(work, 'doomed.bin'), path.join(quick.mountpoint, 'doomed.bin')]);
+        } finally {
+          server.resume();
+        }
+        assert.notEqual(r.code, 0, 'cp fails');
+        assert.match(r.stderr, /failed to close.*Input\/output error/);
+        // A request the paused server had taken in may still land once it resumes: then it is whole.
+        const landed = await stored('doomed.bin');
+        if (landed) assert.equal(sha256(landed), sha256(body));
+        const log = await readFile(quick.logFile, 'utf8');
+        const kept = /its bytes are kept in (\S+)"/.exec(log)?.[1];
+        assert.ok(kept, 'the log names where the bytes are');
+        assert.equal(sha256(await readFile(kept)), sha256(body));
+        assert.ok(sumMetric(await quick.metricsText(), 'bucketfs_uploads_total', { outcome: 'BFS_TIMEOUT' }) >= 1);
+      } finally {
+        await quick.unmount();
+      }
+    });
+
     test('a file being written is listed at once, and nothing of it is in the store until it is closed', async () => {
       const fifo = path.join(work, 'go');
       await runOk('mkfifo', [fifo]);
