@@ -8,8 +8,8 @@ import { Metrics } from '../../src/metrics/metrics.js';
 import { createReaderFactory } from '../../src/read/prefetcher.js';
 import { RangeDownloader } from '../../src/read/range-downloader.js';
 import { MemoryStore } from '../../src/store/memory.js';
-import { Namespace } from '../../src/vfs/namespace.js';
 import { Vfs } from '../../src/vfs/vfs.js';
+import { hourNamespace } from '../helpers/memory-vfs.js';
 
 const MiB = 1024 * 1024;
 
@@ -17,21 +17,7 @@ function setup(style: 'gcs' | 's3') {
   const store = new MemoryStore('memory', { style });
   const metrics = new Metrics();
   const log = silentLogger();
-  // Metadata kept for an hour: only an invalidation makes the VFS look at the bucket again.
-  const ns = new Namespace(
-    store,
-    {
-      prefix: '',
-      statTtl: 3_600_000,
-      negativeTtl: 3_600_000,
-      listTtl: 3_600_000,
-      statCacheBytes: 1 << 20,
-      typeCacheBytes: 1 << 20,
-      listCacheBytes: 1 << 20,
-    },
-    metrics,
-    log,
-  );
+  const ns = hourNamespace(store, metrics, log);
   const readers = createReaderFactory(
     new RangeDownloader(store, 4),
     new MemoryBudget(64 * MiB),

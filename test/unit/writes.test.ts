@@ -14,10 +14,10 @@ import { Metrics } from '../../src/metrics/metrics.js';
 import { createReaderFactory } from '../../src/read/prefetcher.js';
 import { RangeDownloader } from '../../src/read/range-downloader.js';
 import { MemoryStore } from '../../src/store/memory.js';
-import { Namespace } from '../../src/vfs/namespace.js';
 import { Vfs } from '../../src/vfs/vfs.js';
 import { Writes } from '../../src/vfs/writes.js';
 import { partSizeFor } from '../../src/write/upload.js';
+import { hourNamespace } from '../helpers/memory-vfs.js';
 
 const KiB = 1024;
 const O_WRONLY = 1;
@@ -32,20 +32,7 @@ async function setup(style: 'gcs' | 's3' = 's3') {
   const store = new MemoryStore('memory', { style, uploadShape: { minPartBytes: 4 * KiB, maxPutBytes: 64 * KiB } });
   const metrics = new Metrics();
   const log = silentLogger();
-  const ns = new Namespace(
-    store,
-    {
-      prefix: '',
-      statTtl: 3_600_000,
-      negativeTtl: 3_600_000,
-      listTtl: 3_600_000,
-      statCacheBytes: 1 << 20,
-      typeCacheBytes: 1 << 20,
-      listCacheBytes: 1 << 20,
-    },
-    metrics,
-    log,
-  );
+  const ns = hourNamespace(store, metrics, log);
   const budget = new MemoryBudget(1 << 20);
   const readers = createReaderFactory(
     new RangeDownloader(store, 4),
