@@ -10,6 +10,7 @@ import type { MemoryBudget } from '../memory/budget.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { type ObjectMeta, type ObjectStore, versionPin, type WriteCondition } from '../store/types.js';
 import { StagedFile } from '../write/staged-file.js';
+import { StreamingUpload } from '../write/stream-upload.js';
 import { type UploadOptions, uploadStaged } from '../write/upload.js';
 import { parentPath } from './names.js';
 import type { Namespace } from './namespace.js';
@@ -24,6 +25,8 @@ export interface WritableFile {
   base: ObjectMeta | undefined;
   /** Its bytes, once a change needed them (or at once for new and truncated files). */
   stage: StagedFile | undefined;
+  /** The upload under way while a new (or emptied) file is written in order. */
+  stream: StreamingUpload | undefined;
   /** Changed since the last upload. */
   dirty: boolean;
   /** Removed by unlink or replaced by a rename while open: nothing is uploaded any more. */
@@ -94,6 +97,7 @@ export class Writes {
         key,
         base,
         stage: undefined,
+        stream: undefined,
         dirty: base === undefined,
         unlinked: false,
         failed: false,
@@ -105,7 +109,13 @@ export class Writes {
     }
     f.handles++;
     try {
-      if (base === undefined || truncate) await this.truncate(f, 0);
+      if (base === undefined || truncate) {
+        await this.truncate(f, 0);
+        // An empty file, new or emptied, opened by nobody else yet: stream it if it is written in order.
+        if (f.handles === 1 && f.stage && f.stage.size === 0 && !f.stream) {
+          f.stream = new StreamingUpload(this.store, f.key, this.conditionFor(f), f.stage, this.uploadOptions());
+        }
+      }
     } catch (err) {
       await this.release(f);
       throw err;
@@ -121,6 +131,7 @@ export class Writes {
     // A write that covers every old byte needs none of them.
     const stage = await this.staged(f, !(offset === 0 && data.length >= (f.base?.size ?? 0)));
     await stage.write(data, offset);
+    f.stream?.written(offset, offset + data.length);
     this.changed(f);
     this.metrics.bytesWritten.inc(data.length);
   }
@@ -128,6 +139,7 @@ export class Writes {
   async truncate(f: WritableFile, size: number): Promise<void> {
     const stage = await this.staged(f, size > 0);
     if (size === stage.size && !(size === 0 && f.base && f.base.size > 0)) return;
+    this.dropStream(f);
     await stage.truncate(size);
     this.changed(f);
   }
@@ -172,7 +184,22 @@ export class Writes {
     const f = this.files.get(path);
     if (!f) return;
     f.unlinked = true;
+    this.dropStream(f);
     this.files.delete(path);
+  }
+
+  private dropStream(f: WritableFile): void {
+    const stream = f.stream;
+    f.stream = undefined;
+    if (stream) void stream.abandon();
+  }
+
+  private conditionFor(f: WritableFile): WriteCondition {
+    return f.base ? { ifMatch: versionPin(f.base) } : { ifAbsent: true };
+  }
+
+  private uploadOptions() {
+    return { ...this.config.upload, budget: this.budget };
   }
 
   /** The file now lives at `path`/`key` as `meta` (a rename moved it there). */
@@ -237,14 +264,15 @@ export class Writes {
       f.stage = stage;
       this.metrics.stagedFiles.inc();
     }
-    const condition: WriteCondition = f.base ? { ifMatch: versionPin(f.base) } : { ifAbsent: true };
+    const condition = this.conditionFor(f);
     // Writes that arrive while the upload runs mark the file changed again, for the next flush.
     f.dirty = false;
+    const stream = f.stream;
+    f.stream = undefined;
     try {
-      const { meta, inParts } = await uploadStaged(this.store, f.key, stage, condition, {
-        ...this.config.upload,
-        budget: this.budget,
-      });
+      const { meta, inParts } =
+        (await stream?.finish(stage.size)) ??
+        (await uploadStaged(this.store, f.key, stage, condition, this.uploadOptions()));
       this.metrics.uploads.inc({ outcome: 'ok' });
       f.base = meta;
       this.ns.fileWritten(f.path, inParts ? undefined : meta);

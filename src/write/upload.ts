@@ -85,7 +85,8 @@ async function abortQuietly(store: ObjectStore, upload: Upload): Promise<void> {
   }
 }
 
-async function withBuffer<T>(budget: MemoryBudget, bytes: number, use: (buf: Buffer) => Promise<T>): Promise<T> {
+/** Runs `use` with a buffer of `bytes` reserved in the memory budget, released after. */
+export async function withBuffer<T>(budget: MemoryBudget, bytes: number, use: (buf: Buffer) => Promise<T>): Promise<T> {
   await budget.reserve(bytes);
   try {
     // Not pooled: the buffer is lent to the SDK's request, which may hold it until its socket is done.

@@ -18,6 +18,7 @@ import { sha256 } from '../helpers/data.js';
 import { freePort, REPO_ROOT, sleep } from '../helpers/mount.js';
 import { run, runOk } from '../helpers/proc.js';
 import { startServer, type TestServer } from '../helpers/servers.js';
+import { storeFor } from '../helpers/stores.js';
 
 const CACHE = path.join(os.homedir(), '.cache', 'bucketfs', 'container');
 // The recipe of the base image is in its name: a change to makeRootfs() takes a new name.
@@ -217,7 +218,7 @@ describe('container image (Dockerfile) on podman', { concurrency: false }, () =>
       const [source, , type, options] = line.split(' ');
       assert.equal(source, 's3://tree/');
       assert.equal(type, 'fuse.bucketfs');
-      assert.ok(options?.split(',').includes('ro'), `read-only: ${options}`);
+      assert.ok(options?.split(',').includes('rw'), `read-write: ${options}`);
       // The image's user mounted it (through the setuid fusermount), not root.
       assert.match(options ?? '', /\buser_id=10001\b/, `mounted by uid 10001: ${options}`);
 
@@ -239,6 +240,14 @@ describe('container image (Dockerfile) on podman', { concurrency: false }, () =>
       );
       const want = new Map([...tree].map(([k, v]) => [k, sha256(v)] as const));
       assert.deepEqual(Object.fromEntries([...got].sort()), Object.fromEntries([...want].sort()));
+
+      // The image's user writes through the mount; close returns once the store has the object.
+      const written = randomBytes(300_000).toString('base64');
+      await podmanOk(['exec', container, 'sh', '-c', `printf '%s' '${written}' > /data/from-the-container.txt`]);
+      const store = await storeFor(server, 'tree');
+      const meta = await store.head('from-the-container.txt');
+      assert.equal(meta?.size, written.length);
+      assert.equal((await store.read('from-the-container.txt', { start: 0, end: written.length })).toString(), written);
 
       // SIGTERM reaches bucketfs through tini: it unmounts and exits 0.
       await podmanOk(['stop', '--time', '60', container], 120_000);

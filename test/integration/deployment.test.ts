@@ -73,8 +73,8 @@ describe('fstab, mount(8) and systemd', { concurrency: false }, () => {
     const metricsPort = await freePort();
     const fstab = path.join(work, 'fstab');
     // mount.fuse runs the program named before '#' (a path here: this checkout, whatever is
-    // installed); mount(8) drops _netdev, nofail and x-* itself and adds rw,dev,suid.
-    const options = `${serverOptions(metricsPort)},noexec,_netdev,nofail,x-systemd.automount,noatime`;
+    // installed); mount(8) drops _netdev, nofail and x-* itself and adds dev,suid; ro is --read-only.
+    const options = `${serverOptions(metricsPort)},ro,noexec,_netdev,nofail,x-systemd.automount,noatime`;
     await writeFile(fstab, `${BUCKETFS_BIN}#s3://tree ${mnt} fuse ${options} 0 0\n`);
     // mount(8) gives helpers no PATH of their own: mount.fuse finds /usr/bin/node through sh's default.
     const r = await run('mount', ['-T', fstab, mnt], { env: cleanEnv(server.env) });

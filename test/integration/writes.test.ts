@@ -170,29 +170,37 @@ for (const backend of ALL_BACKENDS) {
       }
     });
 
-    test('a file being written is listed at once, and nothing of it is in the store until it is closed', async () => {
+    test('a new file is uploaded while it is written: listed at once, in the store only once closed', async () => {
       const fifo = path.join(work, 'go');
       await runOk('mkfifo', [fifo]);
       const f = at('inflight.bin');
+      const size = 12 * MiB + 1000;
       // One process, one descriptor (a shell's dup'd descriptors would each flush at their close):
-      // writes 6 MiB, then waits for a line on the fifo before closing.
+      // writes in 1 MiB pieces, then waits for a line on the fifo before closing.
       const script = `const fs = require('node:fs');
         const fd = fs.openSync(process.argv[1], 'w');
-        fs.writeSync(fd, Buffer.alloc(${6 * MiB}));
+        const piece = Buffer.alloc(${MiB}, 7);
+        for (let off = 0; off < ${size}; off += piece.length) fs.writeSync(fd, piece, 0, Math.min(piece.length, ${size} - off));
         fs.readFileSync(process.argv[2]);
         fs.closeSync(fd);`;
+      const c0 = await counts();
       const writer = run(process.execPath, ['-e', script, f, fifo]);
       const until = async (what: () => Promise<boolean>) => {
-        for (let i = 0; i < 400 && !(await what()); i++) await new Promise((r) => setTimeout(r, 50));
+        for (let i = 0; i < 1200 && !(await what()); i++) await new Promise((r) => setTimeout(r, 50));
       };
       await until(async () => (await readdir(m.mountpoint)).includes('inflight.bin'));
       assert.ok((await readdir(m.mountpoint)).includes('inflight.bin'), 'listed while open');
-      await until(async () => (await runOk('stat', ['-c', '%s', f])).trim() === String(6 * MiB));
-      assert.equal((await runOk('stat', ['-c', '%s', f])).trim(), String(6 * MiB));
+      // Two whole 5 MiB parts are sent before the writer closes.
+      await until(async () => delta(c0, await counts()).UPLOAD_PART === 2);
+      assert.equal(delta(c0, await counts()).UPLOAD_PART, 2, JSON.stringify(delta(c0, await counts())));
+      assert.equal((await runOk('stat', ['-c', '%s', f])).trim(), String(size));
       assert.equal(await store.head('inflight.bin'), undefined, 'not in the store while open');
       await writeFile(fifo, 'go\n');
       assert.equal((await writer).code, 0);
-      assert.equal((await store.head('inflight.bin'))?.size, 6 * MiB);
+      assert.equal((await store.head('inflight.bin'))?.size, size);
+      assert.equal(sha256((await stored('inflight.bin')) ?? ''), sha256(Buffer.alloc(size, 7)));
+      const d = delta(c0, await counts());
+      assert.deepEqual([d.UPLOAD_START, d.UPLOAD_PART, d.UPLOAD_COMPLETE, d.PUT], [1, 3, 1, 0], JSON.stringify(d));
     });
   });
 }

@@ -148,14 +148,16 @@ test('a failed upload is an error to close, and the bytes stay on disk where the
 
 test('an upload in parts that fails aborts, leaving no upload behind', async () => {
   const { store, vfs } = await setup();
-  const h = await vfs.create('/parts');
-  await vfs.write(h.fh, randomBytes(40 * KiB), 0);
+  // An existing file changed in place: staged, uploaded in parts at flush (no stream).
+  store.seed('parts', randomBytes(40 * KiB));
+  const h = await vfs.open('/parts', O_RDWR);
+  await vfs.write(h.fh, Buffer.from('changed'), 100);
   store.failNextOf('UPLOAD_PART', ErrorCodes.AccessDenied);
   await assert.rejects(vfs.flush(h.fh), { code: ErrorCodes.AccessDenied });
   assert.equal(store.requests.UPLOAD_START, 1);
   assert.equal(store.requests.UPLOAD_ABORT, 1);
   assert.equal(store.openUploads, 0);
-  assert.equal(store.bytes('parts'), undefined);
+  assert.equal(store.bytes('parts')?.subarray(100, 107).toString() === 'changed', false, 'the object is as it was');
   await vfs.release(h.fh);
 });
 
@@ -187,4 +189,54 @@ test('unlink of a file open for writing uploads nothing more; rename moves an op
   assert.equal(store.bytes('b'), undefined);
   assert.equal(store.bytes('c')?.toString(), 'FIRST');
   assert.deepEqual((await vfs.readdir('/')).names.sort(), ['.', '..', 'c']);
+});
+
+/** Resolves once the event loop has run what is queued (part sends read the staged file first). */
+const settle = () => new Promise((r) => setTimeout(r, 20));
+
+test('a new file written in order is uploaded while it is written; close sends only the rest', async () => {
+  const { store, vfs } = await setup();
+  const body = randomBytes(70 * KiB + 5);
+  const h = await vfs.create('/stream');
+  for (let off = 0; off < 64 * KiB; off += 4 * KiB) await vfs.write(h.fh, body.subarray(off, off + 4 * KiB), off);
+  await settle();
+  assert.equal(store.requests.UPLOAD_START, 1);
+  assert.equal(store.requests.UPLOAD_PART, 4, '16 KiB parts sent before any flush');
+  assert.equal(store.bytes('stream'), undefined, 'nothing visible yet');
+  await vfs.write(h.fh, body.subarray(64 * KiB), 64 * KiB);
+  await vfs.flush(h.fh);
+  assert.deepEqual([store.requests.UPLOAD_PART, store.requests.UPLOAD_COMPLETE, store.requests.PUT], [5, 1, 0]);
+  assert.deepEqual(store.bytes('stream'), body);
+  await vfs.release(h.fh);
+});
+
+test('two writes handed over out of order still stream; a write into sent bytes falls back to the staged copy', async () => {
+  const { store, vfs } = await setup();
+  const body = randomBytes(40 * KiB);
+  const h = await vfs.create('/swapped');
+  await vfs.write(h.fh, body.subarray(8 * KiB, 16 * KiB), 8 * KiB);
+  await vfs.write(h.fh, body.subarray(0, 8 * KiB), 0);
+  await vfs.write(h.fh, body.subarray(16 * KiB), 16 * KiB);
+  await settle();
+  assert.equal(store.requests.UPLOAD_PART, 2);
+  body.write('rewritten', 10);
+  await vfs.write(h.fh, Buffer.from('rewritten'), 10);
+  await vfs.flush(h.fh);
+  assert.equal(store.requests.UPLOAD_ABORT, 1, 'the stream was dropped');
+  assert.equal(store.openUploads, 0);
+  assert.deepEqual(store.bytes('swapped'), body);
+  await vfs.release(h.fh);
+});
+
+test('a part of the stream that fails for good leaves the staged copy to upload at close', async () => {
+  const { store, vfs } = await setup();
+  const body = randomBytes(48 * KiB);
+  const h = await vfs.create('/retry');
+  store.failNextOf('UPLOAD_PART', ErrorCodes.AccessDenied);
+  await vfs.write(h.fh, body, 0);
+  await settle();
+  await vfs.flush(h.fh);
+  assert.deepEqual(store.bytes('retry'), body);
+  assert.equal(store.openUploads, 0);
+  await vfs.release(h.fh);
 });
