@@ -1,6 +1,5 @@
 // The mount process: builds store, caches, VFS and FUSE from a Config, mounts, reports
 // readiness, and unmounts cleanly on SIGINT/SIGTERM or when someone else unmounts it.
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { cachedReaderFactory } from '../cache/file/cached-reader.js';
@@ -20,6 +19,7 @@ import { PassthroughOpens } from '../vfs/passthrough.js';
 import { Vfs, type VfsWriting } from '../vfs/vfs.js';
 import { warmMetadata } from '../vfs/warmer.js';
 import { Writes } from '../vfs/writes.js';
+import { recoverStaging } from '../write/recovery.js';
 import { checkBucket, checkMountpoint, mountedPaths } from './preflight.js';
 
 /** First request of a sequential stream: small, so the first byte of a small file comes fast (as Mountpoint). */
@@ -118,7 +118,8 @@ export async function startMount(config: Readonly<Config>, log: Logger, onStoppe
           log,
         )
       : undefined;
-  const staging = config.readOnly ? undefined : await stagingDir(config.cacheDir, log);
+  const staging = config.readOnly ? undefined : stagingDir(config);
+  if (staging) await recoverStaging(staging, store, metrics, log);
   const writing: VfsWriting | undefined = staging
     ? {
         store,
@@ -126,7 +127,8 @@ export async function startMount(config: Readonly<Config>, log: Logger, onStoppe
           store,
           ns,
           {
-            stagingDir: staging.dir,
+            stagingDir: staging,
+            maxStagedBytes: config.maxStagedBytes,
             upload: { partBytes: config.writePartBytes, concurrency: UPLOAD_PARTS_IN_FLIGHT },
           },
           budget,
@@ -191,7 +193,6 @@ export async function startMount(config: Readonly<Config>, log: Logger, onStoppe
       // Unmounted by someone else with files still open (umount -l): what they wrote goes up now.
       else await vfs.closeAll();
       await fileCache?.close();
-      await staging?.removeIfEmpty();
       await metricsServer?.close();
       onStopped();
     })();
@@ -209,30 +210,12 @@ export async function startMount(config: Readonly<Config>, log: Logger, onStoppe
 }
 
 /**
- * Where files being written keep their bytes: under the cache directory when there is one (its
- * lock makes it this mount's alone, and bytes kept by a failed upload are found there at the next
- * start), else a directory of this mount's own in the temp dir.
+ * Where files being written keep their bytes: under the cache directory when there is one (its lock
+ * makes it this mount's alone), else a directory in the temp dir named after the mountpoint (one
+ * live mount per mountpoint). Either way the next start on the same place finds what a crash left.
  */
-async function stagingDir(
-  cacheDir: string | undefined,
-  log: Logger,
-): Promise<{ dir: string; removeIfEmpty(): Promise<void> }> {
-  if (cacheDir) {
-    const dir = path.join(cacheDir, 'staging');
-    const kept = await readdir(dir).catch(() => []);
-    if (kept.length > 0) {
-      log.warn(
-        { dir, files: kept.length },
-        `${kept.length} staged file(s) in ${dir} were left by an earlier run whose uploads did not finish; bucketfs leaves them for you to recover`,
-      );
-    }
-    return { dir, removeIfEmpty: async () => {} };
-  }
-  const dir = await mkdtemp(path.join(tmpdir(), 'bucketfs-staging-'));
-  return {
-    dir,
-    removeIfEmpty: async () => {
-      if ((await readdir(dir).catch(() => ['?'])).length === 0) await rm(dir, { recursive: true, force: true });
-    },
-  };
+function stagingDir(config: Readonly<Config>): string {
+  if (config.cacheDir) return path.join(config.cacheDir, 'staging');
+  const name = config.mountpoint.replace(/[^A-Za-z0-9._-]+/g, '_');
+  return path.join(tmpdir(), `bucketfs-${process.getuid?.() ?? 'user'}-staging`, name);
 }

@@ -60,6 +60,10 @@ export interface Config {
   readPartBytes: number;
   /** Upload part size asked for (--write-part-size). */
   writePartBytes: number;
+  /** Bytes open files may stage (--write-staging-max-mb); Infinity: the disk's room. */
+  maxStagedBytes: number;
+  /** Objects under a directory that rename moves one by one (--rename-dir-limit). */
+  renameDirLimit: number;
   maxConcurrency: number;
   prefetchMaxBytes: number;
   memoryLimitBytes: number;
@@ -295,6 +299,11 @@ export async function resolveConfig(input: ResolveInput): Promise<Readonly<Confi
     warmMetadata: bool('warm-metadata'),
     readPartBytes: Math.floor(num('read-part-size') * MiB),
     writePartBytes: Math.floor(num('write-part-size') * MiB),
+    maxStagedBytes:
+      raw['write-staging-max-mb'] !== undefined
+        ? Math.floor(num('write-staging-max-mb') * MiB)
+        : Number.POSITIVE_INFINITY,
+    renameDirLimit: num('rename-dir-limit'),
     maxConcurrency: num('max-concurrency'),
     prefetchMaxBytes: Math.floor(num('prefetch-max-mb') * MiB),
     memoryLimitBytes:

@@ -150,6 +150,28 @@ const TABLE = [
       'Part size of uploads in MiB; a file up to one part is one PUT. Grown for files that would need more than 10,000 parts.',
   },
   {
+    flag: 'write-staging-max-mb',
+    yaml: 'write.staging-max-mb',
+    type: 'number',
+    min: 1,
+    defaultText: 'no bound but the disk',
+    backend: 'both',
+    group: G_MOUNT,
+    describe: 'Bytes, in MiB, that files open for writing may stage on local disk at once; a write past it is ENOSPC.',
+  },
+  {
+    flag: 'rename-dir-limit',
+    yaml: 'write.rename-dir-limit',
+    type: 'number',
+    integer: true,
+    min: 0,
+    default: 1000,
+    backend: 'both',
+    group: G_MOUNT,
+    describe:
+      'Largest directory (objects under it) that rename moves, object by object; past it rename is EXDEV and mv copies instead. 0: never.',
+  },
+  {
     flag: 'uid',
     yaml: 'file-system.uid',
     type: 'number',

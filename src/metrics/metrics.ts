@@ -77,6 +77,16 @@ export class Metrics {
     help: 'Files being written whose bytes are staged on local disk',
     registers: [this.registry],
   });
+  readonly stagedBytes = new Gauge({
+    name: 'bucketfs_staged_bytes',
+    help: 'Bytes staged on local disk by files open for writing (bounded by --write-staging-max-mb)',
+    registers: [this.registry],
+  });
+  readonly stagedFilesFound = new Gauge({
+    name: 'bucketfs_staged_files_found',
+    help: 'Staged files found at start-up, left by an earlier run whose uploads did not finish (kept for recovery)',
+    registers: [this.registry],
+  });
   readonly pageCacheOpens = new Counter({
     name: 'bucketfs_page_cache_opens_total',
     help: "Opens that kept the kernel's cached pages of the file (use=keep: the version of the path's last open) or bypassed them (use=bypass: another version open), or left them to a cached copy the kernel reads itself (use=passthrough)",

@@ -177,6 +177,15 @@ export class Namespace {
     this.lists.delete(parentPath(path));
   }
 
+  /** Nothing is at `path` nor under it any more (a directory renamed away). */
+  removedTree(path: string): void {
+    this.removed(path);
+    this.types.deleteUnder(`${path}/`);
+    this.lists.deleteUnder(`${path}/`);
+    this.stats.deleteUnder(`${pathToKey(this.prefix, path)}/`);
+    for (const p of this.justFound.keys()) if (p.startsWith(`${path}/`)) this.justFound.delete(p);
+  }
+
   /**
    * The version of the file at `path` now, asked of the store (one HEAD), whatever the caches say:
    * a write replaces only the version the store holds, not one the stat cache remembers.

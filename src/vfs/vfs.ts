@@ -80,7 +80,28 @@ export interface Opened {
   backingId?: number;
 }
 
-export type VfsConfig = Pick<Config, 'uid' | 'gid' | 'fileMode' | 'dirMode' | 'directIo'>;
+export type VfsConfig = Pick<Config, 'uid' | 'gid' | 'fileMode' | 'dirMode' | 'directIo' | 'renameDirLimit'>;
+
+/** Copies and deletes in flight at once when a directory is renamed. */
+const RENAME_BATCH = 16;
+
+/** Runs `task` on every item, `lanes` at a time; the first failure is thrown once all have settled. */
+async function inBatches<T>(items: T[], lanes: number, task: (item: T) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  let failed: unknown;
+  const lane = async (): Promise<void> => {
+    while (next < items.length) {
+      const item = items[next++] as T;
+      try {
+        await task(item);
+      } catch (err) {
+        failed ??= err;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(lanes, items.length) }, lane));
+  if (failed !== undefined) throw failed;
+}
 
 export class Vfs {
   private readonly ns: Namespace;
@@ -348,9 +369,7 @@ export class Vfs {
     if (open) await writes.flush(open);
     const entry = await this.ns.lookup(from);
     if (!entry && !open) throw new PosixError('ENOENT', `no such file: ${from}`);
-    if (entry?.type === 'dir') {
-      throw new PosixError('EXDEV', `renaming directories is not supported: ${from} (mv copies them instead)`);
-    }
+    if (entry?.type === 'dir') return this.renameDir(from, to);
     const target = await this.ns.lookup(to);
     if (target?.type === 'dir') throw new PosixError('EISDIR', `is a directory: ${to}`);
     const source = await this.ns.currentFile(from);
@@ -365,6 +384,49 @@ export class Vfs {
     if (open) writes.moved(open, to, toKey, copied);
     this.ns.removed(from);
     this.ns.fileWritten(to, copied);
+  }
+
+  /**
+   * rename(2) of a directory: every object under it copied, then deleted, some at a time (not atomic,
+   * as gcsfuse's). Up to --rename-dir-limit objects; past it EXDEV, and mv copies file by file.
+   */
+  private async renameDir(from: string, to: string): Promise<void> {
+    const { store, writes } = this.writingOf(`cannot rename ${from}`);
+    if (`${to}/`.startsWith(`${from}/`)) throw new PosixError('EINVAL', `cannot move ${from} into itself`);
+    if (writes.anyUnder(from)) throw new PosixError('EBUSY', `files under ${from} are open for writing`);
+    const target = await this.ns.lookup(to);
+    if (target?.type === 'file') throw new PosixError('ENOTDIR', `not a directory: ${to}`);
+    const fromPrefix = `${this.ns.keyOf(from)}/`;
+    const toPrefix = `${this.ns.keyOf(to)}/`;
+    if (target) {
+      const page = await store.list(toPrefix, { limit: 2 });
+      if (page.objects.some((o) => o.key !== toPrefix)) throw new PosixError('ENOTEMPTY', `directory not empty: ${to}`);
+    }
+    const limit = this.config.renameDirLimit;
+    const objects: ObjectMeta[] = [];
+    let token: string | undefined;
+    do {
+      const page = await store.list(fromPrefix, { token, limit: 1000 });
+      objects.push(...page.objects);
+      if (objects.length > limit) {
+        throw new PosixError(
+          'EXDEV',
+          `${from} holds more than --rename-dir-limit (${limit}) objects: mv copies it instead`,
+        );
+      }
+      token = page.next;
+    } while (token);
+    if (objects.some((o) => o.size > store.uploadShape.maxPutBytes)) {
+      throw new PosixError(
+        'EXDEV',
+        `${from} holds a file larger than one server-side copy takes: mv copies it instead`,
+      );
+    }
+    await inBatches(objects, RENAME_BATCH, (o) => store.copy(o, toPrefix + o.key.slice(fromPrefix.length)));
+    await inBatches(objects, RENAME_BATCH, (o) => store.delete(o.key));
+    this.ns.removedTree(from);
+    this.ns.removedTree(to);
+    this.ns.dirMade(to);
   }
 
   /** Object stores keep no modes, owners or times bucketfs could set: accepted and not kept (as gcsfuse). */

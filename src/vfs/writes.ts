@@ -12,6 +12,7 @@ import { type ObjectMeta, type ObjectStore, versionPin, type WriteCondition } fr
 import { StagedFile } from '../write/staged-file.js';
 import { StreamingUpload } from '../write/stream-upload.js';
 import { type UploadOptions, uploadStaged } from '../write/upload.js';
+import { PosixError } from './errno.js';
 import { parentPath } from './names.js';
 import type { Namespace } from './namespace.js';
 
@@ -41,6 +42,8 @@ export interface WritableFile {
 
 export interface WritesConfig {
   stagingDir: string;
+  /** Bytes all open files may stage at once (--write-staging-max-mb); past it a write is ENOSPC. */
+  maxStagedBytes: number;
   upload: Omit<UploadOptions, 'budget'>;
 }
 
@@ -52,6 +55,8 @@ export class Writes {
   private readonly metrics: Metrics;
   private readonly log: Logger;
   private readonly files = new Map<string, WritableFile>();
+  /** Bytes staged by the files open now (a file's bytes kept after a failed upload no longer count). */
+  private stagedBytes = 0;
 
   constructor(
     store: ObjectStore,
@@ -130,7 +135,7 @@ export class Writes {
   async write(f: WritableFile, data: Buffer, offset: number): Promise<void> {
     // A write that covers every old byte needs none of them.
     const stage = await this.staged(f, !(offset === 0 && data.length >= (f.base?.size ?? 0)));
-    await stage.write(data, offset);
+    await this.resized(f, stage, Math.max(stage.size, offset + data.length), () => stage.write(data, offset));
     f.stream?.written(offset, offset + data.length);
     this.changed(f);
     this.metrics.bytesWritten.inc(data.length);
@@ -140,7 +145,7 @@ export class Writes {
     const stage = await this.staged(f, size > 0);
     if (size === stage.size && !(size === 0 && f.base && f.base.size > 0)) return;
     this.dropStream(f);
-    await stage.truncate(size);
+    await this.resized(f, stage, size, () => stage.truncate(size));
     this.changed(f);
   }
 
@@ -176,7 +181,33 @@ export class Writes {
     } else {
       await f.stage?.discard();
     }
-    if (f.stage) this.metrics.stagedFiles.dec();
+    if (f.stage) {
+      this.metrics.stagedFiles.dec();
+      this.account(-f.stage.size);
+    }
+  }
+
+  /** Runs `change`, which makes `stage` `size` bytes long, within the staging bound. */
+  private async resized(f: WritableFile, stage: StagedFile, size: number, change: () => Promise<void>): Promise<void> {
+    const growth = size - stage.size;
+    if (growth > 0 && this.stagedBytes + growth > this.config.maxStagedBytes) {
+      throw new PosixError(
+        'ENOSPC',
+        `${f.path}: staging is full (${Math.round(this.stagedBytes / 2 ** 20)} MiB of --write-staging-max-mb staged by open files)`,
+      );
+    }
+    const before = stage.size;
+    this.account(growth);
+    try {
+      await change();
+    } finally {
+      this.account(stage.size - before - growth);
+    }
+  }
+
+  private account(delta: number): void {
+    this.stagedBytes += delta;
+    this.metrics.stagedBytes.set(this.stagedBytes);
   }
 
   /** The file is gone from its path (unlink, or another file renamed over it): nothing more is uploaded. */
@@ -231,8 +262,9 @@ export class Writes {
       const stage = await StagedFile.create(this.config.stagingDir, f.key);
       this.metrics.stagedFiles.inc();
       try {
-        if (needOld && f.base && f.base.size > 0) await this.fill(stage, f.base);
+        if (needOld && f.base && f.base.size > 0) await this.fill(f, stage, f.base);
       } catch (err) {
+        this.account(-stage.size);
         await stage.discard();
         this.metrics.stagedFiles.dec();
         throw err;
@@ -243,14 +275,14 @@ export class Writes {
   }
 
   /** Copies the version `base` into the staged file (pinned: a newer version makes this ESTALE). */
-  private async fill(stage: StagedFile, base: ObjectMeta): Promise<void> {
+  private async fill(f: WritableFile, stage: StagedFile, base: ObjectMeta): Promise<void> {
     const pin = versionPin(base);
     for (let start = 0; start < base.size; start += FILL_BYTES) {
       const end = Math.min(base.size, start + FILL_BYTES);
       await this.budget.reserve(end - start);
       try {
         const bytes = await this.store.read(base.key, { start, end }, pin);
-        await stage.write(bytes, start);
+        await this.resized(f, stage, end, () => stage.write(bytes, start));
       } finally {
         this.budget.release(end - start);
       }

@@ -4,6 +4,7 @@
 // Bytes are always staged as well: a stream that stops being sequential (a write into what was
 // sent, a truncate) or whose part fails for good is abandoned, and the file is uploaded from its
 // staged copy at the next flush, so nothing is lost either way.
+import { rm, writeFile } from 'node:fs/promises';
 import type { ObjectStore, Upload, UploadedPart, WriteCondition } from '../store/types.js';
 import type { StagedFile } from './staged-file.js';
 import { type Uploaded, type UploadOptions, uploadStaged, withBuffer } from './upload.js';
@@ -12,6 +13,8 @@ import { type Uploaded, type UploadOptions, uploadStaged, withBuffer } from './u
 const PARTS_PER_SIZE = 1000;
 /** Writes ahead of the contiguous end remembered before the stream gives up on order. */
 const MAX_PENDING_RANGES = 64;
+/** Next to a staged file: the upload in parts open for it (src/write/recovery.ts reads these). */
+export const UPLOAD_JOURNAL_SUFFIX = '.upload.json';
 
 export class StreamingUpload {
   private readonly store: ObjectStore;
@@ -29,6 +32,9 @@ export class StreamingUpload {
   private readonly ahead = new Map<number, number>();
   private failure: unknown;
   private abandoned = false;
+  /** Where the upload's id is noted while it is open, so that the next start can abort it after a crash. */
+  private readonly journal: string;
+  private journaled: Promise<void> | undefined;
 
   constructor(
     store: ObjectStore,
@@ -42,6 +48,7 @@ export class StreamingUpload {
     this.condition = condition;
     this.file = file;
     this.opts = opts;
+    this.journal = `${file.path}${UPLOAD_JOURNAL_SUFFIX}`;
   }
 
   /** Still streaming: every byte written so far can go up in order. */
@@ -88,9 +95,15 @@ export class StreamingUpload {
     await Promise.allSettled(this.parts);
     try {
       await this.store.abortUpload(await upload);
+      await this.forget();
     } catch {
-      // Not started, or the store is away: its lifecycle rules reap what is left.
+      // Not started, or the store is away: the journal stays for the next start to abort it.
     }
+  }
+
+  private async forget(): Promise<void> {
+    await this.journaled?.catch(() => {});
+    await rm(this.journal, { force: true });
   }
 
   /**
@@ -119,9 +132,14 @@ export class StreamingUpload {
     this.abandoned = true;
     const parts = settled.map((s) => (s as PromiseFulfilledResult<UploadedPart>).value);
     try {
-      return { meta: await this.store.completeUpload(upload, parts), inParts: true };
+      const meta = await this.store.completeUpload(upload, parts);
+      await this.forget();
+      return { meta, inParts: true };
     } catch (err) {
-      await this.store.abortUpload(upload).catch(() => {});
+      await this.store.abortUpload(upload).then(
+        () => this.forget(),
+        () => {},
+      );
       throw err;
     }
   }
@@ -134,7 +152,11 @@ export class StreamingUpload {
   }
 
   private startPart(offset: number, length: number): void {
-    this.upload ??= this.store.startUpload(this.key, this.condition);
+    if (!this.upload) {
+      this.upload = this.store.startUpload(this.key, this.condition);
+      this.journaled = this.upload.then((u) => writeFile(this.journal, JSON.stringify(u), { mode: 0o600 }));
+      this.journaled.catch(() => {});
+    }
     const number = this.parts.length + 1;
     const lanes = this.store.uploadShape.sequentialParts ? 1 : Math.max(1, this.opts.concurrency);
     // A part waits for the one `lanes` places before it: at most `lanes` in flight, started in order.

@@ -31,7 +31,13 @@ function setup(style: 'gcs' | 's3') {
     },
     metrics,
   );
-  const vfs = new Vfs(ns, readers, { uid: 0, gid: 0, fileMode: 0o644, dirMode: 0o755, directIo: false }, metrics, log);
+  const vfs = new Vfs(
+    ns,
+    readers,
+    { uid: 0, gid: 0, fileMode: 0o644, dirMode: 0o755, directIo: false, renameDirLimit: 1000 },
+    metrics,
+    log,
+  );
   return { store, vfs };
 }
 

@@ -28,7 +28,7 @@ after(async () => {
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
 
-async function setup(style: 'gcs' | 's3' = 's3') {
+async function setup(style: 'gcs' | 's3' = 's3', maxStagedBytes = Number.POSITIVE_INFINITY) {
   const store = new MemoryStore('memory', { style, uploadShape: { minPartBytes: 4 * KiB, maxPutBytes: 64 * KiB } });
   const metrics = new Metrics();
   const log = silentLogger();
@@ -52,7 +52,7 @@ async function setup(style: 'gcs' | 's3' = 's3') {
   const writes = new Writes(
     store,
     ns,
-    { stagingDir, upload: { partBytes: 16 * KiB, concurrency: 3 } },
+    { stagingDir, maxStagedBytes, upload: { partBytes: 16 * KiB, concurrency: 3 } },
     budget,
     metrics,
     log,
@@ -60,7 +60,7 @@ async function setup(style: 'gcs' | 's3' = 's3') {
   const vfs = new Vfs(
     ns,
     readers,
-    { uid: 0, gid: 0, fileMode: 0o644, dirMode: 0o755, directIo: false },
+    { uid: 0, gid: 0, fileMode: 0o644, dirMode: 0o755, directIo: false, renameDirLimit: 1000 },
     metrics,
     log,
     undefined,
@@ -239,4 +239,21 @@ test('a part of the stream that fails for good leaves the staged copy to upload 
   assert.deepEqual(store.bytes('retry'), body);
   assert.equal(store.openUploads, 0);
   await vfs.release(h.fh);
+});
+
+test('staging is bounded: a write past --write-staging-max-mb is ENOSPC, and room comes back at close', async () => {
+  const { store, vfs } = await setup('s3', 32 * KiB);
+  const a = await vfs.create('/a');
+  await vfs.write(a.fh, randomBytes(20 * KiB), 0);
+  const b = await vfs.create('/b');
+  await assert.rejects(
+    vfs.write(b.fh, randomBytes(20 * KiB), 0),
+    (err: unknown) => (err as { errno?: string }).errno === 'ENOSPC',
+  );
+  await vfs.write(b.fh, randomBytes(10 * KiB), 0);
+  await vfs.release(a.fh);
+  await vfs.write(b.fh, randomBytes(20 * KiB), 10 * KiB);
+  await vfs.release(b.fh);
+  assert.equal(store.bytes('a')?.length, 20 * KiB);
+  assert.equal(store.bytes('b')?.length, 30 * KiB);
 });

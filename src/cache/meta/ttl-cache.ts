@@ -71,6 +71,12 @@ export class TtlCache<V extends {}> {
     this.report();
   }
 
+  /** Drops every entry whose key starts with `prefix` (a directory renamed away): one pass over the cache. */
+  deleteUnder(prefix: string): void {
+    if (!this.lru) return;
+    for (const key of [...this.lru.keys()]) if (key.startsWith(prefix)) this.lru.delete(key);
+  }
+
   delete(key: string): void {
     this.lru?.delete(key);
   }
