@@ -2,7 +2,9 @@
 // dd, truncate, mv, rm, mkdir), checked against what the store then holds: sha256 of the object
 // read through the adapter, listings, and the requests the daemon counted.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -271,6 +273,39 @@ for (const backend of ALL_BACKENDS) {
       // Node names errno 116 only by its number.
       assert.match(r.stdout.toString(), /close: (ESTALE|Unknown system error -116)/);
       assert.equal((await stored('rw.txt'))?.toString(), 'theirs', "the other client's object is intact");
+    });
+
+    test('kill -9 during an upload leaves no object; the next mount aborts the upload and reports the staged bytes', async () => {
+      const cacheDir = path.join(work, 'crash-cache');
+      const first = await mountBucket(server, 'writes', { args: ['--cache-dir', cacheDir, '--write-part-size', '5'] });
+      const f = path.join(first.mountpoint, 'crashed.bin');
+      const script = `const fs = require('node:fs');
+        const fd = fs.openSync(process.argv[1], 'w');
+        fs.writeSync(fd, Buffer.alloc(${11 * MiB}, 3));
+        setTimeout(() => {}, 600000);`;
+      const writer = spawn(process.execPath, ['-e', script, f], { stdio: 'ignore' });
+      const writerGone = once(writer, 'exit');
+      const parts = async () =>
+        sumMetric(await first.metricsText(), 'bucketfs_store_requests_total', { kind: 'UPLOAD_PART', outcome: 'ok' });
+      for (let i = 0; i < 1200 && (await parts()) < 2; i++) await new Promise((r) => setTimeout(r, 50));
+      assert.equal(await parts(), 2, 'two parts sent while the file is open');
+      first.child.kill('SIGKILL');
+      writer.kill('SIGKILL');
+      await writerGone;
+      await first.unmount();
+      assert.equal(await store.head('crashed.bin'), undefined, 'no object');
+      const again = await mountBucket(server, 'writes', { args: ['--cache-dir', cacheDir] });
+      try {
+        const log = await readFile(again.logFile, 'utf8');
+        assert.match(log, /aborted the unfinished upload of crashed\.bin/);
+        const reported = /"staged":"([^"]+)".*holds the bytes of a file an earlier run was writing/.exec(log);
+        assert.ok(reported, 'the staged file is named in the log');
+        assert.equal((await readFile(reported[1] as string)).length, 11 * MiB, 'and kept');
+        assert.equal(sumMetric(await again.metricsText(), 'bucketfs_staged_files_found'), 1);
+        assert.equal(await store.head('crashed.bin'), undefined);
+      } finally {
+        await again.unmount();
+      }
     });
 
     test('a new file is uploaded while it is written: listed at once, in the store only once closed', async () => {
