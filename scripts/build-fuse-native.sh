@@ -4,8 +4,9 @@
 #   libuv handle that the main thread then scans on each wakeup, and a long-running mount slows down;
 # - patches/fuse-native-open-flags.patch: lets an open keep the kernel's page cache of the file, or
 #   bypass it (keep_cache, direct_io);
-# - patches/fuse-native-max-pages.patch: read requests of up to 1 MiB (max_read) where libfuse 2
-#   stops at 128 KiB, by extending libfuse's INIT reply with FUSE_MAX_PAGES.
+# - patches/fuse-native-max-pages.patch: read and write requests of up to 1 MiB (max_read,
+#   max_write) where libfuse 2 stops at 128 KiB, by extending libfuse's INIT reply with
+#   FUSE_MAX_PAGES and giving its channel a buffer that large.
 # Runs as npm's postinstall; safe to run again (does nothing when the patched build is in place).
 # Needs a C compiler, make and python3 (scripts/setup.sh installs them), and Node's headers: those
 # installed beside node are used, so nothing is downloaded.

@@ -85,6 +85,16 @@ for (const backend of ALL_BACKENDS) {
       assert.equal((await runOk('sha256sum', [at('big.bin')])).split(' ')[0], sha256(body));
     });
 
+    test('writes reach the daemon in requests of up to 1 MiB', async () => {
+      const ops = async () => sumMetric(await m.metricsText(), 'bucketfs_fuse_ops_total', { op: 'write' });
+      const before = await ops();
+      await runOk('dd', ['if=/dev/zero', `of=${at('dd.bin')}`, 'bs=1M', 'count=8', 'status=none']);
+      const writes = (await ops()) - before;
+      // libfuse 2 alone stops at 128 KiB a request: 64 of them.
+      assert.ok(writes <= 16, `${writes} write requests for 8 MiB`);
+      assert.equal((await store.head('dd.bin'))?.size, 8 * MiB);
+    });
+
     test('touch makes an empty object; a redirect overwrites; >> appends', async () => {
       await runOk('touch', [at('touched')]);
       assert.equal((await stored('touched'))?.length, 0);
