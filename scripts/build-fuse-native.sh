@@ -6,7 +6,9 @@
 #   bypass it (keep_cache, direct_io);
 # - patches/fuse-native-max-pages.patch: read and write requests of up to 1 MiB (max_read,
 #   max_write) where libfuse 2 stops at 128 KiB, by extending libfuse's INIT reply with
-#   FUSE_MAX_PAGES and giving its channel a buffer that large.
+#   FUSE_MAX_PAGES and giving its channel a buffer that large;
+# - patches/fuse-native-null-path.patch: ops on a file unlinked while open (hard_remove) reach
+#   JavaScript with an empty path instead of failing with ENOENT in libfuse.
 # Runs as npm's postinstall; safe to run again (does nothing when the patched build is in place).
 # Needs a C compiler, make and python3 (scripts/setup.sh installs them), and Node's headers: those
 # installed beside node are used, so nothing is downloaded.
@@ -14,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 pkg=node_modules/fuse-native
 patch_files=("$PWD/patches/fuse-native-thread-locals.patch" "$PWD/patches/fuse-native-open-flags.patch"
-  "$PWD/patches/fuse-native-max-pages.patch")
+  "$PWD/patches/fuse-native-max-pages.patch" "$PWD/patches/fuse-native-null-path.patch")
 [[ -d $pkg ]] || exit 0 # installed without dependencies: nothing to build
 stamp=$pkg/build/Release/bucketfs-patch.sha256
 want=$(cat "${patch_files[@]}" | sha256sum | cut -d' ' -f1)

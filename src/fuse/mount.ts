@@ -122,7 +122,9 @@ export function fuseOptionList(o: MountOptions): string[] {
     // O_TRUNC arrives with the open instead of as a truncate before it: an overwrite is one
     // upload, not an empty object first. big_writes: writes of up to 128 KiB per request (libfuse
     // 2's channel buffer) instead of one page.
-    opts.push('atomic_o_trunc', 'big_writes', `max_write=${MAX_READ_BYTES}`);
+    // hard_remove: an unlink of an open file is an unlink, not libfuse's rename to .fuse_hiddenN
+    // (which would copy the object to a visible key and delete it at the last close).
+    opts.push('atomic_o_trunc', 'big_writes', `max_write=${MAX_READ_BYTES}`, 'hard_remove');
   }
   if (o.allowOther) opts.push('allow_other');
   if (o.allowRoot) opts.push('allow_root');

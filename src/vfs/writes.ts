@@ -243,11 +243,6 @@ export class Writes {
     this.files.set(path, f);
   }
 
-  /** Every file still open: flushed at unmount, so that nothing written is lost. */
-  async flushAll(): Promise<void> {
-    await Promise.allSettled([...this.files.values()].map((f) => this.flush(f)));
-  }
-
   private changed(f: WritableFile): void {
     f.dirty = true;
     f.failed = false;

@@ -34,6 +34,7 @@ for (const backend of ALL_BACKENDS) {
       // Directories put by another client, without markers (rclone takes no keys under a marker).
       for (const f of ['a.txt', 'sub/b.txt', 'sub/deeper/c.txt']) await server.putObject('writes', `tree1/${f}`, f);
       await server.putObject('writes', 'many/seed', '');
+      await server.putObject('writes', 'doomed-open.txt', 'old');
       store = await storeFor(server, 'writes');
       m = await mountBucket(server, 'writes', { args: ['--write-part-size', '5'] });
       work = path.join(os.tmpdir(), `bucketfs-writes-${process.pid}-${backend}`);
@@ -212,6 +213,32 @@ for (const backend of ALL_BACKENDS) {
       } finally {
         await small.unmount();
       }
+    });
+
+    test('rm of a file open for writing deletes it; its last close uploads nothing and leaves no hidden object', async () => {
+      const fifo = path.join(work, 'rm-go');
+      await runOk('mkfifo', [fifo]);
+      const script = `const fs = require('node:fs');
+        const [file, fifo] = process.argv.slice(1);
+        const fd = fs.openSync(file, 'r+');
+        fs.writeSync(fd, Buffer.from('new bytes'), 0, 9, 0);
+        process.stdout.write('written\\n');
+        fs.readFileSync(fifo);
+        fs.writeSync(fd, Buffer.from('more'), 0, 4, 9);
+        fs.closeSync(fd);`;
+      const writer = run(process.execPath, ['-e', script, at('doomed-open.txt'), fifo]);
+      for (let i = 0; i < 400 && !(await m.metricsText()).includes('op="write"'); i++)
+        await new Promise((r) => setTimeout(r, 25));
+      await new Promise((r) => setTimeout(r, 200));
+      await runOk('rm', [at('doomed-open.txt')]);
+      assert.equal(await store.head('doomed-open.txt'), undefined);
+      await writeFile(fifo, 'go\n');
+      const done = await writer;
+      assert.equal(done.code, 0, done.stderr);
+      assert.equal(await store.head('doomed-open.txt'), undefined, 'not uploaded again at close');
+      const hidden = (await store.list('')).objects.filter((o) => o.key.includes('.fuse_hidden'));
+      assert.deepEqual(hidden, []);
+      assert.ok(!(await readdir(m.mountpoint)).some((n) => n.startsWith('.fuse_hidden') || n === 'doomed-open.txt'));
     });
 
     test('rename over an existing file replaces it; O_EXCL on an existing name is EEXIST', async () => {
