@@ -5,11 +5,11 @@
 // busy at once instead of growing with every thread ever started (src/fuse/native.ts).
 // Kernel- and FUSE-facing, the same on every backend: tested on MinIO only.
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { putMany } from '../helpers/data.js';
 import { type Mounted, mountBucket, sleep, sumMetric } from '../helpers/mount.js';
+import { runOk } from '../helpers/proc.js';
 import { startServer, type TestServer } from '../helpers/servers.js';
 
 const BURSTS = 8;
@@ -23,7 +23,7 @@ describe('FUSE worker threads', { concurrency: false }, () => {
     server = await startServer('minio');
     await server.createBucket('threads');
     const files = function* (): Generator<[string, string]> {
-      for (let i = 0; i < BURSTS * READERS; i++) yield [`f${i}`, `file ${i}\n`];
+      for (let b = 0; b < BURSTS; b++) for (let i = 0; i < READERS; i++) yield [`b${b}/r${i}/f`, `file ${b}.${i}\n`];
     };
     await putMany(server, 'threads', files());
     m = await mountBucket(server, 'threads');
@@ -35,23 +35,13 @@ describe('FUSE worker threads', { concurrency: false }, () => {
   });
 
   test('threads started in bursts take over the slots of ended ones instead of adding new ones', async () => {
-    // /metrics is scraped all along: the counts are read on the main thread while new FUSE threads
-    // wait for it to set them up, which must not block either side.
-    let scraping = true;
-    const scrapes = (async () => {
-      let n = 0;
-      for (; scraping; n++) await m.metricsText();
-      return n;
-    })();
-    const burst = async (b: number): Promise<void> => {
-      const names = Array.from({ length: READERS }, (_, i) => `f${(b % BURSTS) * READERS + i}`);
-      const texts = await Promise.all(names.map((n) => readFile(path.join(m.mountpoint, n), 'utf8')));
-      assert.deepEqual(
-        texts,
-        names.map((n) => `file ${n.slice(1)}\n`),
-      );
-      await sleep(50); // the burst drains: all but ten of its threads end
-    };
+    // The overlap of each burst must not depend on how the machine schedules the readers: each
+    // burst's readers look up names nobody has looked up yet, while the server is paused, so every
+    // one of them holds a libfuse worker until the server answers. Each name is in a directory of
+    // its own (the kernel sends one lookup at a time per directory: libfuse 2 does not ask for
+    // parallel directory operations), and those directories are listed first, so that only the
+    // last lookup of each path waits. Once resumed, all but ten of those threads end; the next
+    // burst needs as many again.
     const threads = async () => {
       const text = await m.metricsText();
       return {
@@ -60,21 +50,37 @@ describe('FUSE worker threads', { concurrency: false }, () => {
         slots: sumMetric(text, 'bucketfs_fuse_thread_slots'),
       };
     };
-    let b = 0;
-    for (; b < BURSTS; b++) await burst(b);
-    // How many threads libfuse ends and starts depends on how the readers are scheduled: on a
-    // loaded machine they overlap less. So bursts go on (bounded) until some thread has started
-    // after another ended; without the patch none ever reuses a slot (started === slots).
-    let t = await threads();
-    for (; t.started <= t.slots && b < BURSTS * 6; b++) {
-      await burst(b);
-      t = await threads();
-    }
-    scraping = false;
-    assert.ok((await scrapes) > BURSTS, 'metrics were scraped during the bursts');
-    const { text, started, slots } = t;
-    assert.ok(slots > 0, `no FUSE thread slots reported (stock fuse-native build?)\n${text}`);
-    assert.ok(started > slots, `${started} threads started on ${slots} slots after ${b} bursts`);
+    const burst = async (b: number): Promise<void> => {
+      const names = Array.from({ length: READERS }, (_, i) => `b${b}/r${i}/f`);
+      await runOk('ls', [path.join(m.mountpoint, `b${b}`)]);
+      const before = await threads();
+      await server.pause();
+      let reading: Promise<string[]>;
+      try {
+        reading = Promise.all(names.map((n) => runOk('cat', [path.join(m.mountpoint, n)])));
+        reading.catch(() => {});
+        // Every reader waits in a worker of its own: the burst has as many threads busy as readers
+        // (started counts them; the first burst adds slots, later ones take over ended threads').
+        for (let tries = 0; tries < 600; tries++) {
+          const t = await threads();
+          if (t.started - before.started >= READERS - 10 && t.slots >= READERS) break;
+          await sleep(50);
+        }
+      } finally {
+        server.resume();
+      }
+      assert.deepEqual(
+        await reading,
+        names.map((_, i) => `file ${b}.${i}\n`),
+      );
+    };
+    // /metrics is scraped during the bursts, on the main thread, while FUSE threads start and end.
+    await runOk('ls', [m.mountpoint]);
+    for (let b = 0; b < BURSTS; b++) await burst(b);
+    const { text, started, slots } = await threads();
+    assert.ok(slots >= READERS, `no FUSE thread slots reported (stock fuse-native build?)\n${text}`);
+    // Without the patch no thread ever takes over a slot: started === slots.
+    assert.ok(started > slots, `${started} threads started on ${slots} slots after ${BURSTS} bursts`);
     assert.ok(slots <= READERS * 2, `${slots} slots for at most ${READERS} readers at once`);
   });
 });
