@@ -31,8 +31,6 @@ const FORWARD_SKIP_BYTES = 1024 * 1024;
  * bytes: the kernel's read-ahead runs on past where an application reading its share stops.
  */
 const SIBLING_SLACK_BYTES = 4 * 1024 * 1024;
-/** Parts of one file's upload in flight at once (where the store takes them in parallel). */
-const UPLOAD_PARTS_IN_FLIGHT = 4;
 /** Read buffers of a handle unused this long go back to the budget. */
 const IDLE_HANDLE_MS = 10_000;
 
@@ -129,7 +127,7 @@ export async function startMount(config: Readonly<Config>, log: Logger, onStoppe
           {
             stagingDir: staging,
             maxStagedBytes: config.maxStagedBytes,
-            upload: { partBytes: config.writePartBytes, concurrency: UPLOAD_PARTS_IN_FLIGHT },
+            upload: { partBytes: config.writePartBytes, concurrency: config.writePartsInFlight },
           },
           budget,
           metrics,

@@ -62,6 +62,8 @@ export interface Config {
   writePartBytes: number;
   /** Bytes open files may stage (--write-staging-max-mb); Infinity: the disk's room. */
   maxStagedBytes: number;
+  /** Parts of one file's upload in flight (--write-parts-in-flight). */
+  writePartsInFlight: number;
   /** Objects under a directory that rename moves one by one (--rename-dir-limit). */
   renameDirLimit: number;
   maxConcurrency: number;
@@ -304,6 +306,7 @@ export async function resolveConfig(input: ResolveInput): Promise<Readonly<Confi
         ? Math.floor(num('write-staging-max-mb') * MiB)
         : Number.POSITIVE_INFINITY,
     renameDirLimit: num('rename-dir-limit'),
+    writePartsInFlight: num('write-parts-in-flight'),
     maxConcurrency: num('max-concurrency'),
     prefetchMaxBytes: Math.floor(num('prefetch-max-mb') * MiB),
     memoryLimitBytes:

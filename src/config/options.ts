@@ -150,6 +150,19 @@ const TABLE = [
       'Part size of uploads in MiB; a file up to one part is one PUT. Grown for files that would need more than 10,000 parts.',
   },
   {
+    flag: 'write-parts-in-flight',
+    yaml: 'write.parts-in-flight',
+    type: 'number',
+    integer: true,
+    default: 8,
+    min: 1,
+    max: 64,
+    backend: 'both',
+    group: G_MOUNT,
+    describe:
+      "Parts of one file's upload sent at once (S3; a GCS resumable upload takes them one after another). Each holds a part of memory.",
+  },
+  {
     flag: 'write-staging-max-mb',
     yaml: 'write.staging-max-mb',
     type: 'number',

@@ -25,6 +25,9 @@ const JUST_FOUND_MS = 100;
 /** Bound on those answers kept (they are tiny and short-lived). */
 const JUST_FOUND_MAX = 10_000;
 
+/** Cached listings up to this many entries take a local change in place (see relist). */
+const RELIST_MAX = 10_000;
+
 /** Rough bytes of one Map slot in a listing's by-name index. */
 const INDEX_SLOT_BYTES = 40;
 /**
@@ -158,14 +161,18 @@ export class Namespace {
     this.types.set(path, 'file');
     if (meta) this.stats.set(meta.key, meta);
     else this.stats.delete(pathToKey(this.prefix, path));
-    this.lists.delete(parentPath(path));
+    this.relist(path, meta ? { type: 'file', meta } : 'unknown');
   }
 
-  /** A directory made by mkdir. */
-  dirMade(path: string): void {
+  /**
+   * A directory made here: by mkdir, empty as this mount knows (files made in it then cost no lookup
+   * request), or by a rename, whose listing the next readdir asks for.
+   */
+  dirMade(path: string, empty: boolean): void {
     this.justFound.delete(path);
     this.types.set(path, 'dir');
-    this.lists.delete(parentPath(path));
+    if (empty) this.lists.set(path, []);
+    this.relist(path, DIR);
   }
 
   /** Nothing is at `path` any more (unlink, rmdir, the source of a rename). */
@@ -174,7 +181,26 @@ export class Namespace {
     this.stats.delete(pathToKey(this.prefix, path));
     this.types.set(path, 'absent', this.negativeTtl);
     this.lists.delete(path);
-    this.lists.delete(parentPath(path));
+    this.relist(path, undefined);
+  }
+
+  /**
+   * Puts a local change into the cached listing of the parent, if there is one, for the time that
+   * listing has left (undefined: the name is gone; 'unknown': drop the listing, the next readdir
+   * asks). Listings past RELIST_MAX entries are dropped instead: each change copies the listing.
+   */
+  private relist(path: string, entry: Entry | undefined | 'unknown'): void {
+    const parent = parentPath(path);
+    const listing = this.lists.peek(parent);
+    if (!listing) return;
+    if (entry === 'unknown' || listing.length > RELIST_MAX) {
+      this.lists.delete(parent);
+      return;
+    }
+    const name = baseName(path);
+    const next = listing.filter((e) => e.name !== name);
+    if (entry) next.push({ name, entry });
+    if (!this.lists.replace(parent, next)) this.lists.delete(parent);
   }
 
   /** Nothing is at `path` nor under it any more (a directory renamed away). */

@@ -194,6 +194,20 @@ export class Vfs {
 
   async open(path: string, flags: number): Promise<Opened> {
     if ((flags & O_ACCMODE) !== 0 || flags & (O_TRUNC | O_APPEND)) return this.openToWrite(path, flags);
+    // A file being written (perhaps not in the store yet) is read as written so far.
+    const writing = this.writing?.writes.get(path);
+    if (writing) {
+      const meta = writing.base;
+      const fh = this.addHandle({
+        path,
+        meta,
+        version: meta ? versionKey(meta) : '',
+        reader: undefined,
+        passthrough: false,
+        file: undefined,
+      });
+      return { fh, pageCache: 'drop' };
+    }
     const entry = await this.ns.lookup(path, undefined, true);
     if (!entry) throw new PosixError('ENOENT', `no such file: ${path}`);
     if (entry.type !== 'file') throw new PosixError('EISDIR', `is a directory: ${path}`);
@@ -265,7 +279,7 @@ export class Vfs {
   async create(path: string): Promise<Opened> {
     const { writes } = this.writingOf(`cannot create ${path}`);
     await this.parentDir(path);
-    this.ns.invalidate(path);
+    // Until its upload the open file answers for the name (getattr, open, readdir see it first).
     const file = await writes.open(path, this.ns.keyOf(path), undefined, true);
     const fh = this.addHandle({ path, meta: undefined, version: '', reader: undefined, passthrough: false, file });
     return { fh, pageCache: 'drop' };
@@ -290,8 +304,10 @@ export class Vfs {
     if (h?.file) await this.writing?.writes.flush(h.file);
   }
 
+  /** fsync(2): the store has the file when this resolves, an empty new one too. */
   async fsync(fh: number): Promise<void> {
-    await this.flush(fh);
+    const h = this.handles.get(fh);
+    if (h?.file) await this.writing?.writes.flush(h.file, true);
   }
 
   async ftruncate(fh: number, size: number): Promise<void> {
@@ -340,7 +356,7 @@ export class Vfs {
       }
       throw err;
     }
-    this.ns.dirMade(path);
+    this.ns.dirMade(path, true);
   }
 
   async rmdir(path: string): Promise<void> {
@@ -359,8 +375,8 @@ export class Vfs {
   }
 
   /**
-   * rename(2) of a file: a server-side copy, then a delete of the source (not atomic: for a moment
-   * both exist, as in gcsfuse). Directories answer EXDEV, so that mv copies them file by file.
+   * rename(2): of a file, a server-side copy, then a delete of the source (not atomic: for a moment
+   * both exist, as in gcsfuse); of a directory, the same for every object under it (renameDir).
    */
   async rename(from: string, to: string): Promise<void> {
     const { store, writes } = this.writingOf(`cannot rename ${from}`);
@@ -426,7 +442,7 @@ export class Vfs {
     await inBatches(objects, RENAME_BATCH, (o) => store.delete(o.key));
     this.ns.removedTree(from);
     this.ns.removedTree(to);
-    this.ns.dirMade(to);
+    this.ns.dirMade(to, false);
   }
 
   /** Object stores keep no modes, owners or times bucketfs could set: accepted and not kept (as gcsfuse). */

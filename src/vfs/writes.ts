@@ -30,6 +30,8 @@ export interface WritableFile {
   stream: StreamingUpload | undefined;
   /** Changed since the last upload. */
   dirty: boolean;
+  /** Written or truncated through a handle since it was opened (the open's own truncate aside). */
+  written: boolean;
   /** Removed by unlink or replaced by a rename while open: nothing is uploaded any more. */
   unlinked: boolean;
   /** The last upload failed: the release keeps the staged bytes instead of trying again. */
@@ -96,6 +98,7 @@ export class Writes {
    */
   async open(path: string, key: string, base: ObjectMeta | undefined, truncate: boolean): Promise<WritableFile> {
     let f = this.files.get(path);
+    const fresh = !f;
     if (!f) {
       f = {
         path,
@@ -104,6 +107,7 @@ export class Writes {
         stage: undefined,
         stream: undefined,
         dirty: base === undefined,
+        written: false,
         unlinked: false,
         failed: false,
         handles: 0,
@@ -114,7 +118,8 @@ export class Writes {
     }
     f.handles++;
     try {
-      if (base === undefined || truncate) {
+      // A new file starts empty; a file already open here keeps what its other handles wrote.
+      if ((fresh && base === undefined) || truncate) {
         await this.truncate(f, 0);
         // An empty file, new or emptied, opened by nobody else yet: stream it if it is written in order.
         if (f.handles === 1 && f.stage && f.stage.size === 0 && !f.stream) {
@@ -155,8 +160,14 @@ export class Writes {
     return f.stage.read(into, offset, length);
   }
 
-  /** Uploads the file if it changed; resolves once the store has it. */
-  flush(f: WritableFile): Promise<void> {
+  /**
+   * Uploads the file if it changed; resolves once the store has it. Except a new file nothing was
+   * written to yet, at a flush that is not the last: a shell's `> f` opens f, moves the descriptor
+   * (a close, so a flush) and only then writes, and an empty object uploaded at that first flush
+   * would be a second PUT for every redirect. Such a file is uploaded at its next flush or at release.
+   */
+  flush(f: WritableFile, last = false): Promise<void> {
+    if (!last && f.base === undefined && !f.written) return Promise.resolve();
     return this.serially(f, () => this.upload(f));
   }
 
@@ -165,7 +176,7 @@ export class Writes {
     f.handles--;
     if (f.handles > 0) return;
     try {
-      if (f.dirty && !f.failed && !f.unlinked) await this.flush(f);
+      if (f.dirty && !f.failed && !f.unlinked) await this.flush(f, true);
     } catch {
       // flush logged it and marked the file failed: keep its bytes below.
     }
@@ -245,6 +256,7 @@ export class Writes {
 
   private changed(f: WritableFile): void {
     f.dirty = true;
+    f.written = true;
     f.failed = false;
     f.mtime = new Date();
   }

@@ -257,3 +257,24 @@ test('staging is bounded: a write past --write-staging-max-mb is ENOSPC, and roo
   assert.equal(store.bytes('a')?.length, 20 * KiB);
   assert.equal(store.bytes('b')?.length, 30 * KiB);
 });
+
+test('a file being written is read by other handles as written so far, before it is in the store', async () => {
+  const { store, vfs } = await setup();
+  const w = await vfs.create('/shared');
+  await vfs.write(w.fh, Buffer.from('hello'), 0);
+  const r = await vfs.open('/shared', 0);
+  const into = Buffer.alloc(16);
+  assert.equal(await vfs.read(r.fh, 0, 16, into), 5);
+  assert.equal(into.subarray(0, 5).toString(), 'hello');
+  assert.equal(store.bytes('shared'), undefined);
+  // A second writer shares the staged copy: every close uploads what both wrote.
+  const w2 = await vfs.open('/shared', O_WRONLY);
+  await vfs.write(w2.fh, Buffer.from(' world'), 5);
+  await vfs.flush(w2.fh); // close(2): FLUSH, then RELEASE
+  await vfs.release(w2.fh);
+  assert.equal(store.bytes('shared')?.toString(), 'hello world');
+  await vfs.write(w.fh, Buffer.from('!'), 11);
+  await vfs.release(w.fh);
+  await vfs.release(r.fh);
+  assert.equal(store.bytes('shared')?.toString(), 'hello world!');
+});

@@ -71,6 +71,18 @@ export class TtlCache<V extends {}> {
     this.report();
   }
 
+  /**
+   * Replaces a present entry, keeping the time it has left: a local change to a cached listing must
+   * not make the rest of it live longer. False when there is no entry to replace.
+   */
+  replace(key: string, value: V): boolean {
+    if (!this.lru?.has(key)) return false;
+    const left = this.lru.getRemainingTTL(key);
+    if (left <= 0) return false;
+    this.lru.set(key, value, Number.isFinite(left) ? { ttl: left } : undefined);
+    return true;
+  }
+
   /** Drops every entry whose key starts with `prefix` (a directory renamed away): one pass over the cache. */
   deleteUnder(prefix: string): void {
     if (!this.lru) return;
