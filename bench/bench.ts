@@ -1,7 +1,8 @@
-// The "Read throughput" benchmark driver (started by bench/run.sh, which owns the tmpfs work dir,
-// the tools and the last-resort cleanup). One run, one MinIO, one data set, three targets:
-//   network limit  the same reads as direct AWS SDK v3 requests (bench/sdk-read.ts)
-//   FUSE limit     a RAM-backed fuse-native file system (bench/ramfs.ts), mounted once
+// The limits benchmark driver (started by bench/run.sh, which owns the tmpfs work dir, the tools
+// and the last-resort cleanup). One run, one MinIO, one data set, three targets:
+//   network limit  the same reads as direct AWS SDK v3 requests (bench/sdk-read.ts), the same
+//                  writes as direct uploads (bench/sdk-write.ts)
+//   FUSE limit     a RAM-backed fuse-native file system (bench/ramfs.ts), mounted once a pass
 //   bucketfs       mounted afresh for every workload so nothing of its own is warm
 // each on plain loopback and behind toxiproxy (latency + per-connection bandwidth), then writes
 // the Markdown report, its JSON and the chart.
@@ -46,7 +47,8 @@ import {
   writeReport,
 } from './report.js';
 import type { Result, Spec } from './sdk-read.js';
-import { WORKLOADS, type Workload } from './workloads.js';
+import type { WriteSpec } from './sdk-write.js';
+import { WORKLOADS, type Workload, WRITE_PART_BYTES } from './workloads.js';
 
 const ROOT = BENCH_ROOT;
 const SHAPE = S3_SHAPE;
@@ -110,6 +112,7 @@ function facts(
     loadavg: loadavg(),
     loadavgStart,
     partSize: partSize(),
+    writePartSize: WRITE_PART_BYTES,
   };
 }
 
@@ -132,20 +135,63 @@ async function seed(server: TestServer, l: Layout): Promise<void> {
   await putMany(server, BUCKET, smallObjects(l), 32);
 }
 
-async function sdkRun(spec: Spec, endpoint: string, server: TestServer, l: Layout): Promise<Result> {
+async function sdkRun(spec: Spec | WriteSpec, endpoint: string, server: TestServer, l: Layout): Promise<Result> {
   // A file, not an argument: 10,000 keys are more than one argv string may hold.
   const specFile = path.join(WORK, 'sdk-spec.json');
   writeFileSync(specFile, JSON.stringify(spec));
-  const r = await runBounded(process.execPath, [path.join(DIST_BENCH, 'sdk-read.js'), specFile], {
+  const tool = isWriteSpec(spec) ? 'sdk-write' : 'sdk-read';
+  const r = await runBounded(process.execPath, [path.join(DIST_BENCH, `${tool}.js`), specFile], {
     env: cleanEnv({ ...server.env, BENCH_ENDPOINT: endpoint }),
-    timeoutMs: (Math.max(l.capSeconds, l.randSeconds) + 120) * 1000,
-    label: 'sdk-read',
+    // Writes: the clean-up of what was written comes after the measured part.
+    timeoutMs: (Math.max(l.capSeconds, l.randSeconds) + (tool === 'sdk-write' ? 300 : 120)) * 1000,
+    label: tool,
   });
-  if (r.code !== 0) throw new Error(`sdk-read ${spec.mode} exited ${r.code}: ${r.stderr.trim()}`);
+  if (tool === 'sdk-write') purgeMinioTrash();
+  if (r.code !== 0) throw new Error(`${tool} ${spec.mode} exited ${r.code}: ${r.stderr.trim()}`);
   return JSON.parse(r.stdout) as Result;
 }
 
-function describeSpec(s: Spec): string {
+/**
+ * MinIO moves a deleted object into .minio.sys/tmp/.trash and purges that in its own time (a
+ * 256 MiB object was still there after 3 s; a quick run's 4 GiB tmpfs filled up with them): after
+ * the write workloads' deletes the driver empties it itself. MinIO keeps its data in a
+ * bucketfs-minio-* directory of the driver's TMPDIR, the run's tmpfs (test/helpers/servers.ts).
+ */
+function purgeMinioTrash(): void {
+  for (const d of readdirSync(os.tmpdir())) {
+    if (!d.startsWith('bucketfs-minio-')) continue;
+    const trash = path.join(os.tmpdir(), d, 'data', '.minio.sys', 'tmp', '.trash');
+    if (!existsSync(trash)) continue;
+    for (const e of readdirSync(trash)) rmSync(path.join(trash, e), { recursive: true, force: true });
+  }
+}
+
+function isWriteSpec(s: Spec | WriteSpec): s is WriteSpec {
+  return s.mode === 'multipart' || s.mode === 'put' || s.mode === 'delete';
+}
+
+/** Deletes what a write workload left in the bucket (under w/), straight from MinIO, unmeasured. */
+async function deleteWritten(server: TestServer, l: Layout): Promise<void> {
+  await sdkRun({ mode: 'delete', bucket: BUCKET, prefix: `${WRITE_ROOT}/` }, server.endpoint, server, l);
+}
+
+/** Where the write workloads write, in the bucket and in every mount. */
+const WRITE_ROOT = 'w';
+
+/** An empty directory for a write workload's fio job in a mount, with the job's subdirectories. */
+function writeDir(w: Workload, mnt: string, tag: string): string {
+  const dir = path.join(mnt, WRITE_ROOT, tag);
+  mkdirSync(dir, { recursive: true });
+  for (let d = 0; d < (w.write?.dirs ?? 0); d++) mkdirSync(path.join(dir, `d${d}`));
+  return dir;
+}
+
+function describeSpec(s: Spec | WriteSpec): string {
+  if (s.mode === 'multipart') {
+    return `${s.keys.length} multipart upload${s.keys.length > 1 ? 's' : ''} of ${s.partBytes / 2 ** 20} MiB parts, ${s.parallel} parts in flight`;
+  }
+  if (s.mode === 'put') return `${s.groups.length} workers of PutObject`;
+  if (s.mode === 'delete') return 'delete';
   if (s.mode === 'ranges') return `${s.parallel} parallel ${s.rangeBytes / 2 ** 20} MiB GETs`;
   if (s.mode === 'random') return `${s.workers} workers of ranged GETs`;
   if (s.mode === 'whole') return `${s.groups.length} worker${s.groups.length > 1 ? 's' : ''} of whole-object GETs`;
@@ -161,7 +207,8 @@ async function measureSdk(
   pids: Record<string, number | undefined>,
 ): Promise<Measure> {
   const tried: Measure[] = [];
-  for (const spec of w.sdk(l)) {
+  const specs = w.write ? w.write.sdk(l, `${WRITE_ROOT}/sdk-${net}-${w.name}/`) : w.sdk(l);
+  for (const spec of specs) {
     dropCaches();
     const meter = cpuMeter(pids);
     const r = await sdkRun(spec, endpoint, server, l);
@@ -184,28 +231,92 @@ async function measureSdk(
   const best = bestOf(w.kind, tried);
   if (!best) throw new Error(`no SDK run for ${w.name}`);
   if (tried.length > 1) best.tried = tried.map((m) => `${m.detail}: ${m.mbps.toFixed(0)} MB/s`);
+  if (w.write) best.requests = { ...NO_REQUESTS, ...sdkWriteRequests(best) };
   return best;
 }
 
-interface Counters {
-  fuseReads: number;
-  GET: number;
-  HEAD: number;
-  LIST: number;
-  bytesIn: number;
-  bytesServed: number;
+type Counters = Required<NonNullable<Measure['requests']>>;
+
+const NO_REQUESTS: Counters = {
+  fuseReads: 0,
+  GET: 0,
+  HEAD: 0,
+  LIST: 0,
+  bytesIn: 0,
+  bytesServed: 0,
+  fuseWrites: 0,
+  PUT: 0,
+  UPLOAD_START: 0,
+  UPLOAD_PART: 0,
+  UPLOAD_COMPLETE: 0,
+  bytesOut: 0,
+};
+
+/** The direct SDK's requests of a write measure, by kind, from its shape (it counts them all as one). */
+function sdkWriteRequests(m: Measure): Partial<Counters> {
+  if (m.detail?.includes('PutObject')) return { PUT: m.ios, bytesOut: m.bytes };
+  const files = Number(/^(\d+) multipart/.exec(m.detail ?? '')?.[1] ?? 0);
+  return { UPLOAD_START: files, UPLOAD_COMPLETE: files, UPLOAD_PART: m.ios - 2 * files, bytesOut: m.bytes };
 }
 
-async function counters(port: number): Promise<Counters> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+/**
+ * Count and total seconds of a histogram by its one label (FUSE ops by op, store requests by
+ * kind), from a /metrics text: where a write workload's time went.
+ */
+function histogram(text: string, name: string, label: string): Record<string, { n: number; seconds: number }> {
+  const out: Record<string, { n: number; seconds: number }> = {};
+  const re = new RegExp(`^${name}_(sum|count)\\{.*${label}="([^"]+)".*\\} (\\S+)$`);
+  for (const line of text.split('\n')) {
+    const m = re.exec(line);
+    if (!m) continue;
+    const [, which, key = '', v] = m;
+    const e = out[key] ?? { n: 0, seconds: 0 };
+    out[key] = e;
+    if (which === 'sum') e.seconds += Number(v);
+    else e.n += Number(v);
+  }
+  return out;
+}
+
+function histogramDelta(
+  after: Record<string, { n: number; seconds: number }>,
+  before: Record<string, { n: number; seconds: number }>,
+): Record<string, { n: number; seconds: number }> {
+  const out: Record<string, { n: number; seconds: number }> = {};
+  for (const [k, a] of Object.entries(after)) {
+    const n = a.n - (before[k]?.n ?? 0);
+    if (n > 0) out[k] = { n, seconds: a.seconds - (before[k]?.seconds ?? 0) };
+  }
+  return out;
+}
+
+async function metricsText(port: number): Promise<string> {
+  return (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+}
+
+async function counters(port: number, text?: string): Promise<Counters> {
+  text ??= await metricsText(port);
+  const kind = (k: string) => sumMetric(text, 'bucketfs_store_requests_total', { kind: k });
   return {
     fuseReads: sumMetric(text, 'bucketfs_fuse_ops_total', { op: 'read' }),
-    GET: sumMetric(text, 'bucketfs_store_requests_total', { kind: 'GET' }),
-    HEAD: sumMetric(text, 'bucketfs_store_requests_total', { kind: 'HEAD' }),
-    LIST: sumMetric(text, 'bucketfs_store_requests_total', { kind: 'LIST' }),
+    GET: kind('GET'),
+    HEAD: kind('HEAD'),
+    LIST: kind('LIST'),
     bytesIn: sumMetric(text, 'bucketfs_store_bytes_in_total'),
     bytesServed: sumMetric(text, 'bucketfs_read_bytes_served_total'),
+    fuseWrites: sumMetric(text, 'bucketfs_fuse_ops_total', { op: 'write' }),
+    PUT: kind('PUT'),
+    UPLOAD_START: kind('UPLOAD_START'),
+    UPLOAD_PART: kind('UPLOAD_PART'),
+    UPLOAD_COMPLETE: kind('UPLOAD_COMPLETE'),
+    bytesOut: sumMetric(text, 'bucketfs_store_bytes_out_total'),
   };
+}
+
+function delta(after: Counters, before: Counters): Counters {
+  const d = { ...NO_REQUESTS };
+  for (const k of Object.keys(d) as (keyof Counters)[]) d[k] = after[k] - before[k];
+  return d;
 }
 
 /** A `top` snapshot taken halfway through a run: which processes the CPU went to. */
@@ -229,9 +340,9 @@ function medianOf(tries: Measure[]): Measure {
   if (tries.length === 1) return only;
   const sorted = [...tries].sort((a, b) => a.mbps - b.mbps);
   const median = sorted[Math.floor(sorted.length / 2)] as Measure;
-  const requests = { fuseReads: 0, GET: 0, HEAD: 0, LIST: 0, bytesIn: 0, bytesServed: 0 };
+  const requests = { ...NO_REQUESTS };
   for (const t of tries)
-    for (const k of Object.keys(requests) as (keyof typeof requests)[]) requests[k] += t.requests?.[k] ?? 0;
+    for (const k of Object.keys(requests) as (keyof Counters)[]) requests[k] += t.requests?.[k] ?? 0;
   return { ...median, runs: tries.map((t) => t.mbps), requests };
 }
 
@@ -290,34 +401,46 @@ async function measureBucketfs(
       // on this shared machine varies by ±15%, so the median is the measure and all are recorded.
       const tries: Measure[] = [];
       for (let i = 0; i < (w.epoch === 2 ? EPOCH2_RUNS : 1); i++) {
+        // A write workload writes into a new directory (its markers made before the count starts).
+        const target = w.write ? writeDir(w, dir, `${net}-${w.name}`) : dir;
         dropCaches();
-        const before = await counters(metricsPort);
+        const beforeText = await metricsText(metricsPort);
+        const before = await counters(metricsPort, beforeText);
         const meter = cpuMeter({ ...pids, daemon: daemon.child.pid });
         let top = '';
         const topTimer = setTimeout(() => {
           top = topSnapshot();
         }, 2000);
-        const listed = listSmall(w, l, dir);
-        const read = await fio(w, l, dir, `bucketfs-${net}`);
+        const listed = listSmall(w, l, target);
+        const read = await fio(w, l, target, `bucketfs-${net}`);
         clearTimeout(topTimer);
         const cpu = meter();
-        const after = await counters(metricsPort);
+        const afterText = await metricsText(metricsPort);
+        const after = await counters(metricsPort, afterText);
+        const timings = w.write
+          ? {
+              fuseOps: histogramDelta(
+                histogram(afterText, 'bucketfs_fuse_op_duration_seconds', 'op'),
+                histogram(beforeText, 'bucketfs_fuse_op_duration_seconds', 'op'),
+              ),
+              storeRequests: histogramDelta(
+                histogram(afterText, 'bucketfs_store_request_duration_seconds', 'kind'),
+                histogram(beforeText, 'bucketfs_store_request_duration_seconds', 'kind'),
+              ),
+            }
+          : {};
         tries.push({
+          ...timings,
           workload: w.name,
           target: 'bucketfs',
           net,
           ...fromFio(w, read, listed),
           cpu,
-          requests: {
-            fuseReads: after.fuseReads - before.fuseReads,
-            GET: after.GET - before.GET,
-            HEAD: after.HEAD - before.HEAD,
-            LIST: after.LIST - before.LIST,
-            bytesIn: after.bytesIn - before.bytesIn,
-            bytesServed: after.bytesServed - before.bytesServed,
-          },
+          requests: delta(after, before),
           ...(top ? { top } : {}),
         });
+        // MinIO keeps its data on the run's tmpfs: what was written goes before the next run.
+        if (w.write) await deleteWritten(server, l);
       }
       out.push(medianOf(tries));
     }
@@ -393,10 +516,11 @@ async function measureRamfs(
   try {
     for (const w of workloads) {
       log(`FUSE limit (RAM fs): ${w.name}`);
+      const target = w.write ? writeDir(w, dir, w.name) : dir;
       dropCaches();
       const meter = cpuMeter({ ...pids, daemon: daemon.child.pid });
-      const listed = listSmall(w, l, dir);
-      const read = await fio(w, l, dir, 'ramfs');
+      const listed = listSmall(w, l, target);
+      const read = await fio(w, l, target, 'ramfs');
       out.push({ workload: w.name, target: 'ramfs', net: 'none', ...fromFio(w, read, listed), cpu: meter() });
     }
   } finally {
@@ -429,11 +553,17 @@ async function main(): Promise<void> {
     await server.stop();
     forgetPid(minioPid);
   });
-  await seed(server, layout);
+  // The write workloads write new files only: a run of nothing else needs no data set.
+  if (workloads.some((w) => !w.write)) await seed(server, layout);
+  else await server.createBucket(BUCKET);
   let shaper: Shaper | undefined;
   if (nets.includes('shaped')) {
     if (!toxiproxyBin) throw new Error('BENCH_TOXIPROXY is not set');
-    shaper = await startShaper(toxiproxyBin, server.endpoint, SHAPE.latencyMs, SHAPE.bytesPerSec);
+    // Both ways, so that uploads (the write workloads) are shaped as downloads are; a read's
+    // request is a few hundred bytes, which the upstream limit does not slow.
+    shaper = await startShaper(toxiproxyBin, server.endpoint, SHAPE.latencyMs, SHAPE.bytesPerSec, {
+      bothWays: workloads.some((w) => w.write),
+    });
   }
   const pids = { minio: minioPid, toxiproxy: shaper?.pid };
   const measures: Measure[] = [];
@@ -532,6 +662,7 @@ async function main(): Promise<void> {
       kind: w.kind,
       target: w.target,
       sdkSameAs: w.sdkSameAs,
+      ...(w.write ? { write: w.write.dirs ? ('files' as const) : ('bytes' as const) } : {}),
     })),
     measures,
     profiles,

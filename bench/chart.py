@@ -37,8 +37,11 @@ def find(run, workload, target, net):
 def main(src, out):
     with open(src) as f:
         run = json.load(f)
-    workloads = [w for w in run["workloads"] if w["kind"] != "latency"]
+    # Reads only: the write workloads have their own table (a MB/s written is another axis).
+    workloads = [w for w in run["workloads"] if w["kind"] != "latency" and not w.get("write")]
     nets = run["nets"]
+    if not workloads:
+        return
     fig, axes = plt.subplots(len(nets), 1, figsize=(11, 4.2 * len(nets)), squeeze=False)
     width = 0.26
     for ax, net in zip(axes[:, 0], nets):

@@ -22,18 +22,25 @@ export interface FioRead {
 }
 
 export interface FioRun {
+  /** The side the workload measures: fio's read side, or its write side for a write workload. */
   read: FioRead;
   /** fio's whole run, start to exit: includes the set-up phase in which it looks up every file. */
   wallSeconds: number;
 }
 
-/** Runs one fio job file against a mounted directory; returns its (group-reported) read side. */
+/**
+ * Runs one fio job file against a mounted directory (a write workload: an empty directory of the
+ * mount); returns its (group-reported) read side, or write side for a write workload.
+ */
 export async function fio(w: Workload, l: Layout, dir: string, tag: string): Promise<FioRun> {
   const out = path.join(WORK, 'fio', `${tag}-${w.name}.json`);
   mkdirSync(path.dirname(out), { recursive: true });
   const jobFile = path.join(ROOT, 'bench', 'fio', `${w.job ?? w.name}.fio`);
-  // fio's runtime bounds its I/O phase only; looking up the files comes before it.
-  const bound = 3 * Math.max(l.capSeconds, l.randSeconds) + 120;
+  // fio's runtime bounds its I/O phase only; looking up the files comes before it. Before a
+  // small-file write job fio looks up each of the files it will create, one after another, and on
+  // bucketfs each is a negative lookup in the store (HEAD and LIST: 53 ms a file when shaped).
+  const lookups = w.write?.dirs ? l.smallDirs * l.smallPerDir * 0.1 : 0;
+  const bound = 3 * Math.max(l.capSeconds, l.randSeconds) + 120 + lookups;
   const t0 = performance.now();
   const r = await runBounded('fio', ['--output-format=json', `--output=${out}`, jobFile], {
     env: { ...process.env, ...fioEnv(l, dir) },
@@ -42,11 +49,13 @@ export async function fio(w: Workload, l: Layout, dir: string, tag: string): Pro
   });
   if (r.code !== 0) throw new Error(`fio ${w.name} exited ${r.code}: ${r.stderr.trim() || r.stdout.trim()}`);
   const text = readFileSync(out, 'utf8');
-  const json = JSON.parse(text.slice(text.indexOf('{'))) as { jobs: { read: FioRead; error: number }[] };
+  const json = JSON.parse(text.slice(text.indexOf('{'))) as {
+    jobs: { read: FioRead; write: FioRead; error: number }[];
+  };
   const job = json.jobs[0];
   if (!job) throw new Error(`fio ${w.name}: no job in output`);
   if (job.error) throw new Error(`fio ${w.name}: job error ${job.error}`);
-  return { read: job.read, wallSeconds: (performance.now() - t0) / 1000 };
+  return { read: w.write ? job.write : job.read, wallSeconds: (performance.now() - t0) / 1000 };
 }
 
 function pct(read: FioRead): { p50: number; p90: number; p99: number } {

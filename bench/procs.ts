@@ -294,13 +294,15 @@ export interface Shaper {
 
 /**
  * toxiproxy in front of the store on 127.0.0.1: every response is delayed by `latencyMs` and
- * every TCP connection is limited to `bytesPerSec` (toxiproxy runs its toxics per connection).
+ * every TCP connection is limited to `bytesPerSec` (toxiproxy runs its toxics per connection),
+ * towards the client; with `bothWays`, towards the store as well (uploads).
  */
 export async function startShaper(
   bin: string,
   upstream: string,
   latencyMs: number,
   bytesPerSec: number,
+  opts: { bothWays?: boolean } = {},
 ): Promise<Shaper> {
   assertRunning();
   const apiPort = await freePort();
@@ -346,6 +348,17 @@ export async function startShaper(
       toxicity: 1,
       attributes: { rate: Math.round(bytesPerSec / 1000) },
     },
+    ...(opts.bothWays
+      ? [
+          {
+            name: 'bandwidth-up',
+            type: 'bandwidth',
+            stream: 'upstream',
+            toxicity: 1,
+            attributes: { rate: Math.round(bytesPerSec / 1000) },
+          },
+        ]
+      : []),
   ];
   for (const t of toxics) {
     const res = await fetch(`${api}/proxies/store/toxics`, {
@@ -358,7 +371,7 @@ export async function startShaper(
   return {
     endpoint: `http://127.0.0.1:${port}`,
     pid: child.pid,
-    describe: `toxiproxy: +${latencyMs} ms on every response, ${bytesPerSec / 1e6} MB/s per TCP connection`,
+    describe: `toxiproxy: +${latencyMs} ms on every response, ${bytesPerSec / 1e6} MB/s per TCP connection${opts.bothWays ? ' each way' : ''}`,
     stop: async () => {
       await stopChild(child, 3000);
       drop();

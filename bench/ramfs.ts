@@ -1,6 +1,9 @@
-// The FUSE limit: a trivial read-only fuse-native file system serving the benchmark's tree
-// (bench/layout.ts) from one preallocated buffer. Every read is one copy out of RAM, so what fio
-// measures here is fuse-native + libfuse 2 + the kernel, with no network and no caching logic.
+// The FUSE limit: a trivial fuse-native file system serving the benchmark's tree (bench/layout.ts)
+// from one preallocated buffer. Every read is one copy out of RAM, so what fio measures here is
+// fuse-native + libfuse 2 + the kernel, with no network and no caching logic. It takes writes as
+// well (the FUSE write limit): new files and directories anywhere, each write one copy into the
+// same buffer (at its offset, wrapped to the buffer's size: the bytes are not kept, the sizes are),
+// fsync and flush answered at once.
 // Runs in its own process: node dist/bench/ramfs.js MOUNTPOINT (layout in BENCH_LAYOUT).
 // Writes "ready\n" to fd 3 when mounted and unmounts on SIGTERM/SIGINT.
 import { randomFillSync } from 'node:crypto';
@@ -14,6 +17,7 @@ import { bigKey, type Layout, layoutFromEnv, smallKey } from './layout.js';
 
 const S_IFREG = 0o100000;
 const S_IFDIR = 0o040000;
+const O_TRUNC = 0o1000;
 
 interface Node {
   dir: boolean;
@@ -21,6 +25,8 @@ interface Node {
   /** Where the file's bytes start in the shared buffer. */
   base: number;
   children?: string[];
+  /** Made by a write: the RAM fs takes writes into it. */
+  written?: boolean;
 }
 
 function buildTree(l: Layout): Map<string, Node> {
@@ -59,7 +65,7 @@ function attr(node: Node): Record<string, unknown> {
     atime: now,
     ctime: now,
     size: node.size,
-    mode: node.dir ? S_IFDIR | 0o555 : S_IFREG | 0o444,
+    mode: node.dir ? S_IFDIR | (node.written ? 0o755 : 0o555) : S_IFREG | (node.written ? 0o644 : 0o444),
     uid: process.getuid?.() ?? 0,
     gid: process.getgid?.() ?? 0,
     nlink: node.dir ? 2 : 1,
@@ -69,13 +75,14 @@ function attr(node: Node): Record<string, unknown> {
 }
 
 /**
- * The kernel-facing options bucketfs passes (src/fuse/mount.ts): read-only, reads of up to 1 MiB
- * (with the kernel's read-ahead widened as bucketfs widens it by default), 64 background requests. Names and sizes never change here, so the kernel may cache them for a minute.
+ * The kernel-facing options bucketfs passes by default (src/fuse/mount.ts fuseOptionList): a
+ * read-write mount with reads and writes of up to 1 MiB (with the kernel's read-ahead widened as
+ * bucketfs widens it by default), 64 background requests. Names and sizes change only through this
+ * mount, so the kernel may cache them for a minute.
  */
 const OPTIONS = [
   'fsname=bench-ramfs',
   'subtype=ramfs',
-  'ro',
   'default_permissions',
   'attr_timeout=60',
   'entry_timeout=60',
@@ -83,6 +90,9 @@ const OPTIONS = [
   'max_readahead=131072',
   `max_background=${MAX_BACKGROUND}`,
   `congestion_threshold=${CONGESTION_THRESHOLD}`,
+  'atomic_o_trunc',
+  'big_writes',
+  `max_write=${MAX_READ_BYTES}`,
   // As bucketfs --direct-io, when the run measures that (BENCH_DIRECT_IO=1).
   ...(process.env.BENCH_DIRECT_IO === '1' ? ['direct_io'] : []),
 ];
@@ -107,6 +117,27 @@ function main(): void {
   let nextFd = 1;
   const ENOENT = -2;
   const EBADF = -9;
+  const EEXIST = -17;
+  const ENOTEMPTY = -39;
+  const parentOf = (p: string): [Node | undefined, string] => {
+    const i = p.lastIndexOf('/');
+    return [tree.get(i === 0 ? '/' : p.slice(0, i)), p.slice(i + 1)];
+  };
+  /** Adds a new node at `p` under its parent directory; 0 or -errno. */
+  const add = (p: string, node: Node): number => {
+    const [parent, name] = parentOf(p);
+    if (!parent?.children) return ENOENT;
+    if (tree.has(p)) return EEXIST;
+    tree.set(p, node);
+    parent.children.push(name);
+    return 0;
+  };
+  const remove = (p: string): void => {
+    const [parent, name] = parentOf(p);
+    tree.delete(p);
+    if (parent?.children) parent.children = parent.children.filter((c) => c !== name);
+  };
+  const ok = (...args: unknown[]) => (args[args.length - 1] as (err: number) => void)(0);
   const ops = {
     init: (cb: (err: number) => void) => cb(0),
     getattr: (path: string, cb: (err: number, st?: unknown) => void) => {
@@ -119,9 +150,10 @@ function main(): void {
       if (!node?.children) return cb(ENOENT);
       cb(0, node.children);
     },
-    open: (path: string, _flags: number, cb: (err: number, fd?: number) => void) => {
+    open: (path: string, flags: number, cb: (err: number, fd?: number) => void) => {
       const node = tree.get(path);
       if (!node || node.dir) return cb(ENOENT);
+      if (node.written && flags & O_TRUNC) node.size = 0;
       const fd = nextFd++;
       handles.set(fd, node);
       cb(0, fd);
@@ -137,6 +169,57 @@ function main(): void {
       handles.delete(fd);
       cb(0);
     },
+    create: (path: string, _mode: number, cb: (err: number, fd?: number) => void) => {
+      let node = tree.get(path);
+      if (!node) {
+        node = { dir: false, size: 0, base: 0, written: true };
+        const err = add(path, node);
+        if (err) return cb(err);
+      }
+      const fd = nextFd++;
+      handles.set(fd, node);
+      cb(0, fd);
+    },
+    write: (_path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (n: number) => void) => {
+      const node = handles.get(fd);
+      if (!node) return cb(EBADF);
+      // One copy into RAM, as a read is one copy out of it; past the buffer's end it wraps around.
+      const at = pos + len <= ram.length ? pos : pos % Math.max(1, ram.length - len);
+      buf.copy(ram, at, 0, len);
+      node.size = Math.max(node.size, pos + len);
+      cb(len);
+    },
+    truncate: (path: string, size: number, cb: (err: number) => void) => {
+      const node = tree.get(path);
+      if (!node || node.dir) return cb(ENOENT);
+      node.size = size;
+      cb(0);
+    },
+    ftruncate: (_path: string, fd: number, size: number, cb: (err: number) => void) => {
+      const node = handles.get(fd);
+      if (!node) return cb(EBADF);
+      node.size = size;
+      cb(0);
+    },
+    mkdir: (path: string, _mode: number, cb: (err: number) => void) =>
+      cb(add(path, { dir: true, size: 0, base: 0, children: [], written: true })),
+    unlink: (path: string, cb: (err: number) => void) => {
+      if (!tree.get(path) || tree.get(path)?.dir) return cb(ENOENT);
+      remove(path);
+      cb(0);
+    },
+    rmdir: (path: string, cb: (err: number) => void) => {
+      const node = tree.get(path);
+      if (!node?.dir) return cb(ENOENT);
+      if (node.children?.length) return cb(ENOTEMPTY);
+      remove(path);
+      cb(0);
+    },
+    flush: ok,
+    fsync: ok,
+    utimens: ok,
+    chmod: ok,
+    chown: ok,
   };
   const fuse = new RamFuse(mnt, ops, { timeout: false });
   fuse.mount((err) => {

@@ -39,7 +39,24 @@ export interface Measure {
   iops?: number;
   latMs?: Percentiles;
   cpu?: CpuUse;
-  requests?: { fuseReads: number; GET: number; HEAD: number; LIST: number; bytesIn: number; bytesServed: number };
+  requests?: {
+    fuseReads: number;
+    GET: number;
+    HEAD: number;
+    LIST: number;
+    bytesIn: number;
+    bytesServed: number;
+    /** Write workloads (absent from runs before they existed): FUSE writes, uploads by kind, bytes sent. */
+    fuseWrites?: number;
+    PUT?: number;
+    UPLOAD_START?: number;
+    UPLOAD_PART?: number;
+    UPLOAD_COMPLETE?: number;
+    bytesOut?: number;
+  };
+  /** Write workloads, bucketfs: its FUSE ops by op and store requests by kind, count and seconds in all. */
+  fuseOps?: Record<string, { n: number; seconds: number }>;
+  storeRequests?: Record<string, { n: number; seconds: number }>;
   /** SDK: the configuration that won, and all that were tried. */
   detail?: string;
   tried?: string[];
@@ -69,6 +86,8 @@ export interface Facts {
   loadavgStart: string;
   /** bucketfs's part size (--read-part-size default), bytes. */
   partSize: number;
+  /** bucketfs's upload part size (--write-part-size default), bytes; runs before writes lack it. */
+  writePartSize?: number;
 }
 
 export interface ProfileSummary {
@@ -82,8 +101,10 @@ export interface WorkloadInfo {
   name: string;
   title: string;
   kind: Kind;
-  target?: 'seq85' | 'small80' | 'onePart' | 'epoch70' | undefined;
+  target?: 'seq85' | 'small80' | 'onePart' | 'epoch70' | 'write85' | 'smallWrite80' | undefined;
   sdkSameAs?: string | undefined;
+  /** A write workload, measured in bytes (MB/s) or in files (files/s, each one write). */
+  write?: 'bytes' | 'files' | undefined;
 }
 
 export interface RunReport {
@@ -168,6 +189,20 @@ function verdict(r: RunReport, w: WorkloadInfo, net: Net): Verdict | undefined {
     const x = ratio(w.kind, bfs, sdk, fuse);
     return { text: `≥ 85% of min(network, FUSE): ${pct1(x)}`, met: Number.isFinite(x) ? x >= 0.85 : undefined };
   }
+  if (w.target === 'write85') {
+    const x = ratio(w.kind, bfs, sdk, fuse);
+    return {
+      text: `≥ 85% of min(network, FUSE write limit): ${pct1(x)}`,
+      met: Number.isFinite(x) ? x >= 0.85 : undefined,
+    };
+  }
+  if (w.target === 'smallWrite80') {
+    const x = bfs && sdk ? bfs.mbps / sdk.mbps : Number.NaN;
+    return {
+      text: `≥ 80% of the direct SDK's PUT rate (16 in flight): ${pct1(x)}`,
+      met: Number.isFinite(x) ? x >= 0.8 : undefined,
+    };
+  }
   if (w.target === 'small80') {
     const x = bfs && sdk ? bfs.mbps / sdk.mbps : Number.NaN;
     return { text: `≥ 80% of the direct-SDK rate: ${pct1(x)}`, met: Number.isFinite(x) ? x >= 0.8 : undefined };
@@ -207,7 +242,7 @@ function resultsTable(r: RunReport, net: Net): string[] {
     '| Workload | Network limit (direct SDK) | FUSE limit (RAM fs) | bucketfs | bucketfs ÷ min(limits) | Issue target |',
     '| --- | ---: | ---: | ---: | ---: | --- |',
   ];
-  for (const w of r.workloads) {
+  for (const w of r.workloads.filter((x) => !x.write)) {
     const bfs = find(r, w.name, 'bucketfs', net);
     const sdk = find(r, w.name, 'sdk', net);
     const fuse = find(r, w.name, 'ramfs', net);
@@ -234,7 +269,7 @@ function requestsTable(r: RunReport): string[] {
     '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
   for (const net of r.nets) {
-    for (const w of r.workloads) {
+    for (const w of r.workloads.filter((x) => !x.write)) {
       const m = find(r, w.name, 'bucketfs', net);
       const q = m?.requests;
       if (!m || !q) continue;
@@ -300,7 +335,11 @@ function observations(r: RunReport): string[] {
         facts.push(`machine ${Math.round(cpu.machine)}% busy (others' processes ${Math.round(cpu.others)}%)`);
       }
       const q = bfs.requests;
-      if (q && bfs.bytes > 0) facts.push(`fetched ${num(q.bytesIn / bfs.bytes)}× the bytes read in ${int(q.GET)} GETs`);
+      if (q && bfs.bytes > 0 && !w.write) {
+        facts.push(`fetched ${num(q.bytesIn / bfs.bytes)}× the bytes read in ${int(q.GET)} GETs`);
+      }
+      if (q && bfs.bytes > 0 && w.write)
+        facts.push(`${uploads(q)}; sent ${num((q.bytesOut ?? 0) / bfs.bytes)}× the bytes written`);
       const bound = !epoch2 && sdk && fuse && score(w.kind, sdk) <= score(w.kind, fuse) ? 'network' : 'FUSE';
       // The two limits are each measured with the machine to themselves; bucketfs does both jobs on it.
       const source = epoch2 ? find(r, w.name, 'disk', net) : sdk;
@@ -314,6 +353,112 @@ function observations(r: RunReport): string[] {
     }
   }
   return lines;
+}
+
+/** A write measure's rate: files/s (and MB/s) for small files, else MB/s. */
+function writeValue(w: WorkloadInfo, m: Measure | undefined): string {
+  if (!m || w.write !== 'files') return value(w.kind, m);
+  const dagger = (m.cpu?.others ?? 0) > BUSY_NEIGHBOURS ? ' †' : '';
+  return `${num(m.iops ?? Number.NaN)} files/s (${num(m.mbps)} MB/s)${dagger}`;
+}
+
+/** Upload requests by kind. */
+function uploads(q: NonNullable<Measure['requests']>): string {
+  const parts = [
+    ['PUT', q.PUT],
+    ['UPLOAD_START', q.UPLOAD_START],
+    ['UPLOAD_PART', q.UPLOAD_PART],
+    ['UPLOAD_COMPLETE', q.UPLOAD_COMPLETE],
+  ] as const;
+  return parts.map(([k, n]) => `${int(n ?? 0)} ${k}`).join(', ');
+}
+
+/** The Writes section: one table per network, then the requests each target made. */
+function writesSection(r: RunReport): string[] {
+  const writes = r.workloads.filter((w) => w.write);
+  if (!writes.length) return [];
+  const l = r.facts.layout;
+  const part = r.facts.writePartSize ?? 8 * 2 ** 20;
+  const out: string[] = [
+    '## Writes',
+    '',
+    "New files written through the mount and closed, against the same bytes uploaded by the direct SDK (the network limit for writes) and the same fio job on the RAM file system (the FUSE write limit). bucketfs stages every write on local disk (here the machine's disk: the daemon's temp dir) and uploads while a new file is written in order, in parts of its `--write-part-size` (" +
+      mib(part) +
+      ", 4 in flight per file), one PUT for a file of up to one part; `fsync` and `close` return once the object is in the store, so every rate below includes the upload finishing. MB/s is 10^6 bytes per second the application wrote, over fio's I/O phase (for the direct SDK: first request to last answer). † marks a number measured while other people's processes used more than " +
+      BUSY_NEIGHBOURS +
+      "% of this shared machine's CPU. On the shaped network the shaper limits every connection to 100 MB/s towards the store as well (uploads; see Method).",
+    '',
+  ];
+  for (const net of r.nets) {
+    out.push(
+      `### Writes: ${NET_TITLE[net]}`,
+      '',
+      '| Workload | Network limit (direct SDK) | FUSE write limit (RAM fs) | bucketfs | bucketfs ÷ min(limits) | bucketfs requests | Issue target |',
+      '| --- | ---: | ---: | ---: | ---: | --- | --- |',
+    );
+    for (const w of writes) {
+      const bfs = find(r, w.name, 'bucketfs', net);
+      const sdk = find(r, w.name, 'sdk', net);
+      const fuse = find(r, w.name, 'ramfs', net);
+      const q = bfs?.requests;
+      const asked = q ? `${uploads(q)}; ${int(q.HEAD)} HEAD, ${int(q.LIST)} LIST, ${int(q.GET)} GET` : '–';
+      out.push(
+        `| ${w.title} (\`${w.name}\`) | ${writeValue(w, sdk)} | ${writeValue(w, fuse)} | ${writeValue(w, bfs)} | ${pct(ratio(w.kind, bfs, sdk, fuse))} | ${asked} | ${mark(verdict(r, w, net))} |`,
+      );
+    }
+    out.push('');
+  }
+  out.push(
+    "Requests are bucketfs's own, from its `/metrics` (`bucketfs_store_requests_total` by kind) before and after each fio run; the direct SDK's for comparison:",
+    '',
+  );
+  for (const net of r.nets) {
+    for (const w of writes) {
+      const sdk = find(r, w.name, 'sdk', net);
+      const bfs = find(r, w.name, 'bucketfs', net);
+      const q = bfs?.requests;
+      const fuse =
+        bfs && q?.fuseWrites
+          ? `; bucketfs got ${int(q.fuseWrites)} FUSE writes (${num(bfs.bytes / q.fuseWrites / 1024)} KiB each) and sent ${mib(q.bytesOut ?? 0)} for ${mib(bfs.bytes)} written`
+          : '';
+      out.push(
+        `- \`${w.name}\`, ${net}: direct SDK ${sdk?.requests ? uploads(sdk.requests) : '–'} for ${sdk ? mib(sdk.bytes) : '–'}${fuse}.`,
+      );
+    }
+  }
+  out.push(
+    '',
+    "Where bucketfs's time went (its `/metrics` histograms over the fio run, set-up included: count × mean time; each writer waits for its FUSE ops one at a time, store requests run in parallel). Before I/O: fio's start, in which it looks up every file it will write, one after another (on bucketfs a negative lookup is a HEAD and a LIST); the requests above include those lookups, the rates do not:",
+    '',
+    '| Workload | Network | Before I/O (s) | fio I/O phase (s) | FUSE ops | Store requests |',
+    '| --- | --- | ---: | ---: | --- | --- |',
+  );
+  const times = (h?: Record<string, { n: number; seconds: number }>) =>
+    Object.entries(h ?? {})
+      .sort((a, b) => b[1].seconds - a[1].seconds)
+      .map(([k, v]) => `${k} ${int(v.n)} × ${num((1000 * v.seconds) / v.n)} ms`)
+      .join(', ') || '–';
+  for (const net of r.nets) {
+    for (const w of writes) {
+      const bfs = find(r, w.name, 'bucketfs', net);
+      if (!bfs) continue;
+      out.push(
+        `| \`${w.name}\` | ${net} | ${num(bfs.setupSeconds ?? Number.NaN)} | ${num(bfs.seconds)} | ${times(bfs.fuseOps)} | ${times(bfs.storeRequests)} |`,
+      );
+    }
+  }
+  out.push(
+    '',
+    '- **Workloads** (fio job files `bench/fio/write-*.fio`: psync, `--direct=0`, `create_on_open=1` so fio creates each file when it opens it instead of laying it out with a truncate to its full size first):',
+    `  - \`write-seq-1t\`: one new file of ${mib(l.bigBytes)}, 1 MiB writes, one thread, \`end_fsync=1\`; \`write-seq-4t\`: four threads, each a new file of ${mib(l.bigBytes / 4)} (${mib(l.bigBytes)} in all), each fsync'd at its end. At most ${l.capSeconds} s of writing.`,
+    `  - \`write-small-16\`: ${int(l.smallDirs * l.smallPerDir)} new files of ${l.smallBytes / 1024} KiB, sixteen writers, writer N creating every file of \`dN\` (directories made before the clock starts), each file written in one write and closed before the next (no \`fsync_on_close\`: with it fio reopens every closed file at the end of the job to fsync it once more). files/s is fio's write rate (one write per file). At most ${l.capSeconds} s.`,
+    '- **Network limit for writes**: `bench/sdk-write.ts`, the AWS SDK v3 with the transport settings of the read limit and its middleware stack resolved once (`cacheMiddleware`), bodies sliced from one random buffer in memory (no disk), every object new and sent with `If-None-Match: *` as bucketfs sends it. Sequential: S3 multipart uploads (CreateMultipartUpload, UploadPart, CompleteMultipartUpload) in the part size bucketfs uses, the same number of objects as the fio job, the best of 4, 8 and 16 parts in flight in all (parts of several objects interleaved); the clock covers the whole upload, start to completion. Small files: 16 workers of PutObject (16 in flight), the same files and sizes. What it wrote is deleted after the clock stops.',
+    '- **FUSE write limit**: the RAM file system (`bench/ramfs.ts`) takes new files and directories; each write is one copy into its RAM buffer, `fsync` and `flush` return at once: what fio, the kernel, libfuse 2 and fuse-native cost for the same job, with no disk and no network.',
+    "- **Ratios**: bucketfs ÷ min(network limit, FUSE write limit) in MB/s; the small-file target is bucketfs ÷ the direct SDK's PUT rate, as the issue states it. The FUSE write limit is measured per job at the start and after each network, best run counts (as for reads).",
+    "- Objects written by a run are deleted (straight from MinIO, not measured) before the next, so every file is new and MinIO's tmpfs does not fill.",
+    '',
+  );
+  return out;
 }
 
 /** The rates of every run behind a median (file cache epoch 2). */
@@ -393,36 +538,40 @@ export function renderMarkdown(r: RunReport, chart?: string): string {
       '',
     );
   }
+  // A run of the write workloads alone (BENCH_WORKLOADS=write-…) has no read tables.
+  const reads = r.workloads.some((w) => !w.write);
   for (const net of r.nets) {
-    p(`## Results: ${NET_TITLE[net]}`, '', ...resultsTable(r, net), '');
+    if (reads) p(`## Results: ${NET_TITLE[net]}`, '', ...resultsTable(r, net), '');
   }
-  p(
-    'The FUSE limit depends on neither the network nor the cache, only on the fio job: it is measured',
-    "per job and serves both tables and every workload running that job (an epoch's limit is its job's);",
-    'for throughput jobs it is the best of a run at the start and one after each network (JSON: `runs`). For',
-    'latency (ttfb) the ratio is',
-    "the slower limit's p50 ÷ bucketfs p50 (100% = as fast as the limits allow). MB/s is 10^6 bytes",
-    "per second of data the application read, over fio's I/O phase. Before it, fio stats every file",
-    'one after another; for the small-file workloads the driver lists the 16 directories first (as a',
-    'data loader builds its file index), so those stats come from the listing. That time is in the',
-    'requests table\'s "before I/O" column, not in the rates. † marks a number measured while other',
-    `people's processes used more than ${BUSY_NEIGHBOURS}% of this shared machine's CPU (see the CPU section).`,
-    '',
-    'File cache epochs (`epoch1-*`, `epoch2-*`): bucketfs mounts with an empty `--cache-dir` on the',
-    "machine's disk and runs the same fio job on that one mount four times, as a training job's epochs:",
-    "the first is epoch 1; then the cache's downloads finish, and epoch 2 is the median of the next three",
-    'runs, each started with dirty pages written back (`sync`) and the page cache dropped, so each reads',
-    'the local disk (one run on this shared machine varies by ±15%). Until 2026-11-24 the bench dropped',
-    "the cache without `sync`: epoch 1's download, still dirty in memory, was partly read from RAM and",
-    'epoch 2 measured 1.3-1.6× what it does from the disk. Its limits are those of the job it repeats',
-    '(`seq-1t`, `small-16`); its target is the FUSE limit alone, with no store request in any of the',
-    'three runs (requests table: their total). The local disk is a third reference: the same fio job,',
-    "three times, reading the cache's own files (each object's `.data` file, symlinked into the job's",
-    'layout) straight from the same disk, page cache dropped: no FUSE, no checksums. The FUSE limit',
-    'serves from RAM; bucketfs in epoch 2 pays for the disk and for FUSE on the same two cores.',
-    '',
-    ...epochRuns(r),
-  );
+  if (reads)
+    p(
+      'The FUSE limit depends on neither the network nor the cache, only on the fio job: it is measured',
+      "per job and serves both tables and every workload running that job (an epoch's limit is its job's);",
+      'for throughput jobs it is the best of a run at the start and one after each network (JSON: `runs`). For',
+      'latency (ttfb) the ratio is',
+      "the slower limit's p50 ÷ bucketfs p50 (100% = as fast as the limits allow). MB/s is 10^6 bytes",
+      "per second of data the application read, over fio's I/O phase. Before it, fio stats every file",
+      'one after another; for the small-file workloads the driver lists the 16 directories first (as a',
+      'data loader builds its file index), so those stats come from the listing. That time is in the',
+      'requests table\'s "before I/O" column, not in the rates. † marks a number measured while other',
+      `people's processes used more than ${BUSY_NEIGHBOURS}% of this shared machine's CPU (see the CPU section).`,
+      '',
+      'File cache epochs (`epoch1-*`, `epoch2-*`): bucketfs mounts with an empty `--cache-dir` on the',
+      "machine's disk and runs the same fio job on that one mount four times, as a training job's epochs:",
+      "the first is epoch 1; then the cache's downloads finish, and epoch 2 is the median of the next three",
+      'runs, each started with dirty pages written back (`sync`) and the page cache dropped, so each reads',
+      'the local disk (one run on this shared machine varies by ±15%). Until 2026-11-24 the bench dropped',
+      "the cache without `sync`: epoch 1's download, still dirty in memory, was partly read from RAM and",
+      'epoch 2 measured 1.3-1.6× what it does from the disk. Its limits are those of the job it repeats',
+      '(`seq-1t`, `small-16`); its target is the FUSE limit alone, with no store request in any of the',
+      'three runs (requests table: their total). The local disk is a third reference: the same fio job,',
+      "three times, reading the cache's own files (each object's `.data` file, symlinked into the job's",
+      'layout) straight from the same disk, page cache dropped: no FUSE, no checksums. The FUSE limit',
+      'serves from RAM; bucketfs in epoch 2 pays for the disk and for FUSE on the same two cores.',
+      '',
+      ...epochRuns(r),
+    );
+  p(...writesSection(r));
   const obs = observations(r);
   if (obs.length) {
     p(
@@ -438,15 +587,18 @@ export function renderMarkdown(r: RunReport, chart?: string): string {
       '',
     );
   }
+  if (reads)
+    p(
+      '## Store requests made by bucketfs',
+      '',
+      "From the daemon's `/metrics` (`bucketfs_store_requests_total`, `bucketfs_store_bytes_in_total`),",
+      'read before and after each fio run. "App reads" are fio\'s read calls; "Fetched" is what bucketfs',
+      'downloaded. For random 4 KiB reads the issue asks for at most one part per read.',
+      '',
+      ...requestsTable(r),
+      '',
+    );
   p(
-    '## Store requests made by bucketfs',
-    '',
-    "From the daemon's `/metrics` (`bucketfs_store_requests_total`, `bucketfs_store_bytes_in_total`),",
-    'read before and after each fio run. "App reads" are fio\'s read calls; "Fetched" is what bucketfs',
-    'downloaded. For random 4 KiB reads the issue asks for at most one part per read.',
-    '',
-    ...requestsTable(r),
-    '',
     '## CPU',
     '',
     "Average CPU over each bucketfs run, in percent of one core (from /proc/PID/stat); the daemon's",
@@ -496,8 +648,8 @@ export function renderMarkdown(r: RunReport, chart?: string): string {
     '  random workloads use four workers of ranged GETs, each over its own quarter; small files use 1',
     '  or 16 workers of whole-object GETs; ttfb reads the first 4 KiB of each file one after another.',
     '- **FUSE limit**: `bench/ramfs.ts`, fuse-native serving the same tree from one preallocated',
-    '  buffer (every read is one copy), with the kernel-facing settings bucketfs uses (read-only,',
-    '  reads of up to 1 MiB, the same 1 MiB kernel read-ahead window, 64 background requests), in its own process.',
+    '  buffer (every read is one copy), with the kernel-facing settings bucketfs uses by default (read-write,',
+    '  reads and writes of up to 1 MiB, the same 1 MiB kernel read-ahead window, 64 background requests), in its own process.',
     '  Its main thread keeps nice 0 where bucketfs raises its own (`--event-loop-nice`): the RAM fs',
     '  read as fast either way (docs/architecture.md), so the limit is not a softer one.',
     `- **Shaped network**: ${f.shaper.replace(/^toxiproxy: /, '')}, by toxiproxy (Shopify, pinned ${f.toxiproxy}, built`,
@@ -535,7 +687,8 @@ export function renderMarkdown(r: RunReport, chart?: string): string {
     '',
     '`BENCH_DIRECT_IO=1 npm run bench` makes the same run with the page cache bypassed (bucketfs',
     '`--direct-io`, the FUSE limit with `direct_io`) and writes its report to `docs/direct-io/`.',
-    'Other knobs: `BENCH_NETS=loopback` or `shaped`, `BENCH_WORKLOADS=seq-1t,small-16`, `BENCH_CPU_PROF=0|1`',
+    'Other knobs: `BENCH_NETS=loopback` or `shaped`, `BENCH_WORKLOADS=seq-1t,small-16` (`write-seq-1t,write-seq-4t,write-small-16`:',
+    'the write workloads alone, with no data set seeded), `BENCH_CPU_PROF=0|1`',
     '(daemon CPU profiles, on by default in full runs), `BENCH_OUT=DIR` (where the report goes),',
     '`BENCH_KEEP_LOGS=DIR` (keep daemon logs and fio output), `BENCH_ALLOW_TYPE_ERRORS=1` (benchmark',
     'what tsc emitted even if the tree has type errors). `node dist/bench/render.js bench/results/latest.json docs`',
@@ -574,7 +727,8 @@ export function writeReport(r: RunReport, jsonFile: string, outDir: string, root
   writeFileSync(jsonFile, `${JSON.stringify(r, null, 1)}\n`);
   const png = path.join(outDir, 'benchmarks.png');
   let chart = false;
-  if (python) {
+  // The chart shows read workloads only (bench/chart.py): none in the run, no chart.
+  if (python && r.workloads.some((w) => !w.write && w.kind !== 'latency')) {
     const res = spawnSync(python, [path.join(root, 'bench', 'chart.py'), jsonFile, png], {
       encoding: 'utf8',
       timeout: 120_000,

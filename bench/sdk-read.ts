@@ -5,8 +5,8 @@
 // Endpoint and credentials come from BENCH_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY.
 import { readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
-import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { client } from './sdk-client.js';
 
 export type Spec =
   /** Every `rangeBytes` range of every key, `parallel` GETs in flight (sequential throughput). */
@@ -42,21 +42,6 @@ export interface Result {
   latencyMs?: { p50: number; p90: number; p99: number };
   /** Per-request latency to the first body byte, ms. */
   firstByteMs?: { p50: number; p90: number; p99: number };
-}
-
-function client(): S3Client {
-  const endpoint = process.env.BENCH_ENDPOINT;
-  if (!endpoint) throw new Error('BENCH_ENDPOINT is not set');
-  // The same transport settings bucketfs uses (src/store/s3.ts): keep-alive and plenty of sockets.
-  const agentOpts = { keepAlive: true, maxSockets: 64, keepAliveMsecs: 10_000 };
-  return new S3Client({
-    endpoint,
-    region: process.env.AWS_REGION ?? 'us-east-1',
-    forcePathStyle: true,
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-    requestHandler: new NodeHttpHandler({ httpAgent: agentOpts, httpsAgent: agentOpts }),
-  });
 }
 
 interface Timing {

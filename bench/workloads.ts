@@ -1,8 +1,10 @@
-// The workloads of the "Read throughput" benchmark: each is one fio job file (bench/fio/) for the
-// two FUSE targets and the same reads as direct SDK requests for the network limit.
+// The workloads of the limits benchmark: each is one fio job file (bench/fio/) for the two FUSE
+// targets and the same reads (or writes) as direct SDK requests for the network limit.
+import { optionDefault } from '../src/config/options.js';
 import type { Layout } from './layout.js';
 import { BUCKET, bigKey, smallKey } from './layout.js';
 import type { Spec } from './sdk-read.js';
+import type { WriteSpec } from './sdk-write.js';
 
 /** What the table leads with: bandwidth, operations per second, or latency of one read. */
 export type Kind = 'throughput' | 'iops' | 'latency';
@@ -12,7 +14,7 @@ export interface Workload {
   title: string;
   kind: Kind;
   /** The issue's target for this workload, if it has one. */
-  target?: 'seq85' | 'small80' | 'onePart' | 'epoch70';
+  target?: 'seq85' | 'small80' | 'onePart' | 'epoch70' | 'write85' | 'smallWrite80';
   /** The fio job file (bench/fio/<job>.fio) when it is not named after the workload. */
   job?: string;
   /**
@@ -28,6 +30,12 @@ export interface Workload {
    * one after another before its readers start, and without a listing each stat is a request.
    */
   listFirst?: boolean;
+  /**
+   * A write workload: fio writes new files into an empty directory of the mount (made by the
+   * driver, with `dirs` subdirectories d0, d1, …), and the network limit is `sdkWrite`'s uploads
+   * of the same bytes to fresh keys under `prefix`. What it wrote is deleted after each run.
+   */
+  write?: { dirs: number; sdk(l: Layout, prefix: string): WriteSpec[] };
 }
 
 const RANGE = 8 * 1024 * 1024;
@@ -135,7 +143,63 @@ export const WORKLOADS: Workload[] = [
   },
   ...epochPair('seq', 'seq-1t', 'sequential read of 1 object, 1 thread', false),
   ...epochPair('small', 'small-16', 'small files (128 KiB), 16 readers', true),
+  {
+    name: 'write-seq-1t',
+    title: 'Sequential write, 1 new file, 1 thread',
+    kind: 'throughput',
+    target: 'write85',
+    sdk: () => [],
+    write: { dirs: 0, sdk: (l, prefix) => multipart(l, prefix, 1) },
+  },
+  {
+    name: 'write-seq-4t',
+    title: 'Sequential write, 4 new files, 4 threads (a quarter of the bytes each)',
+    kind: 'throughput',
+    target: 'write85',
+    sdk: () => [],
+    write: { dirs: 0, sdk: (l, prefix) => multipart(l, prefix, 4) },
+  },
+  {
+    name: 'write-small-16',
+    title: 'Small-file creation (128 KiB), 16 writers',
+    kind: 'throughput',
+    target: 'smallWrite80',
+    sdk: () => [],
+    write: {
+      dirs: 16,
+      sdk: (l, prefix) => [
+        {
+          mode: 'put',
+          bucket: BUCKET,
+          groups: Array.from({ length: 16 }, (_, d) =>
+            Array.from({ length: l.smallPerDir }, (_, f) => `${prefix}d${d}/f${f}`),
+          ),
+          bytes: l.smallBytes,
+          capSeconds: l.capSeconds,
+        },
+      ],
+    },
+  },
 ];
+
+/** The part size bucketfs uploads in by default (--write-part-size, MiB). */
+export const WRITE_PART_BYTES = Number(optionDefault('write-part-size')) * 1024 * 1024;
+
+/**
+ * The bytes of a sequential write workload (l.bigBytes in `files` files), as multipart uploads with
+ * bucketfs's part size: 4 parts in flight (as bucketfs per file), 8 and 16; the best one counts.
+ */
+function multipart(l: Layout, prefix: string, files: number): WriteSpec[] {
+  return [4, 8, 16].map((parallel, i) => ({
+    mode: 'multipart',
+    bucket: BUCKET,
+    keys: Array.from({ length: files }, (_, f) => `${prefix}try${i}/f${f}`),
+    objectBytes: l.bigBytes / files,
+    partBytes: WRITE_PART_BYTES,
+    parallel,
+    capSeconds: l.capSeconds,
+  }));
+}
 
 /** Epoch 1 and epoch 2 of one fio job through the file cache; their limits are the job's own. */
 function epochPair(name: string, job: string, what: string, listFirst: boolean): Workload[] {
