@@ -384,7 +384,7 @@ function writesSection(r: RunReport): string[] {
     '',
     "New files written through the mount and closed, against the same bytes uploaded by the direct SDK (the network limit for writes) and the same fio job on the RAM file system (the FUSE write limit). bucketfs stages every write on local disk (here the machine's disk: the daemon's temp dir) and uploads while a new file is written in order, in parts of its `--write-part-size` (" +
       mib(part) +
-      ", 4 in flight per file), one PUT for a file of up to one part; `fsync` and `close` return once the object is in the store, so every rate below includes the upload finishing. MB/s is 10^6 bytes per second the application wrote, over fio's I/O phase (for the direct SDK: first request to last answer). † marks a number measured while other people's processes used more than " +
+      ", `--write-parts-in-flight` of them in flight per file, 8 by default), one PUT for a file of up to one part; `fsync` and `close` return once the object is in the store, so every rate below includes the upload finishing. MB/s is 10^6 bytes per second the application wrote, over fio's I/O phase (for the direct SDK: first request to last answer). † marks a number measured while other people's processes used more than " +
       BUSY_NEIGHBOURS +
       "% of this shared machine's CPU. On the shaped network the shaper limits every connection to 100 MB/s towards the store as well (uploads; see Method).",
     '',
