@@ -196,18 +196,7 @@ export class Vfs {
     if ((flags & O_ACCMODE) !== 0 || flags & (O_TRUNC | O_APPEND)) return this.openToWrite(path, flags);
     // A file being written (perhaps not in the store yet) is read as written so far.
     const writing = this.writing?.writes.get(path);
-    if (writing) {
-      const meta = writing.base;
-      const fh = this.addHandle({
-        path,
-        meta,
-        version: meta ? versionKey(meta) : '',
-        reader: undefined,
-        passthrough: false,
-        file: undefined,
-      });
-      return { fh, pageCache: 'drop' };
-    }
+    if (writing) return this.handleOf(writing, false);
     const entry = await this.ns.lookup(path, undefined, true);
     if (!entry) throw new PosixError('ENOENT', `no such file: ${path}`);
     if (entry.type !== 'file') throw new PosixError('EISDIR', `is a directory: ${path}`);
@@ -263,14 +252,22 @@ export class Vfs {
       if (!meta) throw new PosixError('ENOENT', `no such file: ${path} (removed from the store)`);
       file = await writes.open(path, meta.key, meta, (flags & O_TRUNC) !== 0);
     }
+    return this.handleOf(file, true);
+  }
+
+  /**
+   * A handle on a file open for writing: one that writes, or one that reads what was written so far.
+   * The kernel keeps none of its pages from an earlier open (they may be of another version).
+   */
+  private handleOf(file: WritableFile, writer: boolean): Opened {
     const meta = file.base;
     const fh = this.addHandle({
-      path,
+      path: file.path,
       meta,
       version: meta ? versionKey(meta) : '',
       reader: undefined,
       passthrough: false,
-      file,
+      file: writer ? file : undefined,
     });
     return { fh, pageCache: 'drop' };
   }
@@ -280,9 +277,7 @@ export class Vfs {
     const { writes } = this.writingOf(`cannot create ${path}`);
     await this.parentDir(path);
     // Until its upload the open file answers for the name (getattr, open, readdir see it first).
-    const file = await writes.open(path, this.ns.keyOf(path), undefined, true);
-    const fh = this.addHandle({ path, meta: undefined, version: '', reader: undefined, passthrough: false, file });
-    return { fh, pageCache: 'drop' };
+    return this.handleOf(await writes.open(path, this.ns.keyOf(path), undefined, true), true);
   }
 
   private async parentDir(path: string): Promise<void> {
