@@ -56,11 +56,6 @@ export class StreamingUpload {
     return !this.abandoned && this.failure === undefined;
   }
 
-  /** Parts started so far (tests and metrics read it). */
-  get partsStarted(): number {
-    return this.parts.length;
-  }
-
   /** Bytes [offset, end) were just written to the staged file. */
   written(offset: number, end: number): void {
     if (!this.usable) return;

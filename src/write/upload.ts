@@ -2,7 +2,6 @@
 // several in flight where the store allows (S3) or one after another (GCS resumable). Each request
 // is retried by the store stack on its own, so a failure costs a part, never the whole file. Part
 // buffers are reserved in the mount-wide memory budget: uploads wait when it is spent.
-import { BucketfsError, ErrorCodes } from '../errors.js';
 import type { MemoryBudget } from '../memory/budget.js';
 import type { ObjectMeta, ObjectStore, Upload, UploadedPart, UploadShape, WriteCondition } from '../store/types.js';
 import type { StagedFile } from './staged-file.js';
@@ -94,9 +93,4 @@ export async function withBuffer<T>(budget: MemoryBudget, bytes: number, use: (b
   } finally {
     budget.release(bytes);
   }
-}
-
-/** A write whose condition failed: the store holds a version we did not read. */
-export function isConditionFailure(err: unknown): boolean {
-  return err instanceof BucketfsError && err.code === ErrorCodes.Stale;
 }
