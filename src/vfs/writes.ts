@@ -11,7 +11,7 @@ import type { Metrics } from '../metrics/metrics.js';
 import { type ObjectMeta, type ObjectStore, versionPin, type WriteCondition } from '../store/types.js';
 import { StagedFile } from '../write/staged-file.js';
 import { StreamingUpload } from '../write/stream-upload.js';
-import { type UploadOptions, uploadStaged } from '../write/upload.js';
+import { PartBuffers, partSizeFor, type UploadOptions, uploadStaged } from '../write/upload.js';
 import { PosixError } from './errno.js';
 import { parentPath } from './names.js';
 import type { Namespace } from './namespace.js';
@@ -46,7 +46,7 @@ export interface WritesConfig {
   stagingDir: string;
   /** Bytes all open files may stage at once (--write-staging-max-mb); past it a write is ENOSPC. */
   maxStagedBytes: number;
-  upload: Omit<UploadOptions, 'budget'>;
+  upload: Omit<UploadOptions, 'buffers'>;
 }
 
 export class Writes {
@@ -56,6 +56,7 @@ export class Writes {
   private readonly budget: MemoryBudget;
   private readonly metrics: Metrics;
   private readonly log: Logger;
+  private readonly partBuffers: PartBuffers;
   private readonly files = new Map<string, WritableFile>();
   /** Bytes staged by the files open now (a file's bytes kept after a failed upload no longer count). */
   private stagedBytes = 0;
@@ -74,6 +75,7 @@ export class Writes {
     this.budget = budget;
     this.metrics = metrics;
     this.log = log;
+    this.partBuffers = new PartBuffers(partSizeFor(0, config.upload.partBytes, store.uploadShape), budget);
   }
 
   get(path: string): WritableFile | undefined {
@@ -241,7 +243,7 @@ export class Writes {
   }
 
   private uploadOptions() {
-    return { ...this.config.upload, budget: this.budget };
+    return { ...this.config.upload, buffers: this.partBuffers };
   }
 
   /** The file now lives at `path`/`key` as `meta` (a rename moved it there). */

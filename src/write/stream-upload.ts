@@ -7,7 +7,7 @@
 import { rm, writeFile } from 'node:fs/promises';
 import type { ObjectStore, Upload, UploadedPart, WriteCondition } from '../store/types.js';
 import type { StagedFile } from './staged-file.js';
-import { type Uploaded, type UploadOptions, uploadStaged, withBuffer } from './upload.js';
+import { type Uploaded, type UploadOptions, uploadStaged } from './upload.js';
 
 /** Part sizes double every this many parts, so that a stream of unknown length stays under the part limit. */
 const PARTS_PER_SIZE = 1000;
@@ -161,7 +161,7 @@ export class StreamingUpload {
       await before?.catch(() => {});
       if (!this.usable) throw new Error('stream abandoned');
       const u = await upload;
-      return withBuffer(this.opts.budget, length, async (buf) => {
+      return this.opts.buffers.lend(length, async (buf) => {
         await this.file.read(buf, offset, length);
         return this.store.uploadPart(u, number, offset, buf);
       });

@@ -16,7 +16,7 @@ import { RangeDownloader } from '../../src/read/range-downloader.js';
 import { MemoryStore } from '../../src/store/memory.js';
 import { Vfs } from '../../src/vfs/vfs.js';
 import { Writes } from '../../src/vfs/writes.js';
-import { partSizeFor } from '../../src/write/upload.js';
+import { PartBuffers, partSizeFor } from '../../src/write/upload.js';
 import { hourNamespace } from '../helpers/memory-vfs.js';
 
 const KiB = 1024;
@@ -277,4 +277,38 @@ test('a file being written is read by other handles as written so far, before it
   await vfs.release(w.fh);
   await vfs.release(r.fh);
   assert.equal(store.bytes('shared')?.toString(), 'hello world!');
+});
+
+test('full upload parts reuse their buffers, and every part buffer counts in the budget while lent', async () => {
+  // Parts past Buffer's own small-allocation pool, which shares one ArrayBuffer among small buffers.
+  const part = 64 * KiB;
+  const budget = new MemoryBudget(3 * part);
+  const buffers = new PartBuffers(part, budget);
+  const seen = new Set<ArrayBufferLike>();
+  for (let i = 0; i < 4; i++) {
+    await buffers.lend(part, async (buf) => {
+      assert.equal(budget.used, part);
+      seen.add(buf.buffer);
+    });
+  }
+  assert.equal(seen.size, 1, 'one buffer served four parts in turn');
+  // A last, shorter part gets a buffer of its own size, reserved as well.
+  await buffers.lend(100, async (buf) => {
+    assert.equal(buf.length, 100);
+    assert.equal(budget.used, 100);
+  });
+  // Parts past the budget wait for a buffer to come back.
+  let inFlight = 0;
+  let most = 0;
+  await Promise.all(
+    Array.from({ length: 6 }, () =>
+      buffers.lend(part, async () => {
+        most = Math.max(most, ++inFlight);
+        await new Promise((r) => setTimeout(r, 5));
+        inFlight--;
+      }),
+    ),
+  );
+  assert.equal(most, 3);
+  assert.equal(budget.used, 0);
 });
