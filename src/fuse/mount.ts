@@ -359,7 +359,11 @@ export class FuseMount {
       chmod: accepted('chmod'),
       chown: accepted('chown'),
       utimens: accepted('utimens'),
-      symlink: unsupported('symlink', 'ENOSYS'),
+      readlink: (path: string, cb: (err: number, target?: string) => void) =>
+        this.run('readlink', path, () => vfs.readlink(path), cb),
+      // fuse-native's order: the link's target first, then the link's path.
+      symlink: (target: string, path: string, cb: Done) =>
+        this.run('symlink', path, () => vfs.symlink(target, path), cb),
       link: unsupported('link', 'EPERM'),
       mknod: unsupported('mknod', 'EPERM'),
     };

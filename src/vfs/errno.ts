@@ -20,6 +20,7 @@ export const Errno = {
   ENAMETOOLONG: 36,
   ENOSYS: 38,
   ENOTEMPTY: 39,
+  ELOOP: 40,
   ENODATA: 61,
   ETIMEDOUT: 110,
   ESTALE: 116,

@@ -5,6 +5,13 @@ import type { Logger } from '../log.js';
 
 export const NAME_MAX_BYTES = 255;
 
+/**
+ * A symbolic link is an object named after it plus this suffix, holding the link's target: rclone's
+ * convention (`rclone --links`), so links made by either tool are links to the other. A name alone
+ * in a listing says what it is, without a HEAD per object (S3 listings carry no user metadata).
+ */
+export const SYMLINK_SUFFIX = '.rclonelink';
+
 export type NameProblem = 'empty' | 'dot' | 'too-long' | 'nul';
 
 export function nameProblem(name: string): NameProblem | undefined {

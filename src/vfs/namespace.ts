@@ -2,21 +2,33 @@
 // stat, type and list caches. A directory is a key prefix; "implicit" directories (no marker
 // object) are found by listing. When a key is both an object and a prefix ("a" and "a/b"),
 // the directory wins and the object is hidden (as in Mountpoint); docs/semantics.md says so.
+// A symbolic link "a" is the object "a.rclonelink" (names.ts SYMLINK_SUFFIX); a file or directory
+// "a" hides it.
 import { ENTRY_OVERHEAD_BYTES, stringBytes, TtlCache } from '../cache/meta/ttl-cache.js';
 import type { Config } from '../config/config.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { ObjectMeta, ObjectStore } from '../store/types.js';
-import { baseName, dirPrefix, joinPath, nameProblem, parentPath, pathToKey, SkippedKeyLog } from './names.js';
+import {
+  baseName,
+  dirPrefix,
+  joinPath,
+  nameProblem,
+  parentPath,
+  pathToKey,
+  SkippedKeyLog,
+  SYMLINK_SUFFIX,
+} from './names.js';
 
-export type Entry = { type: 'dir' } | { type: 'file'; meta: ObjectMeta };
+/** A symlink's meta is its link object's (key with SYMLINK_SUFFIX; size: the target's length). */
+export type Entry = { type: 'dir' } | { type: 'file' | 'symlink'; meta: ObjectMeta };
 
 export interface DirEntry {
   name: string;
   entry: Entry;
 }
 
-type NodeType = 'file' | 'dir' | 'absent';
+type NodeType = 'file' | 'dir' | 'symlink' | 'absent';
 
 const DIR: Entry = Object.freeze({ type: 'dir' as const });
 
@@ -61,7 +73,7 @@ export class Namespace {
   private readonly skipped: SkippedKeyLog;
   /** Object metadata by key. */
   readonly stats: TtlCache<ObjectMeta>;
-  /** What a path is: file, dir or absent (absent entries live for the negative TTL). */
+  /** What a path is: file, dir, symlink or absent (absent entries live for the negative TTL). */
   readonly types: TtlCache<NodeType>;
   /** Directory listings by path. */
   readonly lists: TtlCache<DirEntry[]>;
@@ -106,8 +118,7 @@ export class Namespace {
         stringBytes(k) +
         ENTRY_OVERHEAD_BYTES +
         entries.reduce(
-          (s, e) =>
-            s + stringBytes(e.name) + 48 + INDEX_SLOT_BYTES + (e.entry.type === 'file' ? metaBytes(e.entry.meta) : 0),
+          (s, e) => s + stringBytes(e.name) + 48 + INDEX_SLOT_BYTES + ('meta' in e.entry ? metaBytes(e.entry.meta) : 0),
           0,
         ),
       metrics,
@@ -164,6 +175,14 @@ export class Namespace {
     this.relist(path, meta ? { type: 'file', meta } : 'unknown');
   }
 
+  /** A symbolic link made here (symlink, rename): `path` is the link object `meta`. */
+  linkMade(path: string, meta: ObjectMeta): void {
+    this.justFound.delete(path);
+    this.types.set(path, 'symlink');
+    this.stats.set(meta.key, meta);
+    this.relist(path, { type: 'symlink', meta });
+  }
+
   /**
    * A directory made here: by mkdir, empty as this mount knows (files made in it then cost no lookup
    * request), or by a rename, whose listing the next readdir asks for.
@@ -179,6 +198,7 @@ export class Namespace {
   removed(path: string): void {
     this.justFound.delete(path);
     this.stats.delete(pathToKey(this.prefix, path));
+    this.stats.delete(linkKey(pathToKey(this.prefix, path)));
     this.types.set(path, 'absent', this.negativeTtl);
     this.lists.delete(path);
     this.relist(path, undefined);
@@ -232,9 +252,10 @@ export class Namespace {
     const type = this.types.get(path);
     if (type === 'absent') return undefined;
     if (type === 'dir') return DIR;
-    if (type === 'file') {
-      const meta = this.stats.get(pathToKey(this.prefix, path));
-      if (meta) return { type: 'file', meta };
+    if (type === 'file' || type === 'symlink') {
+      const key = pathToKey(this.prefix, path);
+      const meta = this.stats.get(type === 'file' ? key : linkKey(key));
+      if (meta) return { type, meta };
     }
     // A cached listing of the parent answers for its children without a request.
     const siblings = this.lists.peek(parentPath(path));
@@ -251,6 +272,9 @@ export class Namespace {
       // Type known, metadata expired: one HEAD is enough.
       const meta = await this.store.head(key, signal);
       if (meta) return this.rememberFile(path, meta);
+    } else if (known === 'symlink') {
+      const meta = await this.store.head(linkKey(key), signal);
+      if (meta) return this.rememberLink(path, meta);
     }
     const [head, list] = await Promise.allSettled([
       this.store.head(key, signal),
@@ -265,8 +289,17 @@ export class Namespace {
     if (list.status === 'rejected') throw list.reason;
     const meta = head.value;
     if (meta) return this.rememberFile(path, meta);
+    // Neither a file nor a directory: a link, or nothing (a miss costs one HEAD more, after the two).
+    const link = await this.store.head(linkKey(key), signal);
+    if (link) return this.rememberLink(path, link);
     this.types.set(path, 'absent', this.negativeTtl);
     return undefined;
+  }
+
+  private rememberLink(path: string, meta: ObjectMeta): Entry {
+    this.types.set(path, 'symlink');
+    this.stats.set(meta.key, meta);
+    return { type: 'symlink', meta };
   }
 
   private rememberFile(path: string, meta: ObjectMeta): Entry {
@@ -315,6 +348,12 @@ export class Namespace {
       this.types.set(joinPath(path, name), 'file');
       this.stats.set(meta.key, meta);
     }
+    for (const [name, meta] of dir.links) {
+      if (dir.dirs.has(name) || dir.files.has(name)) continue; // a file or directory shadows the link
+      entries.push({ name, entry: { type: 'symlink', meta } });
+      this.types.set(joinPath(path, name), 'symlink');
+      this.stats.set(meta.key, meta);
+    }
     this.lists.set(path, entries);
     return entries;
   }
@@ -333,6 +372,8 @@ export class Namespace {
 export class DirBuilder {
   readonly dirs = new Set<string>();
   readonly files = new Map<string, ObjectMeta>();
+  /** Symbolic links by name (their objects' names less SYMLINK_SUFFIX). */
+  readonly links = new Map<string, ObjectMeta>();
   readonly dirKey: string;
   private readonly skipped: SkippedKeyLog;
 
@@ -353,8 +394,15 @@ export class DirBuilder {
   }
 
   addFile(name: string, meta: ObjectMeta): void {
-    const problem = nameProblem(name);
+    const link = name.length > SYMLINK_SUFFIX.length && name.endsWith(SYMLINK_SUFFIX);
+    const shown = link ? name.slice(0, -SYMLINK_SUFFIX.length) : name;
+    const problem = nameProblem(shown);
     if (problem) this.skipped.warn(meta.key, problem);
-    else this.files.set(name, meta);
+    else (link ? this.links : this.files).set(shown, meta);
   }
+}
+
+/** The key of the object that holds the symbolic link at `key`. */
+export function linkKey(key: string): string {
+  return `${key}${SYMLINK_SUFFIX}`;
 }

@@ -1,6 +1,7 @@
 // POSIX semantics over the namespace and the read path: attributes, listings, open handles and
 // reads. The only room that knows both the metadata caches and the readers. It raises
 // PosixError or BucketfsError; the FUSE glue turns those into one errno each.
+import { LRUCache } from 'lru-cache';
 import type { Config } from '../config/config.js';
 import { BucketfsError, ErrorCodes } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -9,7 +10,7 @@ import type { FileReader, ReaderFactory } from '../read/types.js';
 import { type ObjectMeta, type ObjectStore, versionKey } from '../store/types.js';
 import { PosixError } from './errno.js';
 import { baseName, joinPath, parentPath } from './names.js';
-import type { Entry, Namespace } from './namespace.js';
+import { type Entry, linkKey, type Namespace } from './namespace.js';
 import { type PageCacheUse, PageCacheVersions } from './page-cache.js';
 import type { PassthroughOpens } from './passthrough.js';
 import type { WritableFile, Writes } from './writes.js';
@@ -41,6 +42,11 @@ export interface StatFs {
 
 const S_IFREG = 0o100000;
 const S_IFDIR = 0o040000;
+const S_IFLNK = 0o120000;
+/** Link targets kept by version: the kernel asks readlink at every path walk through a link. */
+const LINK_TARGETS_MAX = 10_000;
+/** Longest link target taken (Linux's PATH_MAX, the most readlink(2) returns). */
+const LINK_TARGET_MAX_BYTES = 4096;
 const O_ACCMODE = 0o3;
 const O_TRUNC = 0o1000;
 const O_APPEND = 0o2000;
@@ -103,6 +109,13 @@ async function inBatches<T>(items: T[], lanes: number, task: (item: T) => Promis
   if (failed !== undefined) throw failed;
 }
 
+/** The error for opening what is not a file: a directory, or a link the kernel did not follow (O_NOFOLLOW). */
+function notAFile(entry: Entry, path: string): PosixError {
+  return entry.type === 'symlink'
+    ? new PosixError('ELOOP', `is a symbolic link: ${path}`)
+    : new PosixError('EISDIR', `is a directory: ${path}`);
+}
+
 export class Vfs {
   private readonly ns: Namespace;
   private readonly readers: ReaderFactory;
@@ -117,6 +130,7 @@ export class Vfs {
   private readonly writing: VfsWriting | undefined;
   /** Directories have no mtime in an object store; they show the mount time. */
   private readonly mountTime = new Date();
+  private readonly linkTargets = new LRUCache<string, string>({ max: LINK_TARGETS_MAX });
 
   constructor(
     ns: Namespace,
@@ -149,6 +163,7 @@ export class Vfs {
       const t = this.mountTime;
       return this.makeAttr(S_IFDIR | this.config.dirMode, 4096, t);
     }
+    if (entry.type === 'symlink') return this.makeAttr(S_IFLNK | 0o777, entry.meta.size, entry.meta.mtime);
     return this.makeAttr(S_IFREG | this.config.fileMode, entry.meta.size, entry.meta.mtime);
   }
 
@@ -199,7 +214,7 @@ export class Vfs {
     if (writing) return this.handleOf(writing, false);
     const entry = await this.ns.lookup(path, undefined, true);
     if (!entry) throw new PosixError('ENOENT', `no such file: ${path}`);
-    if (entry.type !== 'file') throw new PosixError('EISDIR', `is a directory: ${path}`);
+    if (entry.type !== 'file') throw notAFile(entry, path);
     const version = versionKey(entry.meta);
     // The reader is pinned to the version seen now: a later overwrite gives ESTALE, not mixed bytes.
     // Made first, also when the kernel will read the cached copy itself: making it starts the
@@ -247,7 +262,7 @@ export class Vfs {
     } else {
       const entry = await this.ns.lookup(path);
       if (!entry) throw new PosixError('ENOENT', `no such file: ${path}`);
-      if (entry.type !== 'file') throw new PosixError('EISDIR', `is a directory: ${path}`);
+      if (entry.type !== 'file') throw notAFile(entry, path);
       const meta = await this.ns.currentFile(path);
       if (!meta) throw new PosixError('ENOENT', `no such file: ${path} (removed from the store)`);
       file = await writes.open(path, meta.key, meta, (flags & O_TRUNC) !== 0);
@@ -332,8 +347,49 @@ export class Vfs {
     if (entry?.type === 'dir') throw new PosixError('EISDIR', `is a directory: ${path}`);
     if (!entry && !open) throw new PosixError('ENOENT', `no such file: ${path}`);
     writes.unlinked(path);
-    if (entry || open?.base) await store.delete(this.ns.keyOf(path));
+    if (entry?.type === 'symlink') await store.delete(entry.meta.key);
+    else if (entry || open?.base) await store.delete(this.ns.keyOf(path));
     this.ns.removed(path);
+  }
+
+  /** readlink(2): the target, read from the link's object once per version. */
+  async readlink(path: string): Promise<string> {
+    const entry = await this.ns.lookup(path);
+    if (!entry) throw new PosixError('ENOENT', `no such file or directory: ${path}`);
+    if (entry.type !== 'symlink') throw new PosixError('EINVAL', `not a symbolic link: ${path}`);
+    const version = versionKey(entry.meta);
+    const known = this.linkTargets.get(version);
+    if (known !== undefined) return known;
+    if (entry.meta.size > LINK_TARGET_MAX_BYTES) {
+      throw new PosixError('ENAMETOOLONG', `${path}: the link object ${entry.meta.key} is too large for a target`);
+    }
+    const reader = this.readers(entry.meta);
+    try {
+      const buf = Buffer.alloc(entry.meta.size);
+      const n = await reader.read(0, buf.length, buf);
+      const target = buf.toString('utf8', 0, n);
+      this.linkTargets.set(version, target);
+      return target;
+    } finally {
+      reader.close();
+    }
+  }
+
+  /** symlink(2): an object holding the target, created only if nothing has the name. */
+  async symlink(target: string, path: string): Promise<void> {
+    const { store, writes } = this.writingOf(`cannot make the link ${path}`);
+    await this.parentDir(path);
+    if (writes.get(path) || (await this.ns.lookup(path))) throw new PosixError('EEXIST', `already exists: ${path}`);
+    const body = Buffer.from(target);
+    if (body.length > LINK_TARGET_MAX_BYTES) throw new PosixError('ENAMETOOLONG', `link target too long: ${path}`);
+    try {
+      this.ns.linkMade(path, await store.put(linkKey(this.ns.keyOf(path)), body, { ifAbsent: true }));
+    } catch (err) {
+      if (err instanceof BucketfsError && err.code === ErrorCodes.Stale) {
+        throw new PosixError('EEXIST', `already exists: ${path}`);
+      }
+      throw err;
+    }
   }
 
   async mkdir(path: string): Promise<void> {
@@ -383,6 +439,18 @@ export class Vfs {
     if (entry?.type === 'dir') return this.renameDir(from, to);
     const target = await this.ns.lookup(to);
     if (target?.type === 'dir') throw new PosixError('EISDIR', `is a directory: ${to}`);
+    // What `to` was goes, whatever it was: a link left there would be hidden by the file, a file would hide the link.
+    const replaced = target && (target.type === 'symlink') !== (entry?.type === 'symlink') ? target.meta : undefined;
+    if (entry?.type === 'symlink') {
+      const moved = await store.copy(entry.meta, linkKey(this.ns.keyOf(to)));
+      await store.delete(entry.meta.key);
+      if (replaced) await store.delete(replaced.key);
+      writes.unlinked(to);
+      this.ns.removed(from);
+      this.ns.removed(to);
+      this.ns.linkMade(to, moved);
+      return;
+    }
     const source = await this.ns.currentFile(from);
     if (!source) throw new PosixError('ENOENT', `no such file: ${from}`);
     if (source.size > store.uploadShape.maxPutBytes) {
@@ -391,9 +459,11 @@ export class Vfs {
     const toKey = this.ns.keyOf(to);
     const copied = await store.copy(source, toKey);
     await store.delete(source.key);
+    if (replaced) await store.delete(replaced.key);
     writes.unlinked(to);
     if (open) writes.moved(open, to, toKey, copied);
     this.ns.removed(from);
+    if (replaced) this.ns.removed(to);
     this.ns.fileWritten(to, copied);
   }
 

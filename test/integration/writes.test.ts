@@ -313,6 +313,45 @@ for (const backend of ALL_BACKENDS) {
       assert.equal((await stored('fresh/f50'))?.toString(), '50\n');
     });
 
+    test('symlinks: ln -s makes an rclone-style link object, read back cold by a second mount; mv and rm of a link', async () => {
+      await writeFile(at('link-target.txt'), 'through the link\n');
+      await runOk('ln', ['-s', 'link-target.txt', at('ln1')]);
+      assert.equal(
+        (await stored('ln1.rclonelink'))?.toString(),
+        'link-target.txt',
+        'the link is an object named with .rclonelink holding the target',
+      );
+      assert.equal(await store.head('ln1'), undefined);
+      // A link made by another client (the object alone) is a link here too.
+      await store.put('ln2.rclonelink', Buffer.from('old.txt'));
+      const other = await mountBucket(server, 'writes');
+      try {
+        const cold = path.join(other.mountpoint, 'ln1');
+        assert.equal((await runOk('readlink', [cold])).trim(), 'link-target.txt', 'a cold lookup finds the link');
+        assert.equal(await readFile(cold, 'utf8'), 'through the link\n');
+        assert.match(await runOk('ls', ['-l', other.mountpoint]), /ln2 -> old\.txt/);
+        assert.ok(
+          !(await readdir(other.mountpoint)).includes('ln1.rclonelink'),
+          'the link object is not listed as a file',
+        );
+      } finally {
+        await other.unmount();
+      }
+      await runOk('mv', [at('ln1'), at('ln3')]);
+      assert.equal((await stored('ln3.rclonelink'))?.toString(), 'link-target.txt');
+      assert.equal(await store.head('ln1.rclonelink'), undefined);
+      assert.equal((await runOk('readlink', [at('ln3')])).trim(), 'link-target.txt');
+      assert.match((await run('ln', ['-s', 'x', at('ln3')])).stderr, /File exists/);
+      await runOk('rm', [at('ln3'), at('ln2')]);
+      assert.equal(await store.head('ln3.rclonelink'), undefined);
+      assert.equal(await store.head('ln2.rclonelink'), undefined);
+      assert.equal(
+        await readFile(at('link-target.txt'), 'utf8'),
+        'through the link\n',
+        'rm of a link leaves its target',
+      );
+    });
+
     test('rename over an existing file replaces it; O_EXCL on an existing name is EEXIST', async () => {
       await runOk('sh', ['-c', `echo one > '${at('r1')}' && echo two > '${at('r2')}'`]);
       await runOk('mv', [at('r1'), at('r2')]);

@@ -64,11 +64,31 @@ test('a directory shadows an object of the same name; markers make empty dirs', 
   assert.equal((await fresh.lookup('/both'))?.type, 'dir');
 });
 
+test('a key ending in .rclonelink is a symbolic link, in listings and cold lookups; a file of the same name hides it', async () => {
+  const { store, ns } = setup();
+  store.seed('d/l.rclonelink', '../t');
+  store.seed('d/both.rclonelink', 'x');
+  store.seed('d/both', 'file');
+  const fresh = new Namespace(store, cfg, new Metrics(), silentLogger());
+  const cold = await fresh.lookup('/d/l');
+  assert.equal(cold?.type, 'symlink');
+  assert.equal(cold && 'meta' in cold ? cold.meta.key : '', 'd/l.rclonelink');
+  assert.equal((await fresh.lookup('/d/both'))?.type, 'file');
+  const listed = await ns.readdir('/d');
+  assert.deepEqual(listed.map((e) => [e.name, e.entry.type]).sort(), [
+    ['both', 'file'],
+    ['l', 'symlink'],
+  ]);
+  const before = { ...store.requests };
+  assert.equal((await ns.lookup('/d/l'))?.type, 'symlink', 'answered by the listing');
+  assert.deepEqual(store.requests, before);
+});
+
 test('negative entries live for the negative TTL only', async () => {
   const { store, ns } = setup({ negativeTtl: 40 });
   assert.equal(await ns.lookup('/nope'), undefined);
   assert.equal(await ns.lookup('/nope'), undefined);
-  assert.equal(store.requests.HEAD, 1);
+  assert.equal(store.requests.HEAD, 2, 'the name, then its link object (nope.rclonelink)');
   await new Promise((r) => setTimeout(r, 60));
   store.seed('nope', 'now here');
   assert.equal((await ns.lookup('/nope'))?.type, 'file');
