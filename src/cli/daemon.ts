@@ -132,6 +132,7 @@ export async function startMount(config: Readonly<Config>, log: Logger, onStoppe
           budget,
           metrics,
           log,
+          fileCache,
         ),
       }
     : undefined;

@@ -158,7 +158,7 @@ export class Metrics {
   });
   readonly fileCacheDownloads = new Counter({
     name: 'bucketfs_file_cache_downloads_total',
-    help: 'Whole-object download jobs of the file cache, by outcome (started, complete, failed)',
+    help: 'Whole-object download jobs of the file cache, by outcome (started, complete, failed; adopted: a file written through this mount taken as its new version, nothing downloaded)',
     labelNames: ['outcome'] as const,
     registers: [this.registry],
   });

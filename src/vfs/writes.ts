@@ -4,6 +4,7 @@
 // close and fsync return only once the store has the object. Conditional writes make a lost update
 // an error instead of a silent overwrite: a new file is created only if absent, a changed one
 // replaces only the version it was opened on (ESTALE otherwise, as gcsfuse's precondition errors).
+import type { FileCache } from '../cache/file/file-cache.js';
 import { BucketfsError, describe, ErrorCodes } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { MemoryBudget } from '../memory/budget.js';
@@ -57,6 +58,8 @@ export class Writes {
   private readonly metrics: Metrics;
   private readonly log: Logger;
   private readonly partBuffers: PartBuffers;
+  /** Takes the staged copy of a file once uploaded, as its new version's cached copy (--cache-dir). */
+  private readonly fileCache: FileCache | undefined;
   private readonly files = new Map<string, WritableFile>();
   /** Bytes staged by the files open now (a file's bytes kept after a failed upload no longer count). */
   private stagedBytes = 0;
@@ -68,7 +71,9 @@ export class Writes {
     budget: MemoryBudget,
     metrics: Metrics,
     log: Logger,
+    fileCache?: FileCache,
   ) {
+    this.fileCache = fileCache;
     this.store = store;
     this.ns = ns;
     this.config = config;
@@ -191,13 +196,26 @@ export class Writes {
         { key: f.key, staged: f.stage.path },
         `${f.path} was closed with changes the store does not have: its bytes are kept in ${f.stage.path}`,
       );
-    } else {
-      await f.stage?.discard();
+    } else if (f.stage) {
+      await this.retire(f, f.stage);
     }
     if (f.stage) {
       this.metrics.stagedFiles.dec();
       this.account(-f.stage.size);
     }
+  }
+
+  /**
+   * The staged copy of a file nobody has open any more: the file cache's copy of the version just
+   * uploaded, when there is a cache (reading back what was written then costs no GET), else deleted.
+   */
+  private async retire(f: WritableFile, stage: StagedFile): Promise<void> {
+    const uploaded = !f.dirty && !f.unlinked ? f.base : undefined;
+    if (this.fileCache && uploaded && uploaded.size === stage.size) {
+      await stage.close();
+      if (await this.fileCache.adopt(uploaded, stage.path).catch(() => false)) return;
+    }
+    await stage.discard();
   }
 
   /** Runs `change`, which makes `stage` `size` bytes long, within the staging bound. */

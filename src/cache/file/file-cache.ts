@@ -31,6 +31,7 @@ import { chunkSize, DownloadJob } from './download-job.js';
 import { CacheEntry, type DiskBlock } from './entry.js';
 import {
   BLOCK_BYTES,
+  blockChecksum,
   blockCount,
   decodeChecksums,
   type EntryRecord,
@@ -421,6 +422,80 @@ export class FileCache {
       return undefined;
     }
     return job;
+  }
+
+  /**
+   * Takes `file`, the bytes of the version `meta` this mount has just uploaded, as that version's
+   * cached copy: moved in (a rename; staging lives under the cache directory) with the checksums of
+   * its blocks, so that reading back what was written costs no GET. The copy it replaces is dropped.
+   * False when it cannot be taken (no room, a download of the key under way, the disk in trouble,
+   * another file system): the caller still owns `file`.
+   */
+  async adopt(meta: ObjectMeta, file: string): Promise<boolean> {
+    if (this.closed || Date.now() < this.diskPausedUntil || meta.size === 0) return false;
+    const id = this.idOf(meta.key);
+    if (this.jobs.has(id) || this.starting.has(id)) return false;
+    const old = this.entries.get(id);
+    if (old) void this.drop(old, sameVersion(old.meta, meta) ? 'evict' : 'changed');
+    await this.removing.get(id);
+    if (!(await this.makeRoom(meta.size))) return false;
+    if (this.closed || this.entries.has(id) || this.jobs.has(id)) return false;
+    let crcs: Uint32Array;
+    try {
+      crcs = await this.checksums(file, meta.size);
+    } catch (err) {
+      if (isDiskError(err)) this.diskTrouble(err);
+      return false;
+    }
+    if (this.closed || this.entries.has(id)) return false;
+    const entry = new CacheEntry(id, meta, entryPaths(this.opts.dir, id), crcs);
+    try {
+      await rename(file, entry.paths.partial);
+    } catch {
+      return false; // another file system (EXDEV), or gone: the caller's to discard
+    }
+    try {
+      await this.persist(entry);
+    } catch (err) {
+      if (isDiskError(err)) this.diskTrouble(err);
+      await Promise.all(
+        [entry.paths.partial, entry.paths.data, entry.paths.metaTmp].map((f) => unlink(f).catch(() => {})),
+      );
+      return true; // the file is gone either way
+    }
+    // Found by readers only once its data and record are in place.
+    if (this.closed || this.entries.has(id)) {
+      await Promise.all([unlink(entry.paths.data).catch(() => {}), unlink(entry.paths.meta).catch(() => {})]);
+      return true;
+    }
+    this.entries.set(id, entry);
+    this.usedBytes += entry.size;
+    this.metrics.fileCacheDownloads.inc({ outcome: 'adopted' });
+    this.report();
+    return true;
+  }
+
+  /** The block checksums of a local file of `size` bytes, read through block buffers of the budget. */
+  private async checksums(file: string, size: number): Promise<Uint32Array> {
+    const crcs = new Uint32Array(blockCount(size));
+    const fh = await open(file, 'r');
+    const buf = await this.blockPool.take();
+    try {
+      for (let b = 0; b < crcs.length; b++) {
+        const want = Math.min(BLOCK_BYTES, size - b * BLOCK_BYTES);
+        let got = 0;
+        while (got < want) {
+          const { bytesRead } = await fh.read(buf, got, want - got, b * BLOCK_BYTES + got);
+          if (bytesRead === 0) throw Object.assign(new Error(`${file} is shorter than ${size} bytes`), { code: 'EIO' });
+          got += bytesRead;
+        }
+        crcs[b] = blockChecksum(buf.subarray(0, want));
+      }
+    } finally {
+      this.blockPool.release(buf);
+      await fh.close();
+    }
+    return crcs;
   }
 
   /** Writes the record of a finished download, after its data is in place. */
