@@ -105,6 +105,8 @@ export interface UploadedPart {
   /** S3's ETag of the part; GCS has none (its session keeps the bytes). */
   etag?: string;
   size: number;
+  /** The part's CRC32C (base64) where the store verifies one (S3). */
+  checksum?: string;
 }
 
 /**

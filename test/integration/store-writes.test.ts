@@ -3,6 +3,8 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
+import { HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { crc32c } from '@node-rs/crc32';
 import { ErrorCodes } from '../../src/errors.js';
 import { type ObjectMeta, type ObjectStore, type UploadedPart, versionPin } from '../../src/store/types.js';
 import { ALL_BACKENDS, startServer, type TestServer } from '../helpers/servers.js';
@@ -45,6 +47,42 @@ for (const backend of ALL_BACKENDS) {
       const empty = await store.put('put/empty', Buffer.alloc(0));
       assert.equal(empty.size, 0);
       assert.equal((await store.head('put/empty'))?.size, 0);
+    });
+
+    test('S3 uploads carry a CRC32C the server checks and keeps: one for a PUT, one per part', async (t) => {
+      if (backend !== 'minio') {
+        t.skip(`${backend} keeps no checksums (GCS uploads are checked by their own protocol)`);
+        return;
+      }
+      const sdk = new S3Client({
+        endpoint: server.endpoint,
+        region: server.region,
+        forcePathStyle: true,
+        credentials: { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey },
+      });
+      const stored = async (key: string) =>
+        (await sdk.send(new HeadObjectCommand({ Bucket: 'writes', Key: key, ChecksumMode: 'ENABLED' }))).ChecksumCRC32C;
+      const b64 = (n: number) => {
+        const b = Buffer.alloc(4);
+        b.writeUInt32BE(n >>> 0);
+        return b.toString('base64');
+      };
+      const body = randomBytes(200_001);
+      await store.put('sum/put.bin', body);
+      assert.equal(await stored('sum/put.bin'), b64(crc32c(body)));
+      const a = randomBytes(5 * 1024 * 1024);
+      const b = randomBytes(1000);
+      const upload = await store.startUpload('sum/parts.bin');
+      const parts = [await store.uploadPart(upload, 1, 0, a), await store.uploadPart(upload, 2, a.length, b)];
+      assert.deepEqual(
+        parts.map((p) => p.checksum),
+        [b64(crc32c(a)), b64(crc32c(b))],
+      );
+      await store.completeUpload(upload, parts);
+      assert.equal(sha(await readAll('sum/parts.bin')), sha(Buffer.concat([a, b])));
+      // A checksum of the part checksums, S3's composite form.
+      assert.match((await stored('sum/parts.bin')) ?? '', /-2$/);
+      sdk.destroy();
     });
 
     test('put if absent: the first wins, the second is BFS_STALE_OBJECT and changes nothing', async (t) => {

@@ -334,6 +334,8 @@ for (const backend of ALL_BACKENDS) {
           !(await readdir(other.mountpoint)).includes('ln1.rclonelink'),
           'the link object is not listed as a file',
         );
+        // (The first mount's listing of the root, cached before ln2 was put, does not show it yet.)
+        await runOk('rm', [path.join(other.mountpoint, 'ln2')]);
       } finally {
         await other.unmount();
       }
@@ -342,7 +344,7 @@ for (const backend of ALL_BACKENDS) {
       assert.equal(await store.head('ln1.rclonelink'), undefined);
       assert.equal((await runOk('readlink', [at('ln3')])).trim(), 'link-target.txt');
       assert.match((await run('ln', ['-s', 'x', at('ln3')])).stderr, /File exists/);
-      await runOk('rm', [at('ln3'), at('ln2')]);
+      await runOk('rm', [at('ln3')]);
       assert.equal(await store.head('ln3.rclonelink'), undefined);
       assert.equal(await store.head('ln2.rclonelink'), undefined);
       assert.equal(
