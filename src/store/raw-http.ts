@@ -539,7 +539,7 @@ class Conn {
     }
     // The bytes of the body that came with the head: kept until the body has a reader. Without
     // one the socket pauses (RawBody._read or fillInto resume it), unless the body is complete.
-    return rest.length > 0 ? this.bodyBytes(Buffer.from(rest)) : false;
+    return rest.length > 0 ? this.bodyBytes(rest) : false;
   }
 
   /** How the body of a final response is delimited, or why it is refused. */
@@ -569,7 +569,10 @@ class Conn {
     return `a ${statusCode} without a Content-Length or chunked body`;
   }
 
-  /** Body bytes that arrived outside the destination (in scratch, or with the head). */
+  /**
+   * Body bytes that arrived outside the destination (in scratch, or with the head): a view of
+   * scratch, which the next read overwrites, so whatever keeps them copies them (RawBody.add).
+   */
   private bodyBytes(bytes: Buffer): boolean {
     const body = this.body as RawBody;
     if (this.framing.kind === 'chunked') {
@@ -686,7 +689,7 @@ export class RawBody extends Readable {
   private intoFilled = 0;
   private resolveFill: ((n: number) => void) | undefined;
   private rejectFill: ((err: unknown) => void) | undefined;
-  /** Bytes that came before fillInto(), or all of them when read as a stream. */
+  /** Bytes (copies) that came before fillInto() or _read(). */
   private early: Buffer[] = [];
   /** All its bytes arrived (the framing says so). */
   private ended = false;
@@ -741,7 +744,10 @@ export class RawBody extends Readable {
     this.intoFilled += n;
   }
 
-  /** Bytes read elsewhere: copied into the destination, queued, or pushed to a stream reader. */
+  /**
+   * Bytes read elsewhere (a view of the socket's scratch buffer, valid until its next read):
+   * copied into the destination, or copied to the queue or to a stream reader.
+   */
   add(bytes: Buffer): void {
     if (this.into) {
       if (this.intoFilled + bytes.length > this.into.length) {
@@ -751,13 +757,13 @@ export class RawBody extends Readable {
       bytes.copy(this.into, this.intoFilled);
       this.intoFilled += bytes.length;
     } else if (this.streaming) {
-      this.pushBounded(bytes);
+      this.pushBounded(Buffer.from(bytes));
     } else {
-      this.early.push(bytes);
+      this.early.push(Buffer.from(bytes));
     }
   }
 
-  /** To a stream reader, up to STREAM_BODY_LIMIT bytes in all. */
+  /** To a stream reader (bytes of its own), up to STREAM_BODY_LIMIT bytes in all. */
   private pushBounded(bytes: Buffer): void {
     this.streamed += bytes.length;
     if (this.streamed > STREAM_BODY_LIMIT) {

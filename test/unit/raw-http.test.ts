@@ -125,6 +125,21 @@ describe('raw HTTP handler', { concurrency: false }, () => {
     await assert.rejects(handler.handle(request(srv.port)), { code: 'ECONNABORTED' });
   });
 
+  test('a body read as a stream over many socket reads keeps its bytes (found by raw-http-fuzz.test.ts)', async () => {
+    // Each read lands in the socket's one scratch buffer: a stream that kept views of it, not
+    // copies, saw its earlier pieces overwritten by later reads.
+    fresh();
+    const data = randomBytes(200_000);
+    srv.answer = (_h, s) => {
+      const bytes = lengthResponse(data, '503 Slow Down');
+      s.write(bytes.subarray(0, 100));
+      setTimeout(() => s.write(bytes.subarray(100)), 5);
+    };
+    const { response } = await handler.handle(request(srv.port));
+    assert.equal(response.statusCode, 503);
+    assert.ok((await drain(response.body)).equals(data));
+  });
+
   test('a pooled socket the server closes as the next request arrives: sent again on a new one', async () => {
     fresh();
     const served = new WeakSet<net.Socket>();
