@@ -7,9 +7,16 @@
 // the download itself (docs/architecture.md, decision D2). Here a socket reads with `onread` into the
 // destination itself (RawBody.fillInto), so a body costs the kernel's one copy.
 //
-// Scope: requests without a body (GET, HEAD), HTTP/1.1 keep-alive without pipelining, bodies
-// delimited by Content-Length, chunked encoding or the end of the connection. A pooled socket that
-// the server closed while idle is detected and the request sent again once on a new one.
+// Scope: requests without a body (GET, HEAD), HTTP/1.1 keep-alive without pipelining. A pooled
+// socket that the server closed while idle is detected and the request sent again once on a new one.
+//
+// Strict (issue 26): a socket that got out of step with its responses could hand one GET another's
+// bytes, which the file cache would then keep under a fresh CRC. So a response is read only when it
+// is fully understood: a 2xx with exactly one Content-Length (204, 304 and HEAD: no body), or an
+// error reply with one Content-Length or a well-formed chunked body, headers and chunk framing as
+// RFC 9112 has them without its leniencies (no obs-fold, no whitespace before a colon, strict hex
+// chunk sizes, CRLF after chunk data), within bounds, and nothing after its end. Anything else
+// fails as a connection error (retried on a new socket) and closes its socket.
 import net from 'node:net';
 import { Readable } from 'node:stream';
 import tls from 'node:tls';
@@ -18,11 +25,40 @@ import type { HttpHandlerOptions, HttpRequest, RequestHandler } from '@smithy/ty
 
 /** Largest response head accepted (status line and headers). */
 const HEAD_LIMIT = 64 * 1024;
+/** Largest body read as a stream (error replies: the SDK and gcs.ts read those so). */
+const STREAM_BODY_LIMIT = 1024 * 1024;
+/** Longest chunk-size line, extensions included, without its CRLF. */
+const CHUNK_LINE_LIMIT = 1024;
+/** Largest trailer section after the last chunk, its lines' CRLFs included. */
+const TRAILER_LIMIT = 8 * 1024;
+/** Interim (1xx) responses accepted before the final one. */
+const INTERIM_LIMIT = 8;
 /** Reads that have no destination of their own land here first. */
 const SCRATCH_BYTES = 64 * 1024;
 /** A pooled socket unused this long is closed (servers close theirs after 5-60 s). */
 const IDLE_MS = 4_000;
 const CRLF2 = Buffer.from('\r\n\r\n');
+/** status-line (RFC 9112 4): HTTP/1.x, a 3-digit code, an optional reason of visible text. */
+const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: ([\t \x21-\x7e\x80-\xff]*))?$/;
+/**
+ * field-line (RFC 9112 5): a token, a colon right after it, a value of visible text and inner
+ * whitespace. A line that starts with whitespace (obs-fold) or has any before the colon fails.
+ */
+const FIELD_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[\t ]*([\t \x21-\x7e\x80-\xff]*?)[\t ]*$/;
+/** chunk-size [chunk-ext] (RFC 9112 7.1): hex digits only (12 at most), extensions ignored. */
+const CHUNK_SIZE_LINE = /^([0-9A-Fa-f]{1,12})(?:[\t ]*;[\t \x21-\x7e\x80-\xff]*)?$/;
+/** A Content-Length that is one decimal number (15 digits at most: a safe integer). */
+const CONTENT_LENGTH = /^\d{1,15}$/;
+
+/** A response the reader does not fully understand: a connection error, so it is sent again. */
+function refused(what: string): Error {
+  return connectionError(`refused response: ${what}`, 'ECONNABORTED');
+}
+
+/** Whether the comma-separated header value `list` holds `token` (case-insensitive). */
+function hasToken(list: string | undefined, token: string): boolean {
+  return (list ?? '').split(',').some((t) => t.trim().toLowerCase() === token);
+}
 
 export interface RawHttpOptions {
   /** Sockets per origin (host and port). */
@@ -231,7 +267,7 @@ class StaleSocketError extends Error {
   }
 }
 
-type Framing = { kind: 'length'; remaining: number } | { kind: 'chunked' } | { kind: 'close' } | { kind: 'none' };
+type Framing = { kind: 'length'; remaining: number } | { kind: 'chunked' } | { kind: 'none' };
 
 /** One socket and the exchange on it. */
 class Conn {
@@ -242,7 +278,13 @@ class Conn {
   /** Bytes of the response head in scratch so far. */
   private headBytes = 0;
   private exchanges = 0;
-  private phase: 'idle' | 'head' | 'body' = 'idle';
+  /**
+   * 'tail': the body is complete but not yet handed over as ended (read as a stream), and the
+   * socket not yet back in the pool: a turn of the event loop in which bytes past the end show.
+   */
+  private phase: 'idle' | 'head' | 'body' | 'tail' = 'idle';
+  /** Interim responses before this exchange's final one. */
+  private interim = 0;
   private gotBytes = false;
   private onHead: ((res: HttpResponse) => void) | undefined;
   private onFail: ((err: unknown) => void) | undefined;
@@ -312,8 +354,8 @@ class Conn {
     this.socket.on('error', (err) => this.fail(err));
     this.socket.on('close', () => {
       this.dead = true;
-      // A body that ends with the connection is complete now.
-      if (this.phase === 'body' && this.framing.kind === 'close') this.finishBody();
+      // The server closed after a complete body (Connection: close): nothing came after it.
+      if (this.phase === 'tail') this.release();
       this.fail(connectionError('socket closed by the server', 'ECONNRESET'));
       this.pool.closed(this);
     });
@@ -343,6 +385,7 @@ class Conn {
     this.phase = 'head';
     this.gotBytes = false;
     this.headBytes = 0;
+    this.interim = 0;
     this.reusable = true;
     this.socket.setTimeout(this.opts.socketTimeoutMs);
     return new Promise((resolve, reject) => {
@@ -411,6 +454,15 @@ class Conn {
       }
       return this.bodyBytes(this.scratch.subarray(0, n));
     }
+    if (this.phase === 'tail') {
+      // Bytes past the end of a body not handed over yet: it fails, and so does the socket.
+      const body = this.body;
+      this.body = undefined;
+      this.phase = 'idle';
+      this.socket.destroy();
+      body?.destroy(refused('bytes past the end of the body'));
+      return false;
+    }
     // Bytes while idle: the server broke the protocol; never reuse this socket.
     this.socket.destroy();
     return false;
@@ -426,7 +478,7 @@ class Conn {
       return true;
     }
     const lines = this.scratch.toString('latin1', 0, end).split('\r\n');
-    const status = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/.exec(lines[0] ?? '');
+    const status = STATUS_LINE.exec(lines[0] ?? '');
     if (!status) {
       this.fail(
         connectionError(`not an HTTP/1.x response: ${JSON.stringify((lines[0] ?? '').slice(0, 80))}`, 'ECONNABORTED'),
@@ -435,64 +487,113 @@ class Conn {
     }
     const statusCode = Number(status[2]);
     const headers: Record<string, string> = {};
+    let lengths = 0;
+    let codings = 0;
     for (let i = 1; i < lines.length; i++) {
       const line = lines[i] as string;
-      const colon = line.indexOf(':');
-      if (colon <= 0) continue;
-      const name = line.slice(0, colon).trim().toLowerCase();
-      const value = line.slice(colon + 1).trim();
+      const field = FIELD_LINE.exec(line);
+      if (!field) {
+        const what = /^[\t ]/.test(line) ? 'folded header line' : 'malformed header line';
+        this.fail(refused(`${what} ${JSON.stringify(line.slice(0, 80))}`));
+        return false;
+      }
+      const name = (field[1] as string).toLowerCase();
+      const value = field[2] as string;
+      if (name === 'content-length') lengths++;
+      else if (name === 'transfer-encoding') codings++;
       headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`;
     }
     const rest = this.scratch.subarray(end + 4, this.headBytes);
-    if (statusCode >= 100 && statusCode < 200) {
-      // An interim response (100 Continue): the real one follows.
+    if (statusCode < 200) {
+      // An interim response (100 Continue): the real one follows. 101 would switch protocols.
+      if (statusCode === 101 || ++this.interim > INTERIM_LIMIT) {
+        this.fail(refused(statusCode === 101 ? '101 Switching Protocols' : `over ${INTERIM_LIMIT} interim responses`));
+        return false;
+      }
       rest.copy(this.scratch);
       this.headBytes = rest.length;
       return rest.length > 0 ? this.parseHead() : true;
     }
-    const connection = (headers.connection ?? '').toLowerCase();
-    this.reusable = status[1] === '1' ? !connection.includes('close') : connection.includes('keep-alive');
-    const length = headers['content-length'];
-    if (this.headOnly || statusCode === 204 || statusCode === 304) this.framing = { kind: 'none' };
-    else if ((headers['transfer-encoding'] ?? '').toLowerCase().includes('chunked')) {
-      this.framing = { kind: 'chunked' };
-      this.chunks = new ChunkedDecoder();
-    } else if (length !== undefined && /^\d+$/.test(length))
-      this.framing = { kind: 'length', remaining: Number(length) };
-    else {
-      this.framing = { kind: 'close' };
-      this.reusable = false;
+    const framing = this.framingOf(statusCode, headers, lengths, codings);
+    if (typeof framing === 'string') {
+      this.fail(refused(framing));
+      return false;
     }
-    const expected = this.framing.kind === 'length' ? this.framing.remaining : undefined;
+    // More bytes than the body holds came with the head: the server and this reader disagree.
+    const holds = framing.kind === 'none' ? 0 : framing.kind === 'length' ? framing.remaining : Infinity;
+    if (rest.length > holds) {
+      this.fail(refused('bytes past the end of the response'));
+      return false;
+    }
+    this.framing = framing;
+    if (framing.kind === 'chunked') this.chunks = new ChunkedDecoder();
+    this.reusable =
+      status[1] === '1' ? !hasToken(headers.connection, 'close') : hasToken(headers.connection, 'keep-alive');
+    const expected = framing.kind === 'length' ? framing.remaining : undefined;
     this.body = new RawBody(this, expected);
     this.phase = 'body';
     this.onHead?.(new HttpResponse({ statusCode, reason: status[3], headers, body: this.body }));
-    if (this.framing.kind === 'none' || (this.framing.kind === 'length' && this.framing.remaining === 0)) {
+    if (framing.kind === 'none' || (framing.kind === 'length' && framing.remaining === 0)) {
       this.finishBody();
       return true;
     }
-    // The bytes of the body that came with the head: kept until the body has a reader.
-    if (rest.length > 0) this.bodyBytes(Buffer.from(rest));
-    // No reader yet: wait for one (RawBody._read or fillInto resume the socket).
-    return false;
+    // The bytes of the body that came with the head: kept until the body has a reader. Without
+    // one the socket pauses (RawBody._read or fillInto resume it), unless the body is complete.
+    return rest.length > 0 ? this.bodyBytes(rest) : false;
   }
 
-  /** Body bytes that arrived outside the destination (in scratch, or with the head). */
+  /** How the body of a final response is delimited, or why it is refused. */
+  private framingOf(
+    statusCode: number,
+    headers: Record<string, string>,
+    lengths: number,
+    codings: number,
+  ): Framing | string {
+    const length = headers['content-length'];
+    const coding = headers['transfer-encoding'];
+    if (lengths > 1) return 'more than one Content-Length';
+    if (codings > 1) return 'more than one Transfer-Encoding';
+    if (lengths > 0 && codings > 0) return 'both Transfer-Encoding and Content-Length';
+    if (coding !== undefined && coding.toLowerCase() !== 'chunked')
+      return `Transfer-Encoding ${JSON.stringify(coding)}`;
+    if (length !== undefined && !CONTENT_LENGTH.test(length)) return `Content-Length ${JSON.stringify(length)}`;
+    if (this.headOnly || statusCode === 204 || statusCode === 304) return { kind: 'none' };
+    if (statusCode < 300) {
+      // A part is read into a buffer of its size: its length must be known, and said once.
+      if (length === undefined) return `a ${statusCode} without a Content-Length`;
+      return { kind: 'length', remaining: Number(length) };
+    }
+    if (coding !== undefined) return { kind: 'chunked' };
+    if (length !== undefined) return { kind: 'length', remaining: Number(length) };
+    // Delimited by the end of the connection: a stall could not be told from the end.
+    return `a ${statusCode} without a Content-Length or chunked body`;
+  }
+
+  /**
+   * Body bytes that arrived outside the destination (in scratch, or with the head): a view of
+   * scratch, which the next read overwrites, so whatever keeps them copies them (RawBody.add).
+   */
   private bodyBytes(bytes: Buffer): boolean {
     const body = this.body as RawBody;
     if (this.framing.kind === 'chunked') {
-      for (const piece of this.chunks.feed(bytes)) body.add(piece);
-      if (this.chunks.done) this.finishBody();
+      for (const piece of this.chunks.feed(bytes)) {
+        body.add(piece);
+        if (this.body !== body) return false; // the body failed (too long): so did the socket
+      }
+      if (this.chunks.done) {
+        // Reading on: bytes past the end show while it is in 'tail', or in the pool.
+        this.finishBody();
+        return true;
+      }
       return body.wantsMore();
     }
-    if (this.framing.kind === 'length') {
-      const take = bytes.subarray(0, this.framing.remaining);
-      if (take.length < bytes.length) this.reusable = false; // bytes past the body: the server misbehaves
-      body.add(take);
-      return this.consumed(take.length);
+    // Length-delimited. Bytes past the body: the server and this reader disagree on where it ends.
+    if (this.framing.kind !== 'length' || bytes.length > this.framing.remaining) {
+      throw refused('bytes past the end of the body');
     }
     body.add(bytes);
-    return body.wantsMore();
+    if (this.body !== body) return false;
+    return this.consumed(bytes.length);
   }
 
   private consumed(n: number): boolean {
@@ -507,12 +608,35 @@ class Conn {
 
   private finishBody(): void {
     const body = this.body;
+    if (!body) return;
+    if (body.end()) {
+      // Read into the caller's buffer: handed over now. Bytes after it that are already in the
+      // socket are read before a request waiting for it can be sent (and close it, while idle).
+      this.body = undefined;
+      this.release();
+      return;
+    }
+    // Read as a stream, or not read yet: ended a turn later, once no bytes came past its end.
+    this.phase = 'tail';
+    setImmediate(() => {
+      if (this.phase === 'tail') this.release();
+    });
+  }
+
+  /** The exchange is over: the body (if still held) ends, the socket goes back or is closed. */
+  private release(): void {
+    const body = this.body;
     this.body = undefined;
     this.phase = 'idle';
-    body?.end();
+    body?.confirmEnd();
     if (this.dead) return;
     if (this.reusable) this.pool.giveBack(this);
     else this.socket.destroy();
+  }
+
+  /** `body` was complete before its reader came, and is read into a buffer: no need to wait. */
+  claimed(body: RawBody): void {
+    if (this.phase === 'tail' && this.body === body) this.release();
   }
 
   /** Resumes reading for a body that now has a reader. */
@@ -520,8 +644,14 @@ class Conn {
     if (!this.dead) this.socket.resume();
   }
 
-  /** The body's reader gave up (aborted, destroyed): the rest of the body is never read. */
-  abandon(): void {
+  /** The reader of `body` gave up (aborted, destroyed): the rest of it is never read. */
+  abandon(body: RawBody): void {
+    if (this.body !== body) return; // over already: the socket may carry another exchange
+    if (this.phase === 'tail') {
+      // The body was complete: the socket is fine.
+      this.body = undefined;
+      return;
+    }
     if (this.phase !== 'body') return;
     this.body = undefined;
     this.phase = 'idle';
@@ -533,6 +663,10 @@ class Conn {
       this.phase = 'idle';
       this.socket.destroy();
       this.onFail?.(err);
+    } else if (this.phase === 'tail') {
+      // The body was complete: it stands, but the socket is not used again.
+      this.reusable = false;
+      this.release();
     } else if (this.phase === 'body') {
       const body = this.body;
       this.body = undefined;
@@ -555,11 +689,16 @@ export class RawBody extends Readable {
   private intoFilled = 0;
   private resolveFill: ((n: number) => void) | undefined;
   private rejectFill: ((err: unknown) => void) | undefined;
-  /** Bytes that came before fillInto(), or all of them when read as a stream. */
+  /** Bytes (copies) that came before fillInto() or _read(). */
   private early: Buffer[] = [];
+  /** All its bytes arrived (the framing says so). */
   private ended = false;
+  /** And none came after them: a stream reader may see the end (Conn.finishBody). */
+  private confirmed = false;
   /** Read as a stream (_read was called): bytes are pushed, not kept. */
   private streaming = false;
+  /** Bytes pushed to a stream reader so far. */
+  private streamed = 0;
 
   constructor(conn: Conn, expected: number | undefined) {
     super();
@@ -587,8 +726,11 @@ export class RawBody extends Readable {
       this.resolveFill = resolve;
       this.rejectFill = reject;
       for (const piece of this.early.splice(0)) this.add(piece);
-      if (this.ended) this.settleFill();
-      else this.conn.resume();
+      if (this.destroyed) return;
+      if (this.ended) {
+        this.settleFill();
+        this.conn.claimed(this);
+      } else this.conn.resume();
     });
   }
 
@@ -602,7 +744,10 @@ export class RawBody extends Readable {
     this.intoFilled += n;
   }
 
-  /** Bytes read elsewhere: copied into the destination, queued, or pushed to a stream reader. */
+  /**
+   * Bytes read elsewhere (a view of the socket's scratch buffer, valid until its next read):
+   * copied into the destination, or copied to the queue or to a stream reader.
+   */
   add(bytes: Buffer): void {
     if (this.into) {
       if (this.intoFilled + bytes.length > this.into.length) {
@@ -612,10 +757,20 @@ export class RawBody extends Readable {
       bytes.copy(this.into, this.intoFilled);
       this.intoFilled += bytes.length;
     } else if (this.streaming) {
-      this.push(bytes);
+      this.pushBounded(Buffer.from(bytes));
     } else {
-      this.early.push(bytes);
+      this.early.push(Buffer.from(bytes));
     }
+  }
+
+  /** To a stream reader (bytes of its own), up to STREAM_BODY_LIMIT bytes in all. */
+  private pushBounded(bytes: Buffer): void {
+    this.streamed += bytes.length;
+    if (this.streamed > STREAM_BODY_LIMIT) {
+      this.destroy(refused(`a body read as a stream longer than ${STREAM_BODY_LIMIT} bytes`));
+      return;
+    }
+    this.push(bytes);
   }
 
   /** False when nobody reads yet: the socket pauses. */
@@ -623,8 +778,23 @@ export class RawBody extends Readable {
     return this.into !== undefined || this.streaming;
   }
 
-  end(): void {
+  /**
+   * All bytes arrived. True when that is the end of it (read into the caller's buffer, which now
+   * has them); false when the end waits for confirmEnd().
+   */
+  end(): boolean {
     this.ended = true;
+    if (!this.into) return false;
+    this.confirmed = true;
+    this.settleFill();
+    return true;
+  }
+
+  /** No bytes came after the end: a stream reader sees it too. */
+  confirmEnd(): void {
+    if (this.destroyed) return;
+    this.ended = true;
+    this.confirmed = true;
     if (this.into) this.settleFill();
     else if (this.streaming) this.push(null);
   }
@@ -633,17 +803,24 @@ export class RawBody extends Readable {
     if (this.into) return;
     if (!this.streaming) {
       this.streaming = true;
-      for (const piece of this.early.splice(0)) this.push(piece);
-      if (this.ended) {
+      if (this.expected !== undefined && this.expected > STREAM_BODY_LIMIT) {
+        this.destroy(refused(`a body read as a stream longer than ${STREAM_BODY_LIMIT} bytes`));
+        return;
+      }
+      for (const piece of this.early.splice(0)) {
+        this.pushBounded(piece);
+        if (this.destroyed) return;
+      }
+      if (this.confirmed) {
         this.push(null);
         return;
       }
     }
-    this.conn.resume();
+    if (!this.ended) this.conn.resume();
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
-    if (!this.ended) this.conn.abandon();
+    this.conn.abandon(this);
     const reject = this.rejectFill;
     this.resolveFill = undefined;
     this.rejectFill = undefined;
@@ -659,55 +836,71 @@ export class RawBody extends Readable {
   }
 }
 
-/** Decodes a chunked body as its bytes arrive. */
+/** A trailer line as RFC 9112 7.1.2 has it: a field line. */
+const TRAILER_LINE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t \x21-\x7e\x80-\xff]*$/;
+
+/**
+ * Decodes a chunked body as its bytes arrive, strictly: hex sizes, CRLF line ends and CRLF after
+ * each chunk's data, bounded size lines and trailer, nothing after the end. Throws on anything else.
+ */
 class ChunkedDecoder {
   done = false;
-  private size = -1;
+  private state: 'size' | 'data' | 'cr' | 'lf' | 'trailer' = 'size';
+  /** Bytes of the current chunk's data still to come. */
+  private size = 0;
+  /** A size or trailer line so far (latin1), its LF not seen yet. */
   private line = '';
-  /** After a chunk's data: its CRLF is still to come. */
-  private crlf = 0;
-  private trailer = false;
+  private trailerBytes = 0;
 
   feed(bytes: Buffer): Buffer[] {
     const out: Buffer[] = [];
     let at = 0;
-    while (at < bytes.length && !this.done) {
-      if (this.crlf > 0) {
-        const skip = Math.min(this.crlf, bytes.length - at);
-        this.crlf -= skip;
-        at += skip;
-        continue;
-      }
-      if (this.size > 0) {
+    while (at < bytes.length) {
+      if (this.done) throw refused('bytes past the end of the chunked body');
+      if (this.state === 'data') {
         const take = Math.min(this.size, bytes.length - at);
         out.push(bytes.subarray(at, at + take));
         this.size -= take;
         at += take;
-        if (this.size === 0) {
-          this.size = -1;
-          this.crlf = 2;
-        }
+        if (this.size === 0) this.state = 'cr';
+        continue;
+      }
+      if (this.state === 'cr' || this.state === 'lf') {
+        if (bytes[at] !== (this.state === 'cr' ? 13 : 10)) throw refused('chunk data not followed by CRLF');
+        at++;
+        this.state = this.state === 'cr' ? 'lf' : 'size';
         continue;
       }
       // A size line, or after the last chunk the trailer's lines until an empty one.
       const nl = bytes.indexOf(10, at);
-      if (nl < 0) {
-        this.line += bytes.toString('latin1', at);
-        at = bytes.length;
-        break;
+      const stop = nl < 0 ? bytes.length : nl;
+      const room = this.state === 'size' ? CHUNK_LINE_LIMIT + 1 : TRAILER_LIMIT - this.trailerBytes;
+      if (this.line.length + (stop - at) > room) {
+        throw refused(this.state === 'size' ? 'chunk-size line too long' : `trailer over ${TRAILER_LIMIT} bytes`);
       }
-      const line = (this.line + bytes.toString('latin1', at, nl)).replace(/\r$/, '');
+      this.line += bytes.toString('latin1', at, stop);
+      at = stop;
+      if (nl < 0) break;
+      at++;
+      const raw = this.line;
       this.line = '';
-      at = nl + 1;
-      if (this.trailer) {
+      if (!raw.endsWith('\r')) throw refused('a chunked-body line ending in a bare LF');
+      const line = raw.slice(0, -1);
+      if (this.state === 'trailer') {
+        this.trailerBytes += raw.length + 1;
+        if (this.trailerBytes > TRAILER_LIMIT) throw refused(`trailer over ${TRAILER_LIMIT} bytes`);
         if (line === '') this.done = true;
+        else if (!TRAILER_LINE.test(line)) throw refused(`malformed trailer line ${JSON.stringify(line.slice(0, 80))}`);
         continue;
       }
-      const size = Number.parseInt(line.split(';')[0] ?? '', 16);
-      if (!Number.isFinite(size) || size < 0)
-        throw connectionError(`bad chunk size line: ${JSON.stringify(line)}`, 'ECONNABORTED');
-      if (size === 0) this.trailer = true;
-      else this.size = size;
+      const m = CHUNK_SIZE_LINE.exec(line);
+      if (!m) throw refused(`bad chunk-size line ${JSON.stringify(line.slice(0, 80))}`);
+      const size = Number.parseInt(m[1] as string, 16);
+      if (size === 0) this.state = 'trailer';
+      else {
+        this.size = size;
+        this.state = 'data';
+      }
     }
     return out;
   }
