@@ -18,6 +18,31 @@ import { storeFor } from '../helpers/stores.js';
 
 const MiB = 1024 * 1024;
 
+/**
+ * A node script in a child process that prints a line once it has done its first steps: `ready`
+ * resolves then (or when it exits early), however slowly a loaded machine runs it; `exited` gives
+ * its exit code and everything it printed.
+ */
+function stepwise(
+  source: string,
+  args: string[],
+): { ready: Promise<void>; exited: Promise<{ code: number | null; out: string }> } {
+  const child = spawn(process.execPath, ['-e', source, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.setEncoding('utf8');
+  const exit = once(child, 'exit');
+  const ready = Promise.race([
+    new Promise<void>((resolve) =>
+      child.stdout.on('data', (d: string) => {
+        out += d;
+        if (out.includes('\n')) resolve();
+      }),
+    ),
+    exit.then(() => {}),
+  ]);
+  return { ready, exited: exit.then(([code]) => ({ code: code as number | null, out })) };
+}
+
 for (const backend of ALL_BACKENDS) {
   describe(`writes on ${backend}`, { concurrency: false }, () => {
     let server: TestServer;
@@ -266,7 +291,7 @@ for (const backend of ALL_BACKENDS) {
     test('rm of a file open for writing deletes it; its last close uploads nothing and leaves no hidden object', async () => {
       const fifo = path.join(work, 'rm-go');
       await runOk('mkfifo', [fifo]);
-      const script = `const fs = require('node:fs');
+      const source = `const fs = require('node:fs');
         const [file, fifo] = process.argv.slice(1);
         const fd = fs.openSync(file, 'r+');
         fs.writeSync(fd, Buffer.from('new bytes'), 0, 9, 0);
@@ -274,15 +299,13 @@ for (const backend of ALL_BACKENDS) {
         fs.readFileSync(fifo);
         fs.writeSync(fd, Buffer.from('more'), 0, 4, 9);
         fs.closeSync(fd);`;
-      const writer = run(process.execPath, ['-e', script, at('doomed-open.txt'), fifo]);
-      for (let i = 0; i < 400 && !(await m.metricsText()).includes('op="write"'); i++)
-        await new Promise((r) => setTimeout(r, 25));
-      await new Promise((r) => setTimeout(r, 200));
+      const writer = stepwise(source, [at('doomed-open.txt'), fifo]);
+      await writer.ready; // opened and written
       await runOk('rm', [at('doomed-open.txt')]);
       assert.equal(await store.head('doomed-open.txt'), undefined);
       await writeFile(fifo, 'go\n');
-      const done = await writer;
-      assert.equal(done.code, 0, done.stderr);
+      const done = await writer.exited;
+      assert.equal(done.code, 0, done.out);
       assert.equal(await store.head('doomed-open.txt'), undefined, 'not uploaded again at close');
       const hidden = (await store.list('')).objects.filter((o) => o.key.includes('.fuse_hidden'));
       assert.deepEqual(hidden, []);
@@ -394,7 +417,7 @@ for (const backend of ALL_BACKENDS) {
     });
 
     test('a handle reads what it wrote before close; an object changed by another client meanwhile makes close ESTALE', async (t) => {
-      const script = `const fs = require('node:fs');
+      const source = `const fs = require('node:fs');
         const [file, fifo] = process.argv.slice(1);
         const fd = fs.openSync(file, 'r+');
         fs.writeSync(fd, Buffer.from('MINE'), 0, 4, 2);
@@ -403,7 +426,7 @@ for (const backend of ALL_BACKENDS) {
         process.stdout.write(back.toString() + '\\n');
         if (fifo) fs.readFileSync(fifo);
         try { fs.closeSync(fd); } catch (err) { process.stdout.write('close: ' + err.code + '\\n'); process.exit(3); }`;
-      assert.equal((await runOk(process.execPath, ['-e', script, at('rw.txt')])).trim(), '01MINE6789');
+      assert.equal((await runOk(process.execPath, ['-e', source, at('rw.txt')])).trim(), '01MINE6789');
       assert.equal((await stored('rw.txt'))?.toString(), '01MINE6789');
       if (!server.quirks.conditionalWrite) {
         t.diagnostic(`${backend} ignores write conditions: the ESTALE half is not checked`);
@@ -411,16 +434,16 @@ for (const backend of ALL_BACKENDS) {
       }
       const fifo = path.join(work, 'stale-go');
       await runOk('mkfifo', [fifo]);
-      const writer = run(process.execPath, ['-e', script, at('rw.txt'), fifo]);
-      for (let i = 0; i < 400 && !(await m.metricsText()).includes('op="write"'); i++)
-        await new Promise((r) => setTimeout(r, 25));
-      await new Promise((r) => setTimeout(r, 200));
+      // The other client writes once the writer has opened, written and read back (its first line
+      // out), however slowly the machine runs it; then the writer closes.
+      const writer = stepwise(source, [at('rw.txt'), fifo]);
+      await writer.ready;
       await server.putObject('writes', 'rw.txt', 'theirs');
       await writeFile(fifo, 'go\n');
-      const r = await writer;
-      assert.equal(r.code, 3, `close fails: ${r.stdout.toString()} ${r.stderr}`);
+      const { code, out } = await writer.exited;
+      assert.equal(code, 3, `close fails: ${out}`);
       // Node names errno 116 only by its number.
-      assert.match(r.stdout.toString(), /close: (ESTALE|Unknown system error -116)/);
+      assert.match(out, /close: (ESTALE|Unknown system error -116)/);
       assert.equal((await stored('rw.txt'))?.toString(), 'theirs', "the other client's object is intact");
     });
 
