@@ -190,15 +190,21 @@ export class Vfs {
     const names = ['.', '..'];
     const dirAttr = this.attr(entry);
     const attrs = [dirAttr, dirAttr];
+    // Nothing open for writing (most listings): the listing is the answer, with no lookups per child.
+    const writes = this.writing?.writes.openCount ? this.writing.writes : undefined;
     const listed = new Set<string>();
     for (const c of children) {
       names.push(c.name);
+      if (!writes) {
+        attrs.push(this.attr(c.entry));
+        continue;
+      }
       listed.add(c.name);
-      const open = this.writing?.writes.get(joinPath(path, c.name));
+      const open = writes.get(joinPath(path, c.name));
       attrs.push(open ? await this.getattr(open.path) : this.attr(c.entry));
     }
     // Files created and not yet uploaded are listed too, as local file systems do.
-    for (const f of this.writing?.writes.in(path) ?? []) {
+    for (const f of writes?.in(path) ?? []) {
       const name = baseName(f.path);
       if (listed.has(name)) continue;
       names.push(name);

@@ -87,6 +87,11 @@ export class Writes {
     return this.files.get(path);
   }
 
+  /** How many files are open for writing. */
+  get openCount(): number {
+    return this.files.size;
+  }
+
   /** Files open for writing directly in directory `dir` (a listing shows them before they are uploaded). */
   in(dir: string): WritableFile[] {
     return [...this.files.values()].filter((f) => !f.unlinked && parentPath(f.path) === dir);

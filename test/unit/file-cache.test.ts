@@ -334,3 +334,26 @@ test('a store error fails the read; the failed download leaves nothing behind', 
   assert.equal(r.cache.bytes, 0);
   await r.cache.close();
 });
+
+test('a file adopted as a new version is served from disk with no GET, replaces the old copy, and survives a restart', async () => {
+  const dir = await tempDir();
+  const r = await rig(dir);
+  const old = await cachedCopy(r, 'obj', 2 * MiB + 9);
+  // This mount uploaded a new version; its bytes are a local file beside the cache (staging).
+  const data = randomBytes(3 * MiB + 5);
+  const staged = path.join(dir, 'staged-obj');
+  await writeFile(staged, data);
+  const meta = r.store.seed('obj', data);
+  assert.notEqual(meta.etag, old.meta.etag);
+  const gets = r.store.requests.GET;
+  assert.equal(await r.cache.adopt(meta, staged), true);
+  await assert.rejects(stat(staged), { code: 'ENOENT' }, 'moved into the cache, not copied');
+  assert.ok((await readAll(r.open(meta), meta.size)).equals(data));
+  assert.equal(r.store.requests.GET, gets, 'no GET for the adopted version');
+  assert.equal(r.cache.completeEntry('obj')?.meta.etag, meta.etag, 'the copy of the key is the new version');
+  await r.cache.close();
+  const again = await rig(dir, {}, r.store);
+  assert.ok((await readAll(again.open(meta), meta.size)).equals(data));
+  assert.equal(r.store.requests.GET, gets, 'the record and checksums were kept on disk');
+  await again.cache.close();
+});
