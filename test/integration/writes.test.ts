@@ -20,8 +20,8 @@ const MiB = 1024 * 1024;
 
 /**
  * A node script in a child process that prints a line once it has done its first steps: `ready`
- * resolves then (or when it exits early), however slowly a loaded machine runs it; `exited` gives
- * its exit code and everything it printed.
+ * resolves then, however slowly a loaded machine runs it (and rejects if it exits first); `exited`
+ * gives its exit code and everything it printed.
  */
 function stepwise(
   source: string,
@@ -31,6 +31,8 @@ function stepwise(
   let out = '';
   child.stdout.setEncoding('utf8');
   const exit = once(child, 'exit');
+  // A child that ended before its line (an open that failed) must not leave the test writing to a
+  // fifo nobody will open: that would hang.
   const ready = Promise.race([
     new Promise<void>((resolve) =>
       child.stdout.on('data', (d: string) => {
@@ -38,7 +40,9 @@ function stepwise(
         if (out.includes('\n')) resolve();
       }),
     ),
-    exit.then(() => {}),
+    exit.then(([code]) => {
+      throw new Error(`the script exited (${code}) before it got there: ${out}`);
+    }),
   ]);
   return { ready, exited: exit.then(([code]) => ({ code: code as number | null, out })) };
 }
@@ -528,10 +532,12 @@ for (const backend of ALL_BACKENDS) {
         const fd = fs.openSync(process.argv[1], 'w');
         const piece = Buffer.alloc(${MiB}, 7);
         for (let off = 0; off < ${size}; off += piece.length) fs.writeSync(fd, piece, 0, Math.min(piece.length, ${size} - off));
+        process.stdout.write('written\\n');
         fs.readFileSync(process.argv[2]);
         fs.closeSync(fd);`;
       const c0 = await counts();
-      const writer = run(process.execPath, ['-e', script, f, fifo]);
+      const writer = stepwise(script, [f, fifo]);
+      await writer.ready; // every byte written, the file still open
       const until = async (what: () => Promise<boolean>) => {
         for (let i = 0; i < 1200 && !(await what()); i++) await new Promise((r) => setTimeout(r, 50));
       };
@@ -543,7 +549,7 @@ for (const backend of ALL_BACKENDS) {
       assert.equal((await runOk('stat', ['-c', '%s', f])).trim(), String(size));
       assert.equal(await store.head('inflight.bin'), undefined, 'not in the store while open');
       await writeFile(fifo, 'go\n');
-      assert.equal((await writer).code, 0);
+      assert.equal((await writer.exited).code, 0);
       assert.equal((await store.head('inflight.bin'))?.size, size);
       assert.equal(sha256((await stored('inflight.bin')) ?? ''), sha256(Buffer.alloc(size, 7)));
       const d = delta(c0, await counts());
