@@ -363,7 +363,7 @@ export class Vfs {
     const entry = await this.ns.lookup(path);
     if (!entry) throw new PosixError('ENOENT', `no such file or directory: ${path}`);
     if (entry.type !== 'symlink') throw new PosixError('EINVAL', `not a symbolic link: ${path}`);
-    const version = versionKey(entry.meta);
+    const version = `${entry.meta.key}\0${versionKey(entry.meta)}`;
     const known = this.linkTargets.get(version);
     if (known !== undefined) return known;
     if (entry.meta.size > LINK_TARGET_MAX_BYTES) {
