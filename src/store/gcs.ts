@@ -114,6 +114,9 @@ function toMeta(key: string, m: FileMetadata): ObjectMeta {
     mtime: new Date(String(m.updated ?? m.timeCreated ?? 0)),
   };
   if (m.generation !== undefined) meta.generation = String(m.generation);
+  // Base64 of the big-endian CRC32C of the whole object.
+  const crc = typeof m.crc32c === 'string' ? Buffer.from(m.crc32c, 'base64') : undefined;
+  if (crc?.length === 4) meta.crc32c = crc.readUInt32BE(0);
   return meta;
 }
 

@@ -12,6 +12,8 @@ export interface ObjectMeta {
   mtime: Date;
   /** GCS object generation; undefined on S3. */
   generation?: string;
+  /** CRC32C of the whole object where the store's metadata gives one (GCS, in HEAD and LIST alike). */
+  crc32c?: number;
 }
 
 type VersionFields = Pick<ObjectMeta, 'etag' | 'generation' | 'size'>;

@@ -7,6 +7,7 @@ import { mkdtemp, open, readdir, rm, stat, truncate, utimes, writeFile } from 'n
 import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
+import { crc32c } from '@node-rs/crc32';
 import { planChunks } from '../../src/cache/file/download-job.js';
 import { entryId, entryPaths, FORMAT_DIR } from '../../src/cache/file/layout.js';
 import { MemoryStore } from '../../src/store/memory.js';
@@ -356,4 +357,24 @@ test('a file adopted as a new version is served from disk with no GET, replaces 
   assert.ok((await readAll(again.open(meta), meta.size)).equals(data));
   assert.equal(r.store.requests.GET, gets, 'the record and checksums were kept on disk');
   await again.cache.close();
+});
+
+test("a download that does not match the store's whole-object CRC32C (GCS) is not kept; one that matches is", async () => {
+  const r = await rig(await tempDir());
+  const data = randomBytes(3 * MiB + 11);
+  const seeded = r.store.seed('good', data);
+  const good: ObjectMeta = { ...seeded, crc32c: crc32c(data) >>> 0 };
+  assert.ok((await readAll(r.open(good), good.size)).equals(data));
+  await settled(r.cache, r.store, good);
+  assert.ok(r.cache.lookup(good)?.complete, 'a matching copy is kept');
+  const other = randomBytes(2 * MiB);
+  const seededBad = r.store.seed('bad', other);
+  // The store's metadata names other bytes than those served (as when they change on the way).
+  const bad: ObjectMeta = { ...seededBad, crc32c: (crc32c(other) ^ 1) >>> 0 };
+  assert.ok((await readAll(r.open(bad), bad.size)).equals(other), 'the read itself is served');
+  await settled(r.cache, r.store, bad);
+  assert.equal(r.cache.lookup(bad), undefined, 'no copy kept');
+  const text = await r.metrics.registry.metrics();
+  assert.match(text, /bucketfs_file_cache_corrupt_total 1\n/);
+  await r.cache.close();
 });

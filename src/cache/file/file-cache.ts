@@ -39,6 +39,7 @@ import {
   entryId,
   entryPaths,
   FORMAT_DIR,
+  objectChecksum,
   parseRecord,
 } from './layout.js';
 import { type CacheDirLock, type LockOwner, lockCacheDir } from './lock.js';
@@ -396,7 +397,10 @@ export class FileCache {
       this.downloader,
       this.budget,
       { chunkBytes: this.opts.chunkBytes, parallelism: parallel, pool: this.chunkPool },
-      () => this.persist(entry),
+      async () => {
+        await this.verifyWhole(entry, entry.paths.partial);
+        await this.persist(entry);
+      },
     );
     this.entries.set(id, entry);
     this.usedBytes += entry.size;
@@ -429,7 +433,8 @@ export class FileCache {
    * cached copy: moved in (a rename; staging lives under the cache directory) with the checksums of
    * its blocks, so that reading back what was written costs no GET. The copy it replaces is dropped.
    * False when it cannot be taken (no room, a download of the key under way, the disk in trouble,
-   * another file system): the caller still owns `file`.
+   * another file system): the caller still owns `file`. A file whose bytes do not match the checksum
+   * the store gave for the version is left where it is and logged.
    */
   async adopt(meta: ObjectMeta, file: string): Promise<boolean> {
     if (this.closed || Date.now() < this.diskPausedUntil || meta.size === 0) return false;
@@ -449,6 +454,13 @@ export class FileCache {
     }
     if (this.closed || this.entries.has(id)) return false;
     const entry = new CacheEntry(id, meta, entryPaths(this.opts.dir, id), crcs);
+    try {
+      await this.verifyWhole(entry, file);
+    } catch (err) {
+      // The store says it holds other bytes than these: they may be the only right copy. Kept.
+      this.log.error({ key: meta.key, staged: file }, `${describe(err)}; the bytes written are kept in ${file}`);
+      return true;
+    }
     try {
       await rename(file, entry.paths.partial);
     } catch {
@@ -478,10 +490,18 @@ export class FileCache {
   /** The block checksums of a local file of `size` bytes, read through block buffers of the budget. */
   private async checksums(file: string, size: number): Promise<Uint32Array> {
     const crcs = new Uint32Array(blockCount(size));
+    await this.scan(file, size, (block, data) => {
+      crcs[block] = blockChecksum(data);
+    });
+    return crcs;
+  }
+
+  /** Reads a local file of `size` bytes block by block, in order, into a block buffer of the budget. */
+  private async scan(file: string, size: number, visit: (block: number, data: Buffer) => void): Promise<void> {
     const fh = await open(file, 'r');
     const buf = await this.blockPool.take();
     try {
-      for (let b = 0; b < crcs.length; b++) {
+      for (let b = 0; b * BLOCK_BYTES < size; b++) {
         const want = Math.min(BLOCK_BYTES, size - b * BLOCK_BYTES);
         let got = 0;
         while (got < want) {
@@ -489,13 +509,36 @@ export class FileCache {
           if (bytesRead === 0) throw Object.assign(new Error(`${file} is shorter than ${size} bytes`), { code: 'EIO' });
           got += bytesRead;
         }
-        crcs[b] = blockChecksum(buf.subarray(0, want));
+        visit(b, buf.subarray(0, want));
       }
     } finally {
       this.blockPool.release(buf);
       await fh.close();
     }
-    return crcs;
+  }
+
+  /**
+   * Checks a downloaded copy against the whole-object CRC32C the store keeps (GCS): bytes that
+   * changed on the way (a proxy, a bad NIC, a bug of ours) never become a cached copy that every
+   * later read would trust. Ranged reads have no such checksum to check against (docs/caching.md).
+   */
+  private async verifyWhole(e: CacheEntry, file: string): Promise<void> {
+    const want = e.meta.crc32c;
+    if (want === undefined || !objectChecksum) return;
+    const crc = objectChecksum;
+    let got = 0;
+    await this.scan(file, e.size, (_block, data) => {
+      got = crc(data, got);
+    });
+    if (got !== want) {
+      this.metrics.fileCacheCorrupt.inc();
+      this.log.warn({ key: e.meta.key, want, got }, "a download does not match the store's CRC32C: not cached");
+      throw new BucketfsError(
+        ErrorCodes.BadResponse,
+        `download of ${e.meta.key} does not match the CRC32C the store keeps (${want.toString(16)}, got ${got.toString(16)}): not cached`,
+        { key: e.meta.key },
+      );
+    }
   }
 
   /** Writes the record of a finished download, after its data is in place. */
