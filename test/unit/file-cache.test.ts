@@ -378,3 +378,16 @@ test("a download that does not match the store's whole-object CRC32C (GCS) is no
   assert.match(text, /bucketfs_file_cache_corrupt_total 1\n/);
   await r.cache.close();
 });
+
+test('a written file whose bytes do not match the CRC32C the store answered with is not adopted and stays where it is', async () => {
+  const dir = await tempDir();
+  const r = await rig(dir);
+  const data = randomBytes(MiB + 3);
+  const staged = path.join(dir, 'staged-mismatch');
+  await writeFile(staged, data);
+  const meta: ObjectMeta = { ...r.store.seed('w', data), crc32c: (crc32c(data) ^ 4) >>> 0 };
+  assert.equal(await r.cache.adopt(meta, staged), true, 'handled: the caller must not delete it');
+  assert.ok((await stat(staged)).size === data.length, 'the bytes are kept');
+  assert.equal(r.cache.lookup(meta), undefined);
+  await r.cache.close();
+});
