@@ -14,6 +14,7 @@ import { once } from 'node:events';
 import http from 'node:http';
 import https from 'node:https';
 import { BucketfsError, ErrorCodes } from '../errors.js';
+import { crc32cBase64 } from './checksum.js';
 import type { ObjectMeta, Upload, UploadedPart, UploadShape, WriteCondition } from './types.js';
 
 const KIB = 1024;
@@ -214,8 +215,10 @@ export class GcsWriter {
     const query = { uploadType: 'multipart', name: key, ...conditionQuery(condition, key) };
     // Random, so that no body holds it: the bytes are sent as they are, not encoded.
     const boundary = `bucketfs-${randomBytes(16).toString('hex')}`;
+    // With its CRC32C in the metadata, GCS checks the bytes it got and refuses them (400) if they differ.
+    const resource = JSON.stringify({ name: key, crc32c: crc32cBase64(body) });
     const head =
-      `--${boundary}\r\ncontent-type: application/json; charset=UTF-8\r\n\r\n${JSON.stringify({ name: key })}\r\n` +
+      `--${boundary}\r\ncontent-type: application/json; charset=UTF-8\r\n\r\n${resource}\r\n` +
       `--${boundary}\r\ncontent-type: application/octet-stream\r\n\r\n`;
     const res = await this.write('POST', this.apiUrl(this.uploadPath(), query), key, {
       body: [Buffer.from(head), body, Buffer.from(`\r\n--${boundary}--\r\n`)],

@@ -18,6 +18,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { BucketfsError, ErrorCodes, networkErrno } from '../errors.js';
+import { crc32c, crc32cBase64 } from './checksum.js';
 import { RawBody, RawHttpHandler } from './raw-http.js';
 import { readBodyInto } from './read-body.js';
 import type {
@@ -34,23 +35,6 @@ import type {
 } from './types.js';
 
 const MiB = 1024 * 1024;
-
-/**
- * CRC32C of an upload's bytes, which S3 checks before it stores them (x-amz-checksum-crc32c): a body
- * damaged between the staged copy and the store is refused, not kept. Native (@node-rs/crc32, many
- * GB/s); where the package has no binary for the platform uploads go without one.
- */
-const crc32c: ((data: Uint8Array) => number) | undefined = await import('@node-rs/crc32').then(
-  (m) => (data: Uint8Array) => m.crc32c(data),
-  () => undefined,
-);
-
-function checksumOf(body: Buffer): string | undefined {
-  if (!crc32c) return undefined;
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(crc32c(body) >>> 0);
-  return b.toString('base64');
-}
 
 /**
  * A PUT or part that carries its CRC32C is sent with an unsigned payload: the checksum guards the
@@ -264,7 +248,7 @@ class S3Store implements ObjectStore {
           Bucket: this.bucket,
           Key: key,
           Body: body,
-          ChecksumCRC32C: checksumOf(body),
+          ChecksumCRC32C: crc32cBase64(body),
           ...conditionHeaders(condition),
         }),
         { abortSignal: signal },
@@ -328,7 +312,7 @@ class S3Store implements ObjectStore {
     body: Buffer,
     signal?: AbortSignal,
   ): Promise<UploadedPart> {
-    const checksum = checksumOf(body);
+    const checksum = crc32cBase64(body);
     try {
       const out = await this.client.send(
         new UploadPartCommand({

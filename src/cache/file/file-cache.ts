@@ -26,6 +26,7 @@ import { PartPool } from '../../memory/part-pool.js';
 import { ReservedBuffers } from '../../memory/reserved-buffers.js';
 import type { Metrics } from '../../metrics/metrics.js';
 import type { RangeDownloader } from '../../read/range-downloader.js';
+import { crc32c } from '../../store/checksum.js';
 import { type ObjectMeta, sameVersion } from '../../store/types.js';
 import { chunkSize, DownloadJob } from './download-job.js';
 import { CacheEntry, type DiskBlock } from './entry.js';
@@ -39,7 +40,6 @@ import {
   entryId,
   entryPaths,
   FORMAT_DIR,
-  objectChecksum,
   parseRecord,
 } from './layout.js';
 import { type CacheDirLock, type LockOwner, lockCacheDir } from './lock.js';
@@ -524,8 +524,8 @@ export class FileCache {
    */
   private async verifyWhole(e: CacheEntry, file: string): Promise<void> {
     const want = e.meta.crc32c;
-    if (want === undefined || !objectChecksum) return;
-    const crc = objectChecksum;
+    if (want === undefined || !crc32c) return;
+    const crc = crc32c;
     let got = 0;
     await this.scan(file, e.size, (_block, data) => {
       got = crc(data, got);

@@ -68,17 +68,6 @@ const crc32Impl: (data: Uint8Array, previous: number) => number = await import('
   () => crc32,
 );
 
-/**
- * CRC32C (Castagnoli) of `data` continuing from `previous`: the whole-object checksum GCS keeps, which
- * a complete download is checked against. Undefined where @node-rs/crc32 has no binary (no check).
- */
-export const objectChecksum: ((data: Uint8Array, previous: number) => number) | undefined = await import(
-  '@node-rs/crc32'
-).then(
-  (m) => (data: Uint8Array, previous: number) => m.crc32c(data, previous) >>> 0,
-  () => undefined,
-);
-
 export function encodeChecksums(crcs: Uint32Array): string {
   return Buffer.from(crcs.buffer, crcs.byteOffset, crcs.byteLength).toString('base64');
 }
