@@ -440,6 +440,21 @@ export class FileCache {
     if (this.closed || Date.now() < this.diskPausedUntil || meta.size === 0) return false;
     const id = this.idOf(meta.key);
     if (this.jobs.has(id) || this.starting.has(id)) return false;
+    // A read of the key meanwhile joins this instead of starting a download into the same files.
+    let adopted!: () => void;
+    const adopting = new Promise<undefined>((resolve) => {
+      adopted = () => resolve(undefined);
+    });
+    this.starting.set(id, adopting);
+    try {
+      return await this.adoptAs(id, meta, file);
+    } finally {
+      if (this.starting.get(id) === adopting) this.starting.delete(id);
+      adopted();
+    }
+  }
+
+  private async adoptAs(id: string, meta: ObjectMeta, file: string): Promise<boolean> {
     const old = this.entries.get(id);
     if (old) void this.drop(old, sameVersion(old.meta, meta) ? 'evict' : 'changed');
     await this.removing.get(id);
