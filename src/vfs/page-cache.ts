@@ -15,19 +15,18 @@ const MAX_PATHS = 100_000;
 /** keep: the cached pages are this version's; drop: start afresh; bypass: another version is open. */
 export type PageCacheUse = 'keep' | 'drop' | 'bypass';
 
+/** A file's open handles by version (versionKey): kept by the open-handle table (open-files.ts). */
+export interface OpenVersions {
+  versions: Map<string, number>;
+}
+
 export class PageCacheVersions {
   /** Per path: the version the kernel's cached pages hold, when that is known to be the only one. */
   private readonly cached = new LRUCache<string, string>({ max: MAX_PATHS });
-  /** Per path: open handles by version. */
-  private readonly open = new Map<string, Map<string, number>>();
 
-  /** A handle of `version` (versionKey) is being opened on `path`: how it uses the cached pages. */
-  opened(path: string, version: string): PageCacheUse {
-    let handles = this.open.get(path);
-    if (!handles) {
-      handles = new Map();
-      this.open.set(path, handles);
-    }
+  /** A handle of `version` is being opened on `file`, now at `path`: how it uses the cached pages. */
+  opened(path: string, file: OpenVersions, version: string): PageCacheUse {
+    const handles = file.versions;
     handles.set(version, (handles.get(version) ?? 0) + 1);
     if (handles.size > 1) {
       // Another version is open too: whatever it reads goes into the same pages.
@@ -39,19 +38,13 @@ export class PageCacheVersions {
     return keep ? 'keep' : 'drop';
   }
 
-  /** Whether handles of `path` are open (through bucketfs). */
-  isOpen(path: string): boolean {
-    return this.open.has(path);
-  }
-
-  /** A handle of `version` on `path` was released. */
-  closed(path: string, version: string): void {
-    const handles = this.open.get(path);
-    const n = handles?.get(version);
-    if (!handles || n === undefined) return;
+  /** A handle of `version` on `file`, now at `path`, was released. */
+  closed(path: string, file: OpenVersions, version: string): void {
+    const handles = file.versions;
+    const n = handles.get(version);
+    if (n === undefined) return;
     if (n > 1) handles.set(version, n - 1);
     else handles.delete(version);
-    if (handles.size === 0) this.open.delete(path);
     // An older version's handle may have left its pages behind.
     if (this.cached.peek(path) !== version) this.cached.delete(path);
   }

@@ -5,28 +5,33 @@
 //
 // The kernel's rule for one inode: while a handle is open in passthrough, every other open of it
 // must be passthrough onto the same backing file (or fails with EIO), and a handle open through
-// bucketfs keeps passthrough out. So per path: one backing id, for one version, shared by its
-// passthrough handles and given back to its source with the last (which may keep it registered for
-// the path's next open: src/backing/registry.ts); an open while handles of the path are open
-// through bucketfs is served through bucketfs too.
+// bucketfs keeps passthrough out. So per open file (the inode: the open-handle table's entry,
+// which a rename moves and an unlink detaches, as the kernel does the inode): one backing id, for
+// one version, shared by its passthrough handles and given back to its source with the last (which
+// may keep it registered for the path's next open: src/backing/registry.ts); an open while handles
+// of the file are open through bucketfs is served through bucketfs too.
 
 import { type BackingFiles, BackingRefused, type CopySource } from '../backing/files.js';
 import type { Logger } from '../log.js';
 import { type ObjectMeta, versionKey } from '../store/types.js';
 import { PosixError } from './errno.js';
 
-interface PathBacking {
+export interface FileBacking {
   version: string;
   /** The backing id; undefined when the copy could not be used (the opens go through bucketfs). */
   id: Promise<number | undefined>;
   handles: number;
 }
 
+/** Where an open file keeps its backing: the open-handle table's entry (open-files.ts). */
+export interface BackingSlot {
+  backing: FileBacking | undefined;
+}
+
 export class PassthroughOpens {
   private readonly source: CopySource;
   private readonly backing: () => BackingFiles | undefined;
   private readonly log: Logger;
-  private readonly paths = new Map<string, PathBacking>();
   /** The kernel refused a backing file (not root, no kernel support): no more tries. */
   private off = false;
 
@@ -38,21 +43,26 @@ export class PassthroughOpens {
   }
 
   /**
-   * The backing id for a new handle of this version (`meta`) on `path`, or undefined: serve it
-   * through bucketfs. `throughBucketfs`: handles of the path are open through bucketfs now. Each
-   * handle that gets an id is given back with `released`.
+   * The backing id for a new handle of this version (`meta`) on the open file `file` (at `path`),
+   * or undefined: serve it through bucketfs. `throughBucketfs`: handles of the file are open
+   * through bucketfs now. Each handle that gets an id is given back with `released`.
    */
-  async opened(path: string, meta: ObjectMeta, throughBucketfs: boolean): Promise<number | undefined> {
+  async opened(
+    path: string,
+    file: BackingSlot,
+    meta: ObjectMeta,
+    throughBucketfs: boolean,
+  ): Promise<number | undefined> {
     const version = versionKey(meta);
-    let p = this.paths.get(path);
+    let p = file.backing;
     if (!p) {
       const backing = this.backing();
       if (this.off || throughBucketfs || !backing) return undefined;
       p = { version, id: this.attach(backing, meta), handles: 0 };
       const mine = p;
-      this.paths.set(path, mine);
+      file.backing = mine;
       void mine.id.then((id) => {
-        if (id === undefined && this.paths.get(path) === mine) this.paths.delete(path);
+        if (id === undefined && file.backing === mine) file.backing = undefined;
       });
     } else if (p.version !== version) {
       // The kernel takes one backing file per inode while it is open: the newer version cannot be
@@ -68,11 +78,11 @@ export class PassthroughOpens {
     return id;
   }
 
-  /** A handle that `opened` gave a backing id was released. */
-  released(path: string): void {
-    const p = this.paths.get(path);
+  /** A handle of `file` that `opened` gave a backing id was released. */
+  released(file: BackingSlot): void {
+    const p = file.backing;
     if (!p || --p.handles > 0) return;
-    this.paths.delete(path);
+    file.backing = undefined;
     void p.id.then((id) => {
       if (id !== undefined) this.source.release(id);
     });

@@ -6,11 +6,12 @@ import type { Config } from '../config/config.js';
 import { BucketfsError, ErrorCodes } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
-import type { FileReader, ReaderFactory } from '../read/types.js';
+import type { ReaderFactory } from '../read/types.js';
 import { type ObjectMeta, type ObjectStore, versionKey } from '../store/types.js';
 import { PosixError } from './errno.js';
 import { baseName, joinPath, parentPath } from './names.js';
 import { type Entry, linkKey, type Namespace } from './namespace.js';
+import { type Handle, type OpenFile, OpenFiles } from './open-files.js';
 import { type PageCacheUse, PageCacheVersions } from './page-cache.js';
 import type { PassthroughOpens } from './passthrough.js';
 import type { WritableFile, Writes } from './writes.js';
@@ -56,19 +57,6 @@ const O_APPEND = 0o2000;
  * (src/config/fuse-requests.ts), and a larger buffer would only cost random readers bytes.
  */
 const IO_SIZE = 128 * 1024;
-
-interface Handle {
-  path: string;
-  /** The version opened; undefined for a file that had no object yet (created, or opened to write). */
-  meta: ObjectMeta | undefined;
-  version: string;
-  /** Made at open for readers, at the first read for writers (which often never read). */
-  reader: FileReader | undefined;
-  /** The kernel reads this handle from a cached copy itself (passthrough.ts). */
-  passthrough: boolean;
-  /** Set on handles opened for writing: the file they change, shared with other handles of the path. */
-  file: WritableFile | undefined;
-}
 
 /** What the VFS needs to write: the store itself (deletes, copies, markers) and the open files. */
 export interface VfsWriting {
@@ -122,8 +110,8 @@ export class Vfs {
   private readonly config: VfsConfig;
   private readonly metrics: Metrics;
   private readonly log: Logger;
-  private readonly handles = new Map<number, Handle>();
-  private nextHandle = 1;
+  /** Every open handle, and per open file what its handles share. */
+  private readonly openFiles = new OpenFiles();
   private readonly pageCache = new PageCacheVersions();
   private readonly passthrough: PassthroughOpens | undefined;
   /** Undefined on a read-only mount: every change is EROFS. */
@@ -151,11 +139,15 @@ export class Vfs {
   }
 
   async getattr(path: string): Promise<Attr> {
-    const open = this.writing?.writes.get(path);
-    if (open) return this.makeAttr(S_IFREG | this.config.fileMode, this.writing?.writes.size(open) ?? 0, open.mtime);
+    const open = this.openFiles.writableAt(path);
+    if (open) return this.writtenAttr(open);
     const entry = await this.ns.lookup(path);
     if (!entry) throw new PosixError('ENOENT', `no such file or directory: ${path}`);
     return this.attr(entry);
+  }
+
+  private writtenAttr(f: WritableFile): Attr {
+    return this.makeAttr(S_IFREG | this.config.fileMode, this.writing?.writes.size(f) ?? 0, f.mtime);
   }
 
   attr(entry: Entry): Attr {
@@ -191,33 +183,42 @@ export class Vfs {
     const dirAttr = this.attr(entry);
     const attrs = [dirAttr, dirAttr];
     // Nothing open for writing (most listings): the listing is the answer, with no lookups per child.
-    const writes = this.writing?.writes.openCount ? this.writing.writes : undefined;
+    const writing = this.openFiles.anyWritable;
     const listed = new Set<string>();
     for (const c of children) {
       names.push(c.name);
-      if (!writes) {
+      if (!writing) {
         attrs.push(this.attr(c.entry));
         continue;
       }
       listed.add(c.name);
-      const open = writes.get(joinPath(path, c.name));
-      attrs.push(open ? await this.getattr(open.path) : this.attr(c.entry));
+      const open = this.openFiles.writableAt(joinPath(path, c.name));
+      attrs.push(open ? this.writtenAttr(open) : this.attr(c.entry));
     }
     // Files created and not yet uploaded are listed too, as local file systems do.
-    for (const f of writes?.in(path) ?? []) {
+    for (const f of this.openFiles.writableIn(path)) {
       const name = baseName(f.path);
       if (listed.has(name)) continue;
       names.push(name);
-      attrs.push(await this.getattr(f.path));
+      attrs.push(this.writtenAttr(f));
     }
     return { names, attrs };
   }
 
   async open(path: string, flags: number): Promise<Opened> {
     if ((flags & O_ACCMODE) !== 0 || flags & (O_TRUNC | O_APPEND)) return this.openToWrite(path, flags);
-    // A file being written (perhaps not in the store yet) is read as written so far.
-    const writing = this.writing?.writes.get(path);
-    if (writing) return this.handleOf(writing, false);
+    const file = this.openFiles.hold(path);
+    try {
+      // A file being written (perhaps not in the store yet) is read as written so far.
+      if (file.writable) return this.handleOf(file, file.writable, false);
+      return await this.openToRead(path, file);
+    } catch (err) {
+      this.openFiles.drop(file);
+      throw err;
+    }
+  }
+
+  private async openToRead(path: string, file: OpenFile): Promise<Opened> {
     const entry = await this.ns.lookup(path, undefined, true);
     if (!entry) throw new PosixError('ENOENT', `no such file: ${path}`);
     if (entry.type !== 'file') throw notAFile(entry, path);
@@ -228,28 +229,35 @@ export class Vfs {
     const reader = this.readers(entry.meta);
     let backingId: number | undefined;
     try {
-      backingId = await this.passthrough?.opened(path, entry.meta, this.pageCache.isOpen(path));
+      backingId = await this.passthrough?.opened(path, file, entry.meta, file.versions.size > 0);
     } catch (err) {
       reader.close();
       throw err;
     }
     const passthrough = backingId !== undefined;
-    const fh = this.addHandle({ path, meta: entry.meta, version, reader, passthrough, file: undefined });
+    const fh = this.addHandle({
+      file,
+      meta: entry.meta,
+      version,
+      reader,
+      passthrough,
+      writable: undefined,
+      writer: false,
+    });
     if (passthrough) return { fh, pageCache: 'drop', backingId };
     // With direct_io the kernel caches no pages: nothing to keep or bypass.
-    const pageCache = this.config.directIo ? 'drop' : this.pageCache.opened(path, version);
+    const pageCache = this.config.directIo ? 'drop' : this.pageCache.opened(path, file, version);
     return { fh, pageCache };
   }
 
   private addHandle(h: Handle): number {
-    const fh = this.nextHandle++;
-    this.handles.set(fh, h);
-    this.metrics.openHandles.set(this.handles.size);
+    const fh = this.openFiles.add(h);
+    this.metrics.openHandles.set(this.openFiles.handleCount);
     return fh;
   }
 
   private handle(fh: number): Handle {
-    const h = this.handles.get(fh);
+    const h = this.openFiles.handle(fh);
     if (!h) throw new PosixError('EBADF', `bad file handle ${fh}`);
     return h;
   }
@@ -260,37 +268,18 @@ export class Vfs {
   }
 
   /** An open that may change the file: O_WRONLY, O_RDWR, O_TRUNC (the kernel sends O_APPEND writes at the end). */
-  private async openToWrite(path: string, flags: number): Promise<Opened> {
+  private openToWrite(path: string, flags: number): Promise<Opened> {
     const { writes } = this.writingOf(`cannot open ${path} for writing`);
-    let file = writes.get(path);
-    if (file) {
-      file = await writes.open(path, file.key, file.base, (flags & O_TRUNC) !== 0);
-    } else {
+    return this.openWriter(path, (flags & O_TRUNC) !== 0, async (file) => {
+      if (file.writable) return file.writable;
       const entry = await this.ns.lookup(path);
       if (!entry) throw new PosixError('ENOENT', `no such file: ${path}`);
       if (entry.type !== 'file') throw notAFile(entry, path);
       const meta = await this.ns.currentFile(path);
       if (!meta) throw new PosixError('ENOENT', `no such file: ${path} (removed from the store)`);
-      file = await writes.open(path, meta.key, meta, (flags & O_TRUNC) !== 0);
-    }
-    return this.handleOf(file, true);
-  }
-
-  /**
-   * A handle on a file open for writing: one that writes, or one that reads what was written so far.
-   * The kernel keeps none of its pages from an earlier open (they may be of another version).
-   */
-  private handleOf(file: WritableFile, writer: boolean): Opened {
-    const meta = file.base;
-    const fh = this.addHandle({
-      path: file.path,
-      meta,
-      version: meta ? versionKey(meta) : '',
-      reader: undefined,
-      passthrough: false,
-      file: writer ? file : undefined,
+      // Another open may have begun writing the file while this one asked the store.
+      return file.writable ?? writes.file(path, meta.key, meta);
     });
-    return { fh, pageCache: 'drop' };
   }
 
   /** create(2) of a file that does not exist (the kernel has looked): an empty object at the first flush. */
@@ -298,7 +287,58 @@ export class Vfs {
     const { writes } = this.writingOf(`cannot create ${path}`);
     await this.parentDir(path);
     // Until its upload the open file answers for the name (getattr, open, readdir see it first).
-    return this.handleOf(await writes.open(path, this.ns.keyOf(path), undefined, true), true);
+    return this.openWriter(
+      path,
+      true,
+      async (file) => file.writable ?? writes.file(path, this.ns.keyOf(path), undefined),
+    );
+  }
+
+  /** A writing handle on the file at `path`, whose changes `changesOf` finds or starts. */
+  private async openWriter(
+    path: string,
+    truncate: boolean,
+    changesOf: (file: OpenFile) => Promise<WritableFile>,
+  ): Promise<Opened> {
+    const writes = this.writing?.writes as Writes;
+    const file = this.openFiles.hold(path);
+    let changes: WritableFile;
+    try {
+      changes = await changesOf(file);
+      // Its last handle was released while this open asked: this one starts afresh.
+      while (changes.finished) changes = await changesOf(file);
+      this.openFiles.setWritable(file, changes);
+      await writes.open(changes, truncate, () => this.closed(file, changes));
+    } catch (err) {
+      this.openFiles.drop(file);
+      throw err;
+    }
+    return this.handleOf(file, changes, true);
+  }
+
+  /** The last handle of `changes` is done with them: a later open of `file` starts afresh. */
+  private closed(file: OpenFile, changes: WritableFile): void {
+    if (file.writable === changes) this.openFiles.setWritable(file, undefined);
+  }
+
+  /**
+   * A handle on a file open for writing: one that writes (its open is done), or one that reads what
+   * was written so far (it holds the staged bytes too). The kernel keeps none of the file's pages
+   * from an earlier open (they may be of another version).
+   */
+  private handleOf(file: OpenFile, changes: WritableFile, writer: boolean): Opened {
+    if (!writer) this.writing?.writes.joined(changes);
+    const meta = changes.base;
+    const fh = this.addHandle({
+      file,
+      meta,
+      version: meta ? versionKey(meta) : '',
+      reader: undefined,
+      passthrough: false,
+      writable: changes,
+      writer,
+    });
+    return { fh, pageCache: 'drop' };
   }
 
   private async parentDir(path: string): Promise<void> {
@@ -308,34 +348,42 @@ export class Vfs {
   }
 
   async write(fh: number, data: Buffer, offset: number): Promise<number> {
-    const h = this.handle(fh);
-    if (!h.file || !this.writing) throw new PosixError('EBADF', `handle ${fh} of ${h.path} is not open for writing`);
-    await this.writing.writes.write(h.file, data, offset);
+    const { writes, changes } = this.writerOf(fh);
+    await writes.write(changes, data, offset);
     return data.length;
+  }
+
+  /** The changes a handle opened for writing makes (EBADF for other handles). */
+  private writerOf(fh: number): { writes: Writes; changes: WritableFile } {
+    const h = this.handle(fh);
+    const writes = this.writing?.writes;
+    if (!h.writer || !h.writable || !writes) {
+      throw new PosixError('EBADF', `handle ${fh} of ${h.file.path} is not open for writing`);
+    }
+    return { writes, changes: h.writable };
   }
 
   /** close(2) of one descriptor: the store has the file's bytes when this resolves. */
   async flush(fh: number): Promise<void> {
-    const h = this.handles.get(fh);
-    if (h?.file) await this.writing?.writes.flush(h.file);
+    const h = this.openFiles.handle(fh);
+    if (h?.writer && h.writable) await this.writing?.writes.flush(h.writable);
   }
 
   /** fsync(2): the store has the file when this resolves, an empty new one too. */
   async fsync(fh: number): Promise<void> {
-    const h = this.handles.get(fh);
-    if (h?.file) await this.writing?.writes.flush(h.file, true);
+    const h = this.openFiles.handle(fh);
+    if (h?.writer && h.writable) await this.writing?.writes.flush(h.writable, true);
   }
 
   async ftruncate(fh: number, size: number): Promise<void> {
-    const h = this.handle(fh);
-    if (!h.file || !this.writing) throw new PosixError('EBADF', `handle ${fh} of ${h.path} is not open for writing`);
-    await this.writing.writes.truncate(h.file, size);
+    const { writes, changes } = this.writerOf(fh);
+    await writes.truncate(changes, size);
   }
 
   /** truncate(2) by path: through the open file when there is one, else opened, changed, uploaded, closed. */
   async truncate(path: string, size: number): Promise<void> {
     const { writes } = this.writingOf(`cannot truncate ${path}`);
-    const open = writes.get(path);
+    const open = this.openFiles.writableAt(path);
     if (open) return writes.truncate(open, size);
     const { fh } = await this.openToWrite(path, size === 0 ? O_TRUNC | 1 : 1);
     try {
@@ -347,15 +395,24 @@ export class Vfs {
   }
 
   async unlink(path: string): Promise<void> {
-    const { store, writes } = this.writingOf(`cannot remove ${path}`);
-    const open = writes.get(path);
+    const { store } = this.writingOf(`cannot remove ${path}`);
+    const open = this.openFiles.writableAt(path);
     const entry = await this.ns.lookup(path);
     if (entry?.type === 'dir') throw new PosixError('EISDIR', `is a directory: ${path}`);
     if (!entry && !open) throw new PosixError('ENOENT', `no such file: ${path}`);
-    writes.unlinked(path);
+    this.nameTaken(path);
     if (entry?.type === 'symlink') await store.delete(entry.meta.key);
     else if (entry || open?.base) await store.delete(this.ns.keyOf(path));
     this.ns.removed(path);
+  }
+
+  /**
+   * The file open at `path` (if any) no longer has that name (unlink, or a rename over it): its
+   * handles keep it, and nothing of it is uploaded any more.
+   */
+  private nameTaken(path: string): void {
+    const gone = this.openFiles.unnamed(path);
+    if (gone?.writable) this.writing?.writes.unlinked(gone.writable);
   }
 
   /** readlink(2): the target, read from the link's object once per version. */
@@ -383,9 +440,10 @@ export class Vfs {
 
   /** symlink(2): an object holding the target, created only if nothing has the name. */
   async symlink(target: string, path: string): Promise<void> {
-    const { store, writes } = this.writingOf(`cannot make the link ${path}`);
+    const { store } = this.writingOf(`cannot make the link ${path}`);
     await this.parentDir(path);
-    if (writes.get(path) || (await this.ns.lookup(path))) throw new PosixError('EEXIST', `already exists: ${path}`);
+    if (this.openFiles.writableAt(path) || (await this.ns.lookup(path)))
+      throw new PosixError('EEXIST', `already exists: ${path}`);
     const body = Buffer.from(target);
     if (body.length > LINK_TARGET_MAX_BYTES) throw new PosixError('ENAMETOOLONG', `link target too long: ${path}`);
     try {
@@ -401,7 +459,7 @@ export class Vfs {
   async mkdir(path: string): Promise<void> {
     const { store } = this.writingOf(`cannot make directory ${path}`);
     await this.parentDir(path);
-    if (this.writing?.writes.get(path) || (await this.ns.lookup(path))) {
+    if (this.openFiles.writableAt(path) || (await this.ns.lookup(path))) {
       throw new PosixError('EEXIST', `already exists: ${path}`);
     }
     // A marker object "dir/", as the S3 console, gcsfuse and Mountpoint's readers take it.
@@ -417,7 +475,7 @@ export class Vfs {
   }
 
   async rmdir(path: string): Promise<void> {
-    const { store, writes } = this.writingOf(`cannot remove directory ${path}`);
+    const { store } = this.writingOf(`cannot remove directory ${path}`);
     if (path === '/') throw new PosixError('EBUSY', 'cannot remove the mount root');
     const entry = await this.ns.lookup(path);
     if (!entry) throw new PosixError('ENOENT', `no such directory: ${path}`);
@@ -426,7 +484,8 @@ export class Vfs {
     // Asked of the store, not the list cache: a child another client added must not be deleted with it.
     const page = await store.list(marker, { delimiter: '/', limit: 2 });
     const children = page.prefixes.length + page.objects.filter((o) => o.key !== marker).length;
-    if (children > 0 || writes.anyUnder(path)) throw new PosixError('ENOTEMPTY', `directory not empty: ${path}`);
+    if (children > 0 || this.openFiles.writableUnder(path))
+      throw new PosixError('ENOTEMPTY', `directory not empty: ${path}`);
     await store.delete(marker);
     this.ns.removed(path);
   }
@@ -438,7 +497,7 @@ export class Vfs {
   async rename(from: string, to: string): Promise<void> {
     const { store, writes } = this.writingOf(`cannot rename ${from}`);
     await this.parentDir(to);
-    const open = writes.get(from);
+    const open = this.openFiles.writableAt(from);
     if (open) await writes.flush(open);
     const entry = await this.ns.lookup(from);
     if (!entry && !open) throw new PosixError('ENOENT', `no such file: ${from}`);
@@ -451,7 +510,7 @@ export class Vfs {
       const moved = await store.copy(entry.meta, linkKey(this.ns.keyOf(to)));
       await store.delete(entry.meta.key);
       if (replaced) await store.delete(replaced.key);
-      writes.unlinked(to);
+      this.nameTaken(to);
       this.ns.removed(from);
       this.ns.removed(to);
       this.ns.linkMade(to, moved);
@@ -466,8 +525,9 @@ export class Vfs {
     const copied = await store.copy(source, toKey);
     await store.delete(source.key);
     if (replaced) await store.delete(replaced.key);
-    writes.unlinked(to);
+    this.nameTaken(to);
     if (open) writes.moved(open, to, toKey, copied);
+    this.openFiles.moved(from, to);
     this.ns.removed(from);
     if (replaced) this.ns.removed(to);
     this.ns.fileWritten(to, copied);
@@ -478,9 +538,9 @@ export class Vfs {
    * as gcsfuse's). Up to --rename-dir-limit objects; past it EXDEV, and mv copies file by file.
    */
   private async renameDir(from: string, to: string): Promise<void> {
-    const { store, writes } = this.writingOf(`cannot rename ${from}`);
+    const { store } = this.writingOf(`cannot rename ${from}`);
     if (`${to}/`.startsWith(`${from}/`)) throw new PosixError('EINVAL', `cannot move ${from} into itself`);
-    if (writes.anyUnder(from)) throw new PosixError('EBUSY', `files under ${from} are open for writing`);
+    if (this.openFiles.writableUnder(from)) throw new PosixError('EBUSY', `files under ${from} are open for writing`);
     const target = await this.ns.lookup(to);
     if (target?.type === 'file') throw new PosixError('ENOTDIR', `not a directory: ${to}`);
     const fromPrefix = `${this.ns.keyOf(from)}/`;
@@ -514,12 +574,14 @@ export class Vfs {
     this.ns.removedTree(from);
     this.ns.removedTree(to);
     this.ns.dirMade(to, false);
+    // Files read under it are open there now, as the kernel sees them.
+    this.openFiles.moved(from, to);
   }
 
   /** Object stores keep no modes, owners or times bucketfs could set: accepted and not kept (as gcsfuse). */
   async setattrAccepted(path: string): Promise<void> {
     this.writingOf(`cannot change ${path}`);
-    if (!this.writing?.writes.get(path) && !(await this.ns.lookup(path))) {
+    if (!this.openFiles.writableAt(path) && !(await this.ns.lookup(path))) {
       throw new PosixError('ENOENT', `no such file or directory: ${path}`);
     }
   }
@@ -527,10 +589,11 @@ export class Vfs {
   /** Copies up to `length` bytes at `offset` of an open file into `into`: how many. */
   async read(fh: number, offset: number, length: number, into: Buffer): Promise<number> {
     const h = this.handle(fh);
-    // The bytes as written so far, for every handle of a path being written.
-    const writing = this.writing?.writes.get(h.path);
-    if (writing) {
-      const staged = await this.writing?.writes.read(writing, into, offset, length);
+    // The bytes as written so far, for every handle of a file being written.
+    const writing = h.file.writable;
+    const writes = this.writing?.writes;
+    if (writing && writes) {
+      const staged = await writes.read(writing, into, offset, length);
       if (staged !== undefined) return staged;
     }
     const meta = h.meta ?? writing?.base;
@@ -541,20 +604,25 @@ export class Vfs {
       this.metrics.bytesServed.inc(copied);
       return copied;
     } catch (err) {
-      if ((err as { code?: string }).code === 'BFS_STALE_OBJECT') this.ns.invalidate(h.path);
+      if ((err as { code?: string }).code === 'BFS_STALE_OBJECT' && h.file.named) this.ns.invalidate(h.file.path);
       throw err;
     }
   }
 
   async release(fh: number): Promise<void> {
-    const h = this.handles.get(fh);
+    const h = this.openFiles.remove(fh);
     if (!h) return;
-    this.handles.delete(fh);
-    if (h.passthrough) this.passthrough?.released(h.path);
-    else if (!this.config.directIo && !h.file) this.pageCache.closed(h.path, h.version);
+    const { file, writable } = h;
+    if (h.passthrough) this.passthrough?.released(file);
+    else if (!this.config.directIo && !writable) this.pageCache.closed(file.path, file, h.version);
     h.reader?.close();
-    this.metrics.openHandles.set(this.handles.size);
-    if (h.file) await this.writing?.writes.release(h.file);
+    this.metrics.openHandles.set(this.openFiles.handleCount);
+    try {
+      // The file stays in the table during the last upload: an open meanwhile joins its changes.
+      if (writable) await this.writing?.writes.release(writable, () => this.closed(file, writable));
+    } finally {
+      this.openFiles.drop(file);
+    }
   }
 
   /** Object stores have no capacity; report a large, stable, mostly free filesystem. */
@@ -575,7 +643,7 @@ export class Vfs {
 
   /** Closes every handle (unmount), uploading what was written and not yet flushed. */
   async closeAll(): Promise<void> {
-    await Promise.allSettled([...this.handles.keys()].map((fh) => this.release(fh)));
+    await Promise.allSettled(this.openFiles.handleNumbers().map((fh) => this.release(fh)));
     this.log.debug('all handles closed');
   }
 }

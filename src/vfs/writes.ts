@@ -1,5 +1,6 @@
-// Files open for writing, one per path however many handles share it: where their bytes are staged,
-// the version they replace, and the upload that makes them durable. A change is staged on local disk
+// Files open for writing, one per open file however many handles share it (the open-handle table in
+// open-files.ts holds it beside the file's other state): where their bytes are staged, the version
+// they replace, and the upload that makes them durable. A change is staged on local disk
 // (src/write/staged-file.ts) and uploaded at flush (every close(2)), fsync and the last release;
 // close and fsync return only once the store has the object. Conditional writes make a lost update
 // an error instead of a silent overwrite: a new file is created only if absent, a changed one
@@ -14,7 +15,6 @@ import { StagedFile } from '../write/staged-file.js';
 import { StreamingUpload } from '../write/stream-upload.js';
 import { PartBuffers, partSizeFor, type UploadOptions, uploadStaged } from '../write/upload.js';
 import { PosixError } from './errno.js';
-import { parentPath } from './names.js';
 import type { Namespace } from './namespace.js';
 
 /** Old bytes are read into the staged file in pieces of this size. */
@@ -37,7 +37,10 @@ export interface WritableFile {
   unlinked: boolean;
   /** The last upload failed: the release keeps the staged bytes instead of trying again. */
   failed: boolean;
+  /** Handles that write it, or read what was written: the staged copy lives until the last is released. */
   handles: number;
+  /** Its last handle was released: an open from now on starts afresh instead of joining it. */
+  finished: boolean;
   mtime: Date;
   /** Staging and uploads of this file, one at a time. */
   queue: Promise<unknown>;
@@ -60,7 +63,6 @@ export class Writes {
   private readonly partBuffers: PartBuffers;
   /** Takes the staged copy of a file once uploaded, as its new version's cached copy (--cache-dir). */
   private readonly fileCache: FileCache | undefined;
-  private readonly files = new Map<string, WritableFile>();
   /** Bytes staged by the files open now (a file's bytes kept after a failed upload no longer count). */
   private stagedBytes = 0;
 
@@ -83,55 +85,38 @@ export class Writes {
     this.partBuffers = new PartBuffers(partSizeFor(0, config.upload.partBytes, store.uploadShape), budget);
   }
 
-  get(path: string): WritableFile | undefined {
-    return this.files.get(path);
-  }
-
-  /** How many files are open for writing. */
-  get openCount(): number {
-    return this.files.size;
-  }
-
-  /** Files open for writing directly in directory `dir` (a listing shows them before they are uploaded). */
-  in(dir: string): WritableFile[] {
-    return [...this.files.values()].filter((f) => !f.unlinked && parentPath(f.path) === dir);
-  }
-
-  /** Whether anything is open for writing under directory `dir`. */
-  anyUnder(dir: string): boolean {
-    const prefix = dir === '/' ? '/' : `${dir}/`;
-    for (const f of this.files.values()) if (!f.unlinked && f.path.startsWith(prefix)) return true;
-    return false;
+  /**
+   * The changes to be made to `path` (object `key`), with no handle yet. `base` is the object there
+   * now (undefined: a new file, which is created even if nothing is written).
+   */
+  file(path: string, key: string, base: ObjectMeta | undefined): WritableFile {
+    return {
+      path,
+      key,
+      base,
+      stage: undefined,
+      stream: undefined,
+      dirty: base === undefined,
+      written: false,
+      unlinked: false,
+      failed: false,
+      handles: 0,
+      finished: false,
+      mtime: new Date(),
+      queue: Promise.resolve(),
+    };
   }
 
   /**
-   * A new handle on `path` for writing. `base` is the object there now (undefined: a new file, which
-   * is created even if nothing is written); `truncate` drops its bytes (O_TRUNC).
+   * A new handle writing `f`; `truncate` drops its bytes (O_TRUNC). Released with `release`; if the
+   * open fails, it is released here (`closed` as for release).
    */
-  async open(path: string, key: string, base: ObjectMeta | undefined, truncate: boolean): Promise<WritableFile> {
-    let f = this.files.get(path);
-    const fresh = !f;
-    if (!f) {
-      f = {
-        path,
-        key,
-        base,
-        stage: undefined,
-        stream: undefined,
-        dirty: base === undefined,
-        written: false,
-        unlinked: false,
-        failed: false,
-        handles: 0,
-        mtime: new Date(),
-        queue: Promise.resolve(),
-      };
-      this.files.set(path, f);
-    }
+  async open(f: WritableFile, truncate: boolean, closed: () => void): Promise<void> {
+    const fresh = f.handles === 0 && !f.stage;
     f.handles++;
     try {
       // A new file starts empty; a file already open here keeps what its other handles wrote.
-      if ((fresh && base === undefined) || truncate) {
+      if ((fresh && f.base === undefined) || truncate) {
         await this.truncate(f, 0);
         // An empty file, new or emptied, opened by nobody else yet: stream it if it is written in order.
         if (f.handles === 1 && f.stage && f.stage.size === 0 && !f.stream) {
@@ -139,10 +124,14 @@ export class Writes {
         }
       }
     } catch (err) {
-      await this.release(f);
+      await this.release(f, closed);
       throw err;
     }
-    return f;
+  }
+
+  /** A new handle reading `f` as written so far: its staged bytes stay until this one is released too. */
+  joined(f: WritableFile): void {
+    f.handles++;
   }
 
   size(f: WritableFile): number {
@@ -183,8 +172,12 @@ export class Writes {
     return this.serially(f, () => this.upload(f));
   }
 
-  /** The last handle gone: upload what is left, then forget the file (its staged bytes too, unless kept). */
-  async release(f: WritableFile): Promise<void> {
+  /**
+   * A handle of `f` is released. The last one uploads what is left, then forgets the file (its staged
+   * bytes too, unless kept), calling `closed` first, at once: from then on no handle may join it. A
+   * handle opened while that upload ran keeps the file going instead.
+   */
+  async release(f: WritableFile, closed: () => void): Promise<void> {
     f.handles--;
     if (f.handles > 0) return;
     try {
@@ -193,7 +186,9 @@ export class Writes {
       // flush logged it and marked the file failed: keep its bytes below.
     }
     await f.queue;
-    if (this.files.get(f.path) === f) this.files.delete(f.path);
+    if (f.handles > 0) return;
+    f.finished = true;
+    closed();
     if (f.dirty && !f.unlinked && f.stage) {
       await f.stage.sync().catch(() => {});
       await f.stage.close();
@@ -247,12 +242,9 @@ export class Writes {
   }
 
   /** The file is gone from its path (unlink, or another file renamed over it): nothing more is uploaded. */
-  unlinked(path: string): void {
-    const f = this.files.get(path);
-    if (!f) return;
+  unlinked(f: WritableFile): void {
     f.unlinked = true;
     this.dropStream(f);
-    this.files.delete(path);
   }
 
   private dropStream(f: WritableFile): void {
@@ -271,12 +263,9 @@ export class Writes {
 
   /** The file now lives at `path`/`key` as `meta` (a rename moved it there). */
   moved(f: WritableFile, path: string, key: string, meta: ObjectMeta | undefined): void {
-    this.files.delete(f.path);
-    this.unlinked(path);
     f.path = path;
     f.key = key;
     f.base = meta;
-    this.files.set(path, f);
   }
 
   private changed(f: WritableFile): void {

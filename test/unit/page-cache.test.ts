@@ -10,16 +10,17 @@ const v2 = versionKey({ etag: '"b"', size: 10 });
 describe('page cache across opens', () => {
   test('the same version as the last open keeps it; a first open or a new version drops it', () => {
     const p = new PageCacheVersions();
-    assert.equal(p.opened('/f', v1), 'drop', 'first open: nothing known of the pages');
-    p.closed('/f', v1);
-    assert.equal(p.opened('/f', v1), 'keep');
-    assert.equal(p.opened('/f', v1), 'keep', 'two handles of one version');
-    p.closed('/f', v1);
-    p.closed('/f', v1);
-    assert.equal(p.opened('/f', v2), 'drop', 'changed: the old pages go');
-    p.closed('/f', v2);
-    assert.equal(p.opened('/f', v2), 'keep');
-    assert.equal(p.opened('/g', v2), 'drop', 'per path');
+    const f = { versions: new Map<string, number>() };
+    assert.equal(p.opened('/f', f, v1), 'drop', 'first open: nothing known of the pages');
+    p.closed('/f', f, v1);
+    assert.equal(p.opened('/f', f, v1), 'keep');
+    assert.equal(p.opened('/f', f, v1), 'keep', 'two handles of one version');
+    p.closed('/f', f, v1);
+    p.closed('/f', f, v1);
+    assert.equal(p.opened('/f', f, v2), 'drop', 'changed: the old pages go');
+    p.closed('/f', f, v2);
+    assert.equal(p.opened('/f', f, v2), 'keep');
+    assert.equal(p.opened('/g', { versions: new Map() }, v2), 'drop', 'per path');
   });
 
   test('versionKey follows the one version rule (sameVersion): generation on GCS, else ETag and size', () => {
@@ -40,25 +41,27 @@ describe('page cache across opens', () => {
 
   test('while two versions are open the newer opens bypass the pages; afterwards the next open drops them', () => {
     const p = new PageCacheVersions();
-    assert.equal(p.opened('/f', v1), 'drop'); // A, still open
-    assert.equal(p.opened('/f', v2), 'bypass', 'B: another version is open');
-    p.closed('/f', v2); // B closes; A may still fill pages with v1
-    assert.equal(p.opened('/f', v2), 'bypass', 'C: A (v1) is still open');
-    p.closed('/f', v2);
-    p.closed('/f', v1); // A closes, its pages may remain
-    assert.equal(p.opened('/f', v2), 'drop', 'D: drops what A left');
-    p.closed('/f', v2);
-    assert.equal(p.opened('/f', v2), 'keep', 'E: only v2 was read since D dropped the pages');
+    const f = { versions: new Map<string, number>() };
+    assert.equal(p.opened('/f', f, v1), 'drop'); // A, still open
+    assert.equal(p.opened('/f', f, v2), 'bypass', 'B: another version is open');
+    p.closed('/f', f, v2); // B closes; A may still fill pages with v1
+    assert.equal(p.opened('/f', f, v2), 'bypass', 'C: A (v1) is still open');
+    p.closed('/f', f, v2);
+    p.closed('/f', f, v1); // A closes, its pages may remain
+    assert.equal(p.opened('/f', f, v2), 'drop', 'D: drops what A left');
+    p.closed('/f', f, v2);
+    assert.equal(p.opened('/f', f, v2), 'keep', 'E: only v2 was read since D dropped the pages');
   });
 
   test('an older handle closing after a newer open forgets the version', () => {
     const p = new PageCacheVersions();
-    p.opened('/f', v1);
-    p.closed('/f', v1);
-    p.opened('/f', v1); // A
-    assert.equal(p.opened('/f', v2), 'bypass');
-    p.closed('/f', v2);
-    p.closed('/f', v1);
-    assert.equal(p.opened('/f', v1), 'drop', 'v1 again, but v2 pages may be cached');
+    const f = { versions: new Map<string, number>() };
+    p.opened('/f', f, v1);
+    p.closed('/f', f, v1);
+    p.opened('/f', f, v1); // A
+    assert.equal(p.opened('/f', f, v2), 'bypass');
+    p.closed('/f', f, v2);
+    p.closed('/f', f, v1);
+    assert.equal(p.opened('/f', f, v1), 'drop', 'v1 again, but v2 pages may be cached');
   });
 });

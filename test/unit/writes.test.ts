@@ -312,3 +312,51 @@ test('full upload parts reuse their buffers, and every part buffer counts in the
   assert.equal(most, 3);
   assert.equal(budget.used, 0);
 });
+
+test('a handle that reads a file being written keeps reading it after a rename and after the writers closed', async () => {
+  const { store, vfs } = await setup();
+  const w = await vfs.create('/new');
+  await vfs.write(w.fh, Buffer.from('written here'), 0);
+  const r = await vfs.open('/new', 0);
+  const into = Buffer.alloc(32);
+  const readBack = async () => into.toString('utf8', 0, await vfs.read(r.fh, 0, 32, into));
+  // The kernel keeps both handles on the moved file: they follow it, not the old name.
+  await vfs.rename('/new', '/moved');
+  assert.equal(await readBack(), 'written here');
+  await vfs.write(w.fh, Buffer.from('WRITTEN'), 0);
+  assert.equal(await readBack(), 'WRITTEN here');
+  await vfs.flush(w.fh);
+  await vfs.release(w.fh);
+  assert.equal(store.bytes('moved')?.toString(), 'WRITTEN here');
+  assert.equal(await readBack(), 'WRITTEN here', 'the reader outlives the writer');
+  await vfs.release(r.fh);
+  assert.equal(store.bytes('new'), undefined);
+});
+
+test('an open for writing while the last close is still uploading joins the file, and its writes are uploaded too', async () => {
+  const { store, vfs } = await setup();
+  const a = await vfs.create('/f');
+  await vfs.write(a.fh, Buffer.from('first'), 0);
+  store.delayMs = 50;
+  const closing = vfs.release(a.fh); // the last handle: its upload is under way
+  const b = await vfs.open('/f', O_WRONLY);
+  await closing;
+  await vfs.write(b.fh, Buffer.from(' and second'), 5);
+  await vfs.release(b.fh);
+  store.delayMs = 0;
+  assert.equal(store.bytes('f')?.toString(), 'first and second');
+});
+
+test('an open for writing just as the last close finishes starts afresh on the version uploaded', async () => {
+  const { store, vfs } = await setup();
+  const a = await vfs.create('/g');
+  await vfs.write(a.fh, Buffer.from('one'), 0);
+  await vfs.flush(a.fh); // uploaded: the release has only the staged copy to retire
+  const closing = vfs.release(a.fh);
+  const b = await vfs.open('/g', O_RDWR); // truncate(1) opens, ftruncates and closes
+  await closing;
+  await vfs.ftruncate(b.fh, 5);
+  await vfs.flush(b.fh);
+  await vfs.release(b.fh);
+  assert.deepEqual(store.bytes('g'), Buffer.from('one\0\0'));
+});
