@@ -11,7 +11,7 @@ const layers = [
   ['store'],
   ['config'],
   ['metrics'],
-  ['errors.ts', 'log.ts', 'types'],
+  ['errors.ts', 'log.ts', 'disk.ts', 'types'],
 ];
 
 const rooms = layers.flat();

@@ -3,6 +3,7 @@
 // store has its bytes: a failed upload leaves it where the log says.
 import { type FileHandle, mkdir, open, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { readFully } from '../disk.js';
 
 export class StagedFile {
   readonly path: string;
@@ -35,12 +36,7 @@ export class StagedFile {
   /** Copies up to `length` bytes at `offset` into `into`: how many (short at the end of the file). */
   async read(into: Buffer, offset: number, length: number): Promise<number> {
     const want = Math.min(length, into.length, Math.max(0, this.size - offset));
-    let done = 0;
-    while (done < want) {
-      const { bytesRead } = await this.fh.read(into, done, want - done, offset + done);
-      if (bytesRead === 0) break;
-      done += bytesRead;
-    }
+    const done = await readFully(this.fh, into, want, offset);
     // A hole (a write past the end, a truncate that grew the file) reads as zeros.
     if (done < want) into.fill(0, done, want);
     return want;

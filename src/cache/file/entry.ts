@@ -2,6 +2,7 @@
 // file handle its readers share. A reader verifies every block it reads against its checksum; an
 // entry that fails is dropped by the cache, never served.
 import { type FileHandle, open } from 'node:fs/promises';
+import { readFully } from '../../disk.js';
 import type { ObjectMeta } from '../../store/types.js';
 import { BLOCK_BYTES, blockChecksum, blockCount, type EntryPaths } from './layout.js';
 
@@ -120,12 +121,8 @@ export class CacheEntry {
   async readBlock(fh: FileHandle, block: number, into: Buffer, background = false): Promise<Buffer> {
     const len = this.blockLength(block);
     const buf = into.subarray(0, len);
-    let got = 0;
-    while (got < len) {
-      const { bytesRead } = await fh.read(buf, got, len - got, block * BLOCK_BYTES + got);
-      if (bytesRead === 0) throw new CorruptBlockError(block, `short: ${got} of ${len} bytes on disk`);
-      got += bytesRead;
-    }
+    const got = await readFully(fh, buf, len, block * BLOCK_BYTES);
+    if (got < len) throw new CorruptBlockError(block, `short: ${got} of ${len} bytes on disk`);
     let crc = 0;
     for (let off = 0; off < len; off += CHECKSUM_SLICE_BYTES) {
       if (background && off > 0) await yieldToEventLoop();

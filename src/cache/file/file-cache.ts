@@ -19,6 +19,7 @@ import {
 } from 'node:fs/promises';
 import path from 'node:path';
 import { LRUCache } from 'lru-cache';
+import { readFully } from '../../disk.js';
 import { BucketfsError, describe, ErrorCodes } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { MemoryBudget } from '../../memory/budget.js';
@@ -518,11 +519,8 @@ export class FileCache {
     try {
       for (let b = 0; b * BLOCK_BYTES < size; b++) {
         const want = Math.min(BLOCK_BYTES, size - b * BLOCK_BYTES);
-        let got = 0;
-        while (got < want) {
-          const { bytesRead } = await fh.read(buf, got, want - got, b * BLOCK_BYTES + got);
-          if (bytesRead === 0) throw Object.assign(new Error(`${file} is shorter than ${size} bytes`), { code: 'EIO' });
-          got += bytesRead;
+        if ((await readFully(fh, buf, want, b * BLOCK_BYTES)) < want) {
+          throw Object.assign(new Error(`${file} is shorter than ${size} bytes`), { code: 'EIO' });
         }
         visit(b, buf.subarray(0, want));
       }
