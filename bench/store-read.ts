@@ -96,12 +96,8 @@ export async function undiciHandler(dist: string, maxSockets: number): Promise<o
 
     override fillInto(into: Buffer): Promise<number> {
       return new Promise((resolve, reject) => {
-        if (this.destroyed) return reject(this.errored ?? new Error('body destroyed'));
-        if (this.expected !== undefined && this.expected > into.length) {
-          const err = new Error(`response body of ${this.expected} bytes does not fit in ${into.length}`);
-          this.destroy(err);
-          return reject(err);
-        }
+        const refused = this.refusal(into);
+        if (refused) return reject(refused);
         this.target = into;
         this.settle = resolve;
         this.fail = reject;

@@ -711,17 +711,25 @@ export class RawBody extends Readable {
   }
 
   /**
+   * Why the body cannot be read into `into` (it failed already, or its declared length does not
+   * fit, which fails it), or undefined.
+   */
+  protected refusal(into: Buffer): Error | undefined {
+    if (this.destroyed) return this.errored ?? new Error('body destroyed');
+    if (this.expected === undefined || this.expected <= into.length) return undefined;
+    const err = new Error(`response body of ${this.expected} bytes does not fit in ${into.length}`);
+    this.destroy(err);
+    return err;
+  }
+
+  /**
    * Reads the whole body into `into` and resolves with the number of bytes (fewer than
    * into.length when the body is shorter). A body longer than `into` fails.
    */
   fillInto(into: Buffer): Promise<number> {
     return new Promise((resolve, reject) => {
-      if (this.destroyed) return reject(this.errored ?? new Error('body destroyed'));
-      if (this.expected !== undefined && this.expected > into.length) {
-        const err = new Error(`response body of ${this.expected} bytes does not fit in ${into.length}`);
-        this.destroy(err);
-        return reject(err);
-      }
+      const refused = this.refusal(into);
+      if (refused) return reject(refused);
       this.into = into;
       this.resolveFill = resolve;
       this.rejectFill = reject;
