@@ -88,6 +88,8 @@ export class Namespace {
   private readonly justFound = new Map<string, { entry: Entry | undefined; at: number }>();
   private readonly revalidateEveryUse: boolean;
   private readonly inflightLists = new Map<string, Promise<DirEntry[]>>();
+  /** Keys removed here whose objects are deleted only once the handles reading them close: absent to lookups and listings. */
+  private readonly deleting = new Set<string>();
 
   constructor(store: ObjectStore, config: NamespaceConfig, metrics: Metrics, log: Logger) {
     this.store = store;
@@ -223,6 +225,21 @@ export class Namespace {
     if (!this.lists.replace(parent, next)) this.lists.delete(parent);
   }
 
+  /** The object `key` is removed here but deleted later (pending-delete.ts): absent until `deleted`. */
+  deletingLater(key: string): void {
+    this.deleting.add(key);
+  }
+
+  /** The delete noted by `deletingLater` is done (or failed: what the store has is what is there). */
+  deleted(key: string): void {
+    this.deleting.delete(key);
+  }
+
+  /** A store answer for `key`, unless the key is removed here and deleted later. */
+  private shown(meta: ObjectMeta | undefined): ObjectMeta | undefined {
+    return meta && this.deleting.size > 0 && this.deleting.has(meta.key) ? undefined : meta;
+  }
+
   /** Nothing is at `path` nor under it any more (a directory renamed away). */
   removedTree(path: string): void {
     this.removed(path);
@@ -237,7 +254,7 @@ export class Namespace {
    * a write replaces only the version the store holds, not one the stat cache remembers.
    */
   async currentFile(path: string, signal?: AbortSignal): Promise<ObjectMeta | undefined> {
-    const meta = await this.store.head(pathToKey(this.prefix, path), signal);
+    const meta = this.shown(await this.store.head(pathToKey(this.prefix, path), signal));
     if (meta) this.rememberFile(path, meta);
     else this.removed(path);
     return meta;
@@ -270,7 +287,7 @@ export class Namespace {
     const known = this.types.peek(path);
     if (known === 'file') {
       // Type known, metadata expired: one HEAD is enough.
-      const meta = await this.store.head(key, signal);
+      const meta = this.shown(await this.store.head(key, signal));
       if (meta) return this.rememberFile(path, meta);
     } else if (known === 'symlink') {
       const meta = await this.store.head(linkKey(key), signal);
@@ -287,7 +304,7 @@ export class Namespace {
     }
     if (head.status === 'rejected') throw head.reason;
     if (list.status === 'rejected') throw list.reason;
-    const meta = head.value;
+    const meta = this.shown(head.value);
     if (meta) return this.rememberFile(path, meta);
     // Neither a file nor a directory: a link, or nothing (a miss costs one HEAD more, after the two).
     const link = await this.store.head(linkKey(key), signal);
@@ -328,7 +345,8 @@ export class Namespace {
       const page = await this.store.list(dirKey, { delimiter: '/', token, limit: 1000 }, signal);
       for (const p of page.prefixes) dir.addDir(p.slice(dirKey.length, -1), p);
       for (const o of page.objects) {
-        if (o.key !== dirKey) dir.addFile(o.key.slice(dirKey.length), o); // skip the directory's own marker
+        // The directory's own marker is not a child, nor an object removed here and deleted later.
+        if (o.key !== dirKey && this.shown(o)) dir.addFile(o.key.slice(dirKey.length), o);
       }
       token = page.next;
     } while (token);

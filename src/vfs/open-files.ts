@@ -7,6 +7,7 @@
 
 import type { FileReader } from '../read/types.js';
 import type { ObjectMeta } from '../store/types.js';
+import type { PendingDelete } from '../write/pending-delete.js';
 import { parentPath } from './names.js';
 import type { OpenVersions } from './page-cache.js';
 import type { FileBacking } from './passthrough.js';
@@ -20,6 +21,10 @@ export interface OpenFile extends OpenVersions {
   named: boolean;
   /** Handles on it, and opens and releases under way (an entry lives while any holds it). */
   holders: number;
+  /** Handles reading the object in the store (not what is being written). */
+  storeReaders: number;
+  /** Objects it was read from, removed (unlink, renamed away) while read: deleted once the last holder is done. */
+  deletesAtClose: PendingDelete[];
   /** The backing file its passthrough handles share. */
   backing: FileBacking | undefined;
   /** Its changes, while a handle that writes (or reads what was written) is open. */
@@ -62,7 +67,16 @@ export class OpenFiles {
   hold(path: string): OpenFile {
     let file = this.byPath.get(path);
     if (!file) {
-      file = { path, named: true, holders: 0, versions: new Map(), backing: undefined, writable: undefined };
+      file = {
+        path,
+        named: true,
+        holders: 0,
+        storeReaders: 0,
+        deletesAtClose: [],
+        versions: new Map(),
+        backing: undefined,
+        writable: undefined,
+      };
       this.byPath.set(path, file);
     }
     file.holders++;

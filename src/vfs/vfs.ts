@@ -119,6 +119,8 @@ export class Vfs {
   /** Directories have no mtime in an object store; they show the mount time. */
   private readonly mountTime = new Date();
   private readonly linkTargets = new LRUCache<string, string>({ max: LINK_TARGETS_MAX });
+  /** Objects removed while open, by key: deleted at their file's last close (deleteAtClose). */
+  private readonly deletingLater = new Map<string, OpenFile>();
 
   constructor(
     ns: Namespace,
@@ -244,6 +246,7 @@ export class Vfs {
       writable: undefined,
       writer: false,
     });
+    file.storeReaders++;
     if (passthrough) return { fh, pageCache: 'drop', backingId };
     // With direct_io the kernel caches no pages: nothing to keep or bypass.
     const pageCache = this.config.directIo ? 'drop' : this.pageCache.opened(path, file, version);
@@ -286,6 +289,8 @@ export class Vfs {
   async create(path: string): Promise<Opened> {
     const { writes } = this.writingOf(`cannot create ${path}`);
     await this.parentDir(path);
+    // A new file is created only if absent: an object removed here but still read goes first.
+    await this.keyFreed(this.ns.keyOf(path));
     // Until its upload the open file answers for the name (getattr, open, readdir see it first).
     return this.openWriter(
       path,
@@ -400,10 +405,45 @@ export class Vfs {
     const entry = await this.ns.lookup(path);
     if (entry?.type === 'dir') throw new PosixError('EISDIR', `is a directory: ${path}`);
     if (!entry && !open) throw new PosixError('ENOENT', `no such file: ${path}`);
+    const file = this.openFiles.at(path);
     this.nameTaken(path);
     if (entry?.type === 'symlink') await store.delete(entry.meta.key);
-    else if (entry || open?.base) await store.delete(this.ns.keyOf(path));
+    else if (entry?.type === 'file') await this.removeObject(file, entry.meta);
+    else if (open?.base) await store.delete(this.ns.keyOf(path));
     this.ns.removed(path);
+  }
+
+  /**
+   * Deletes `meta`, the object `file` is read from, now, or if handles are reading it when they are
+   * closed (as a local file system frees an unlinked inode then): they read their version to the end.
+   */
+  private async removeObject(file: OpenFile | undefined, meta: ObjectMeta): Promise<void> {
+    const { store, writes } = this.writing as VfsWriting;
+    if (!file || file.storeReaders === 0) return store.delete(meta.key);
+    file.deletesAtClose.push(await writes.deleteLater(meta));
+    this.deletingLater.set(meta.key, file);
+    this.ns.deletingLater(meta.key);
+  }
+
+  /** Does the deletes `file` waits for (those of `key` alone when given): at its last close, or before something else takes the key. */
+  private async deleteNow(file: OpenFile, key?: string): Promise<void> {
+    const due = file.deletesAtClose.filter((p) => key === undefined || p.meta.key === key);
+    file.deletesAtClose = file.deletesAtClose.filter((p) => !due.includes(p));
+    for (const pending of due) {
+      const k = pending.meta.key;
+      if (this.deletingLater.get(k) === file) this.deletingLater.delete(k);
+      try {
+        await this.writing?.writes.deleteNow(pending);
+      } finally {
+        this.ns.deleted(k);
+      }
+    }
+  }
+
+  /** Before a write to `key`: the object removed there and waiting for its readers goes now. */
+  private async keyFreed(key: string): Promise<void> {
+    const file = this.deletingLater.get(key);
+    if (file) await this.deleteNow(file, key);
   }
 
   /**
@@ -522,8 +562,9 @@ export class Vfs {
       throw new PosixError('EXDEV', `${from} is larger than one server-side copy takes (mv copies it instead)`);
     }
     const toKey = this.ns.keyOf(to);
+    await this.keyFreed(toKey);
     const copied = await store.copy(source, toKey);
-    await store.delete(source.key);
+    await this.removeObject(this.openFiles.at(from), source);
     if (replaced) await store.delete(replaced.key);
     this.nameTaken(to);
     if (open) writes.moved(open, to, toKey, copied);
@@ -613,6 +654,7 @@ export class Vfs {
     const h = this.openFiles.remove(fh);
     if (!h) return;
     const { file, writable } = h;
+    if (!writable) file.storeReaders--;
     if (h.passthrough) this.passthrough?.released(file);
     else if (!this.config.directIo && !writable) this.pageCache.closed(file.path, file, h.version);
     h.reader?.close();
@@ -623,6 +665,7 @@ export class Vfs {
     } finally {
       this.openFiles.drop(file);
     }
+    if (file.holders === 0 && file.deletesAtClose.length > 0) await this.deleteNow(file);
   }
 
   /** Object stores have no capacity; report a large, stable, mostly free filesystem. */

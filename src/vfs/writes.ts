@@ -11,6 +11,7 @@ import type { Logger } from '../log.js';
 import type { MemoryBudget } from '../memory/budget.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { type ObjectMeta, type ObjectStore, versionPin, type WriteCondition } from '../store/types.js';
+import { deleteLater, deleteNow, type PendingDelete } from '../write/pending-delete.js';
 import { StagedFile } from '../write/staged-file.js';
 import { StreamingUpload } from '../write/stream-upload.js';
 import { PartBuffers, partSizeFor, type UploadOptions, uploadStaged } from '../write/upload.js';
@@ -216,6 +217,16 @@ export class Writes {
       if (await this.fileCache.adopt(uploaded, stage.path).catch(() => false)) return;
     }
     await stage.discard();
+  }
+
+  /** Notes that `meta` is to be deleted once the handles reading it are closed (pending-delete.ts). */
+  deleteLater(meta: ObjectMeta): Promise<PendingDelete> {
+    return deleteLater(this.config.stagingDir, meta);
+  }
+
+  /** Does a delete noted by `deleteLater`: whether it was done. */
+  deleteNow(pending: PendingDelete): Promise<boolean> {
+    return deleteNow(this.store, pending, this.log);
   }
 
   /** Runs `change`, which makes `stage` `size` bytes long, within the staging bound. */

@@ -1,12 +1,14 @@
 // What an earlier run left in the staging directory when it did not end cleanly (kill -9, a crash,
-// a power cut): uploads in parts it had open are aborted, so that their parts cost nothing; staged
-// files are reported one by one and left where they are, never deleted unread.
+// a power cut): uploads in parts it had open are aborted, so that their parts cost nothing; files
+// removed while open, whose objects were to go at their last close, are deleted; staged files are
+// reported one by one and left where they are, never deleted unread.
 import { readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { describe } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { ObjectStore, Upload } from '../store/types.js';
+import { finishLeftDelete, PENDING_DELETE_SUFFIX } from './pending-delete.js';
 import { UPLOAD_JOURNAL_SUFFIX } from './stream-upload.js';
 
 export async function recoverStaging(dir: string, store: ObjectStore, metrics: Metrics, log: Logger): Promise<void> {
@@ -16,6 +18,10 @@ export async function recoverStaging(dir: string, store: ObjectStore, metrics: M
     const file = path.join(dir, name);
     if (name.endsWith(UPLOAD_JOURNAL_SUFFIX)) {
       await abortLeftUpload(file, store, log);
+      continue;
+    }
+    if (name.endsWith(PENDING_DELETE_SUFFIX)) {
+      await finishLeftDelete(store, file, log);
       continue;
     }
     found++;

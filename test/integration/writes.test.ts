@@ -553,6 +553,66 @@ for (const backend of ALL_BACKENDS) {
       }
     });
 
+    test('rm of a file open for reading: the reader reads it to the end, the object goes at its close, or at the next mount after kill -9', async () => {
+      const body = randomBytes(24 * MiB + 3);
+      await writeFile(at('held.bin'), body);
+      await store.put('held2.bin', Buffer.from('read while removed')); // before the second mount lists
+      const fifo = path.join(work, 'held-go');
+      await runOk('mkfifo', [fifo]);
+      // Reads a first MiB, says so, waits for the fifo, then reads the rest and prints the sha256.
+      const source = `const fs = require('node:fs');
+        const crypto = require('node:crypto');
+        const [file, fifo] = process.argv.slice(1);
+        const fd = fs.openSync(file, 'r');
+        const hash = crypto.createHash('sha256');
+        const buf = Buffer.alloc(${MiB});
+        let n = fs.readSync(fd, buf, 0, buf.length, null);
+        hash.update(buf.subarray(0, n));
+        process.stdout.write('started\\n');
+        if (fifo) fs.readFileSync(fifo);
+        while ((n = fs.readSync(fd, buf, 0, buf.length, null)) > 0) hash.update(buf.subarray(0, n));
+        fs.closeSync(fd);
+        process.stdout.write(hash.digest('hex') + '\\n');`;
+      const reader = stepwise(source, [at('held.bin'), fifo]);
+      await reader.ready;
+      await runOk('rm', [at('held.bin')]);
+      assert.ok(!(await readdir(m.mountpoint)).includes('held.bin'), 'the name is gone at once');
+      await writeFile(fifo, 'go\n');
+      const { code, out } = await reader.exited;
+      assert.equal(code, 0, out);
+      assert.equal(out.trim().split('\n').at(-1), sha256(body), 'read to the end after the rm');
+      // The release that deletes it reaches the daemon just after close returns.
+      for (let i = 0; i < 400 && (await store.head('held.bin')); i++) await new Promise((r) => setTimeout(r, 25));
+      assert.equal(await store.head('held.bin'), undefined, 'deleted at the last close');
+
+      // A daemon killed while such a delete waits: the next mount on its cache dir does it.
+      const cacheDir = path.join(work, 'held-cache');
+      const first = await mountBucket(server, 'writes', { args: ['--cache-dir', cacheDir] });
+      const never = path.join(work, 'held-never');
+      await runOk('mkfifo', [never]); // nobody writes to it: the reader holds the file open until killed
+      const held = spawn(process.execPath, ['-e', source, path.join(first.mountpoint, 'held2.bin'), never], {
+        stdio: ['ignore', 'pipe', 'ignore'],
+      });
+      const heldGone = once(held, 'exit');
+      await once(held.stdout, 'data'); // open, and its first read done
+      await runOk('rm', [path.join(first.mountpoint, 'held2.bin')]);
+      first.child.kill('SIGKILL');
+      held.kill('SIGKILL');
+      await heldGone;
+      await first.unmount();
+      assert.ok(await store.head('held2.bin'), 'still there: its reader never closed');
+      const again = await mountBucket(server, 'writes', { args: ['--cache-dir', cacheDir] });
+      try {
+        assert.match(
+          await readFile(again.logFile, 'utf8'),
+          /deleted held2\.bin, which an earlier run removed while it was open/,
+        );
+        assert.equal(await store.head('held2.bin'), undefined);
+      } finally {
+        await again.unmount();
+      }
+    });
+
     test('a new file is uploaded while it is written: listed at once, in the store only once closed', async () => {
       const fifo = path.join(work, 'go');
       await runOk('mkfifo', [fifo]);

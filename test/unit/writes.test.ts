@@ -360,3 +360,70 @@ test('an open for writing just as the last close finishes starts afresh on the v
   await vfs.release(b.fh);
   assert.deepEqual(store.bytes('g'), Buffer.from('one\0\0'));
 });
+
+/** Reads a handle from `offset` to the end, a part at a time, as the kernel would. */
+async function readToEnd(vfs: Vfs, fh: number, size: number): Promise<Buffer> {
+  const into = Buffer.alloc(size);
+  let done = 0;
+  while (done < size) {
+    const piece = Buffer.alloc(8 * KiB);
+    const n = await vfs.read(fh, done, piece.length, piece);
+    if (n === 0) break;
+    piece.copy(into, done, 0, n);
+    done += n;
+  }
+  return into.subarray(0, done);
+}
+
+const isEnoent = (err: unknown) => (err as { errno?: string }).errno === 'ENOENT';
+
+test('rm of a file open for reading: the name goes at once, the handle reads its version to the end, the object goes at its last close', async () => {
+  const { store, vfs, stagingDir } = await setup();
+  const body = randomBytes(40 * KiB);
+  store.seed('r', body);
+  const h = await vfs.open('/r', 0);
+  const h2 = await vfs.open('/r', 0);
+  await vfs.unlink('/r');
+  await assert.rejects(vfs.getattr('/r'), isEnoent);
+  assert.deepEqual((await vfs.readdir('/')).names, ['.', '..'], 'a fresh listing hides it too');
+  assert.deepEqual(await readToEnd(vfs, h.fh, body.length), body);
+  await vfs.release(h.fh);
+  assert.ok(store.bytes('r'), 'kept while another handle reads it');
+  assert.equal((await readdir(stagingDir)).filter((n) => n.endsWith('.delete.json')).length, 1, 'noted on disk');
+  await vfs.release(h2.fh);
+  assert.equal(store.bytes('r'), undefined);
+  assert.deepEqual(await readdir(stagingDir), [], 'the note goes with the object');
+});
+
+test('a file created at the name of one removed while read replaces it at once; the old handle closing deletes nothing', async () => {
+  const { store, vfs } = await setup();
+  store.seed('c', randomBytes(10 * KiB));
+  store.seed('d', 'old d');
+  const c = await vfs.open('/c', 0);
+  const d = await vfs.open('/d', 0);
+  await vfs.unlink('/c');
+  await vfs.unlink('/d');
+  const w = await vfs.create('/c');
+  await vfs.write(w.fh, Buffer.from('new c'), 0);
+  await vfs.release(w.fh);
+  assert.equal(store.bytes('c')?.toString(), 'new c');
+  store.seed('d', 'another client wrote d'); // meanwhile, elsewhere
+  await vfs.release(c.fh);
+  await vfs.release(d.fh);
+  assert.equal(store.bytes('c')?.toString(), 'new c');
+  assert.equal(store.bytes('d')?.toString(), 'another client wrote d', 'only the version removed is deleted');
+});
+
+test('mv of a file open for reading: the handle reads its version to the end, and the source object goes at its close', async () => {
+  const { store, vfs } = await setup();
+  const body = randomBytes(30 * KiB);
+  store.seed('m1', body);
+  const h = await vfs.open('/m1', 0);
+  await vfs.rename('/m1', '/m2');
+  await assert.rejects(vfs.getattr('/m1'), isEnoent);
+  assert.deepEqual(store.bytes('m2'), body);
+  assert.deepEqual(await readToEnd(vfs, h.fh, body.length), body);
+  await vfs.release(h.fh);
+  assert.equal(store.bytes('m1'), undefined);
+  assert.deepEqual(store.bytes('m2'), body);
+});
