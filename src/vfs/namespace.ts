@@ -36,6 +36,12 @@ const DIR: Entry = Object.freeze({ type: 'dir' as const });
 const JUST_FOUND_MS = 100;
 /** Bound on those answers kept (they are tiny and short-lived). */
 const JUST_FOUND_MAX = 10_000;
+/**
+ * A file version the store gave this long ago is taken as current by a write (the kernel looks a
+ * name up right before it opens it): older ones are asked for again. A version changed in between
+ * costs no data, only an ESTALE at close: the upload is conditional on it.
+ */
+const CURRENT_FOR_WRITE_MS = 1000;
 
 /** Cached listings up to this many entries take a local change in place (see relist). */
 const RELIST_MAX = 10_000;
@@ -88,6 +94,8 @@ export class Namespace {
   private readonly justFound = new Map<string, { entry: Entry | undefined; at: number }>();
   private readonly revalidateEveryUse: boolean;
   private readonly inflightLists = new Map<string, Promise<DirEntry[]>>();
+  /** When the store gave each file version a HEAD answered (currentFor). */
+  private readonly headAt = new WeakMap<ObjectMeta, number>();
   /** Keys removed here whose objects are deleted only once the handles reading them close: absent to lookups and listings. */
   private readonly deleting = new Set<string>();
 
@@ -172,8 +180,10 @@ export class Namespace {
   fileWritten(path: string, meta: ObjectMeta | undefined): void {
     this.justFound.delete(path);
     this.types.set(path, 'file');
-    if (meta) this.stats.set(meta.key, meta);
-    else this.stats.delete(pathToKey(this.prefix, path));
+    if (meta) {
+      this.stats.set(meta.key, meta);
+      this.headAt.set(meta, Date.now()); // the store's answer to our own write: as good as a HEAD
+    } else this.stats.delete(pathToKey(this.prefix, path));
     this.relist(path, meta ? { type: 'file', meta } : 'unknown');
   }
 
@@ -319,7 +329,18 @@ export class Namespace {
     return { type: 'symlink', meta };
   }
 
+  /**
+   * The version of the file at `path` that a write replaces: `known` (what a lookup found) when a
+   * HEAD gave it just now, else asked of the store (currentFile).
+   */
+  currentFor(path: string, known: ObjectMeta, signal?: AbortSignal): Promise<ObjectMeta | undefined> {
+    const at = this.headAt.get(known);
+    if (at !== undefined && Date.now() - at <= CURRENT_FOR_WRITE_MS) return Promise.resolve(known);
+    return this.currentFile(path, signal);
+  }
+
   private rememberFile(path: string, meta: ObjectMeta): Entry {
+    this.headAt.set(meta, Date.now());
     this.types.set(path, 'file');
     this.stats.set(meta.key, meta);
     return { type: 'file', meta };

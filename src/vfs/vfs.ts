@@ -278,7 +278,7 @@ export class Vfs {
       const entry = await this.ns.lookup(path);
       if (!entry) throw new PosixError('ENOENT', `no such file: ${path}`);
       if (entry.type !== 'file') throw notAFile(entry, path);
-      const meta = await this.ns.currentFile(path);
+      const meta = await this.ns.currentFor(path, entry.meta);
       if (!meta) throw new PosixError('ENOENT', `no such file: ${path} (removed from the store)`);
       // Another open may have begun writing the file while this one asked the store.
       return file.writable ?? writes.file(path, meta.key, meta);

@@ -427,3 +427,20 @@ test('mv of a file open for reading: the handle reads its version to the end, an
   assert.equal(store.bytes('m1'), undefined);
   assert.deepEqual(store.bytes('m2'), body);
 });
+
+test('an open for writing right after the lookup the kernel sends first asks the store nothing more', async () => {
+  const { store, vfs } = await setup();
+  store.seed('ow', 'old bytes');
+  reset(store);
+  await vfs.getattr('/ow'); // the kernel's LOOKUP
+  const h = await vfs.open('/ow', O_WRONLY);
+  assert.deepEqual([store.requests.HEAD, store.requests.LIST], [1, 1], 'the lookup gave the current version');
+  await vfs.write(h.fh, Buffer.from('NEW'), 0);
+  await vfs.release(h.fh);
+  assert.equal(store.bytes('ow')?.toString(), 'NEW bytes');
+  reset(store);
+  await vfs.getattr('/ow'); // answered by the cache: the upload's own answer, just now
+  const again = await vfs.open('/ow', O_WRONLY);
+  assert.deepEqual([store.requests.HEAD, store.requests.LIST], [0, 0]);
+  await vfs.release(again.fh);
+});
